@@ -1,0 +1,88 @@
+"""Bring a global database to its intended shape: create what is missing, start members in their roles.
+
+Idempotent: ``up`` calls it every time. A fresh deployment gets a writer in the primary region and a standby
+cloned from it over the link; an existing one restarts each member in the role its state records. A former
+writer fenced by a failover stays stopped until it is rebuilt (it must never come back as a writer).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from regionctl.globaldb.members import Cluster, standby_slot
+from regionctl.globaldb.state import DatabaseState, StateStore
+from regionctl.runtime.osuser import make_owned_dir
+
+
+@dataclass(frozen=True)
+class MemberAction:
+    region: str
+    action: str  # created | cloned | started | running | held
+    reason: str
+
+
+@dataclass(frozen=True)
+class EnsureResult:
+    database: str
+    writer: str
+    actions: tuple[MemberAction, ...]
+    seconds: float
+
+
+def ensure(cluster: Cluster, store: StateStore) -> EnsureResult:
+    started = time.monotonic()
+    with store.locked(cluster.name):
+        state = store.load(cluster.name)
+        if state is None:
+            state = DatabaseState(name=cluster.name, writer=cluster.topo.settings.primary_region)
+            store.save(state)
+        actions = [_ensure_writer(cluster, state)]
+        actions += [_ensure_standby(cluster, state, r) for r in cluster.regions if r != state.writer]
+    return EnsureResult(cluster.name, state.writer, tuple(actions), round(time.monotonic() - started, 3))
+
+
+def _ensure_writer(cluster: Cluster, state: DatabaseState) -> MemberAction:
+    region = state.writer
+    member = cluster.member(region)
+    if member.running:
+        return MemberAction(region, "running", "writer already running")
+    created = not member.exists
+    if created:
+        make_owned_dir(member.datadir, member.runas)
+        member.initdb()
+    cluster.start_writer(region)
+    cluster.wait_writable(region)
+    cluster.ensure_recon_slot(region)
+    for other in cluster.regions:
+        if other != region:
+            cluster.ensure_standby_slot(region, other)
+    return MemberAction(region, "created" if created else "started", "the recorded writer")
+
+
+def _ensure_standby(cluster: Cluster, state: DatabaseState, region: str) -> MemberAction:
+    member = cluster.member(region)
+    if region in state.diverged:
+        if member.running:  # a former writer came back on its own: fence it again
+            member.stop("immediate")
+        return MemberAction(region, "held", "diverged in a failover; run `db rebuild` (its copy is kept first)")
+    if member.running:
+        return MemberAction(region, "running", "standby already running")
+    cloned = not member.exists
+    if cloned:
+        base_backup(cluster, source=state.writer, region=region)
+    cluster.start_standby(region, state.writer)
+    return MemberAction(region, "cloned" if cloned else "started", f"streams from {state.writer}")
+
+
+def base_backup(cluster: Cluster, source: str, region: str) -> None:
+    """Clone ``region``'s member from the writer in ``source`` through the link (pg_basebackup)."""
+    member = cluster.member(region)
+    cluster.ensure_standby_slot(source, region)
+    make_owned_dir(member.datadir, member.runas)
+    member.run(
+        [member.bins("pg_basebackup"), "-d", cluster.conninfo_from(region, source), "-D", str(member.datadir),
+         "-X", "stream", "-c", "fast", "-S", standby_slot(region)],
+        timeout=3600,
+    )
+    cluster.clean_replication_config(region)

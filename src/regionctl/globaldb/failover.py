@@ -1,0 +1,103 @@
+"""Unplanned failover, data loss allowed: fence the old writer if it is reachable, promote the target, and
+record where the timelines diverged and how far behind the target was just before.
+
+The divergence point comes from the new timeline's history file: it is the end of the last record the target
+replayed, so every transaction whose commit ends after it on the old timeline was lost. The old writer is
+recorded as diverged: it is never restarted as a writer, and its data directory is preserved before any rebuild.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from regionctl.errors import ConflictError, DatabaseError
+from regionctl.globaldb.lsn import format_lsn, maybe_lsn
+from regionctl.globaldb.members import Cluster
+from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id
+from regionctl.globaldb.status import DatabaseStatus, read_status
+from regionctl.globaldb.switchover import _load
+
+
+@dataclass(frozen=True)
+class FailoverResult:
+    database: str
+    from_region: str
+    to_region: str
+    promotion_id: str
+    fenced: bool
+    old_timeline: int | None
+    new_timeline: int
+    divergence_lsn: str
+    lag_before: dict[str, Any]
+    promote_to_first_write_ms: float
+    reason: str
+
+
+def check_failover(state: DatabaseState, roles: dict[str, str], to_region: str) -> str:
+    if to_region == state.writer:
+        raise ConflictError(f"{state.name} writer is already in {to_region}; nothing to fail over")
+    if to_region in state.diverged:
+        raise ConflictError(f"{state.name} member in {to_region} diverged in an earlier failover; rebuild it first")
+    if roles.get(to_region) != "standby":
+        raise ConflictError(f"{state.name} member in {to_region} is {roles.get(to_region)}; only a running standby "
+                            "can be promoted")
+    return f"{to_region} is a running standby; the writer in {state.writer} is {roles.get(state.writer)}"
+
+
+def lag_before(status: DatabaseStatus, cluster: Cluster, to_region: str) -> dict[str, Any]:
+    """What the target had, measured just before promotion (the RPO we expect to lose)."""
+    target = status.member(to_region)
+    writer = status.member(status.writer)
+    lag: dict[str, Any] = {"target_replay_lsn": target.lsn, "target_receive_lsn": target.receive_lsn,
+                           "writer_lsn": writer.lsn if writer.role == "writer" else None,
+                           "lag_bytes": target.lag_bytes, "lag_ms": target.lag_ms}
+    try:
+        age = cluster.member(to_region).scalar(
+            "select extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000"
+        )
+        lag["last_replayed_commit_age_ms"] = None if age is None else round(float(age), 1)
+    except DatabaseError:
+        pass
+    writer_lsn, replay = maybe_lsn(lag["writer_lsn"]), maybe_lsn(target.lsn)
+    if writer_lsn is not None and replay is not None:
+        lag["lag_bytes"] = max(0, writer_lsn - replay)
+    return lag
+
+
+def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverResult:
+    cluster.topo.settings.require_region(to_region)
+    with store.locked(cluster.name):
+        state = _load(store, cluster.name)
+        status = read_status(cluster, state)
+        reason = check_failover(state, {m.region: m.role for m in status.members}, to_region)
+        old = state.writer
+        record = PromotionRecord(
+            id=new_promotion_id("failover", cluster.name), kind="failover", database=cluster.name,
+            from_region=old, to_region=to_region, started_at=time.time(),
+            old_timeline=status.member(to_region).timeline, lag_before=lag_before(status, cluster, to_region),
+        )
+        # Intent first: from here on the old writer is fenced and the target is the writer.
+        store.save(replace(state, writer=to_region, diverged=tuple(sorted({*state.diverged, old})),
+                           in_progress=record.id, history=(*state.history, record)))
+        fenced = cluster.member(old).stop("immediate") if cluster.member(old).running else False
+        promote_start = time.monotonic()
+        cluster.member(to_region).query("select pg_promote(false)")
+        cluster.wait_writable(to_region)
+        first_write_ms = (time.monotonic() - promote_start) * 1000
+        new_timeline, history = cluster.latest_history(to_region)
+        divergence = format_lsn(history[-1][1]) if history else None
+        cluster.ensure_recon_slot(to_region)
+        cluster.ensure_standby_slot(to_region, old)
+        done = replace(record, finished_at=time.time(), new_timeline=new_timeline, divergence_lsn=divergence,
+                       details={"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1)})
+        store.update_record(cluster.name, done)
+        store.save(replace(_load(store, cluster.name), in_progress=None))
+    return FailoverResult(
+        database=cluster.name, from_region=old, to_region=to_region, promotion_id=record.id, fenced=fenced,
+        old_timeline=record.old_timeline, new_timeline=new_timeline, divergence_lsn=divergence or "unknown",
+        lag_before=record.lag_before, promote_to_first_write_ms=round(first_write_ms, 1),
+        reason=f"{reason}; old writer {'fenced (stopped)' if fenced else 'was not running'}; transactions "
+               f"committed on timeline {record.old_timeline} after {divergence} are kept in {old}'s diverged copy",
+    )

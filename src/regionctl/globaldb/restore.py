@@ -1,0 +1,184 @@
+"""Point-in-time restore into a new instance that never archives and never replicates (invariant 4).
+
+The latest snapshot consistent before the target is copied, started with ``recovery.signal`` and a
+``restore_command`` reading every archive the region holds, and promoted when it reaches the target. A restored
+instance picks the next timeline number the real cluster may pick too, so it must never write to a shared archive:
+``archive_mode=off`` and no ``primary_conninfo`` are passed on its command line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from regionctl.errors import ConflictError, DatabaseError, InputError, NotFoundError, OperationTimeout
+from regionctl.globaldb.lsn import format_lsn, parse_lsn
+from regionctl.globaldb.members import Cluster, copy_datadir
+from regionctl.globaldb.snapshots import (
+    RestoredInstance,
+    Snapshot,
+    archive_sources,
+    list_snapshots,
+    ship_archive,
+    snapshot_root,
+)
+from regionctl.globaldb.state import StateStore
+from regionctl.globaldb.switchover import _load
+from regionctl.runtime.postgres import PgInstance
+
+RESTORE_SETTINGS = {"archive_mode": "off", "primary_conninfo": "", "primary_slot_name": "", "hot_standby": "on"}
+
+
+def pick_snapshot(snapshots: list[Snapshot], region: str, target_time: datetime | None,
+                  target_lsn: int | None) -> Snapshot:
+    """The newest snapshot held in ``region`` that is consistent before the target; errors name the bounds."""
+    held = [s for s in snapshots if region in s.held_in]
+    if not held:
+        raise NotFoundError(f"no snapshot is held in {region}; take one with `regionctl db snapshot`")
+    if target_time is not None:
+        usable = [s for s in held if s.finished_at <= target_time.timestamp()]
+        if not usable:
+            first = datetime.fromtimestamp(held[0].finished_at, UTC).isoformat()
+            raise InputError(f"target time {target_time.isoformat()} is before the first snapshot ({first})")
+    else:
+        assert target_lsn is not None
+        usable = [s for s in held if parse_lsn(s.end_lsn) <= target_lsn]
+        if not usable:
+            raise InputError(f"target LSN {format_lsn(target_lsn)} is before the first snapshot ends "
+                             f"({held[0].end_lsn})")
+    return usable[-1]
+
+
+def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, target_lsn: str | None,
+            region: str | None = None) -> RestoredInstance:
+    if (target_time is None) == (target_lsn is None):
+        raise InputError("give exactly one of --time or --lsn")
+    if target_time is not None and target_time.tzinfo is None:
+        raise InputError(f"target time {target_time.isoformat()} has no timezone; add one, e.g. +00:00")
+    if target_time is not None and target_time.timestamp() > time.time():
+        raise InputError(f"target time {target_time.isoformat()} is in the future")
+    lsn = parse_lsn(target_lsn) if target_lsn is not None else None
+    state = _load(store, cluster.name)
+    region = cluster.topo.settings.require_region(region or state.writer)
+    snap = pick_snapshot(list_snapshots(cluster), region, target_time, lsn)
+    started = time.monotonic()
+    _archive_current_wal(cluster, state.writer)
+    for origin in cluster.regions:
+        if origin != region and cluster.archive_dir(origin).exists():
+            ship_archive(cluster, origin, region)
+    restore_id = f"restore-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    instance = _prepare(cluster, region, snap, restore_id)
+    target = target_time.isoformat() if target_time is not None else format_lsn(lsn or 0)
+    settings = {
+        **RESTORE_SETTINGS,
+        "restore_command": _restore_command(archive_sources(cluster, region)),
+        "recovery_target_timeline": "latest",
+        "recovery_target_action": "promote",
+        ("recovery_target_time" if target_time is not None else "recovery_target_lsn"): target,
+    }
+    try:
+        instance.start(settings, timeout=600)
+        _wait_promoted(instance, timeout=600)
+    except (DatabaseError, OperationTimeout) as exc:
+        instance.stop("immediate")
+        raise DatabaseError(f"restore to {target} failed: {exc}; log: {instance.log_tail(3)}") from None
+    result = RestoredInstance(
+        id=restore_id, database=cluster.name, region=region, snapshot=snap.id, target=target,
+        address=f"{instance.host}:{instance.port}", dsn=instance.conninfo(cluster.name),
+        datadir=str(instance.datadir), recovered_to_lsn=str(instance.scalar("select pg_current_wal_lsn()::text")),
+        archiving=str(instance.scalar("show archive_mode")), seconds=round(time.monotonic() - started, 3),
+    )
+    (instance.datadir.parent / "restore.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def restored_instance(cluster: Cluster, restore_id: str) -> PgInstance:
+    directory = cluster.topo.paths.restores / restore_id
+    meta = directory / "restore.json"
+    if not meta.exists():
+        raise NotFoundError(f"no restored instance {restore_id!r}")
+    region = json.loads(meta.read_text())["region"]
+    return _instance(cluster, region, restore_id)
+
+
+def list_restores(cluster: Cluster) -> list[dict[str, object]]:
+    found = []
+    for meta in sorted(cluster.topo.paths.restores.glob(f"restore-{cluster.name}-*/restore.json")):
+        raw = json.loads(meta.read_text())
+        raw["running"] = _instance(cluster, raw["region"], raw["id"]).running
+        found.append(raw)
+    return found
+
+
+def drop_restore(cluster: Cluster, restore_id: str) -> str:
+    instance = restored_instance(cluster, restore_id)
+    instance.stop("fast")
+    shutil.rmtree(instance.datadir.parent)
+    cluster.topo.ports.release(f"restore/{restore_id}")
+    return restore_id
+
+
+def _instance(cluster: Cluster, region: str, restore_id: str) -> PgInstance:
+    directory = cluster.topo.paths.restores / restore_id
+    host = cluster.topo.settings.region_address(region)
+    return PgInstance(
+        name=restore_id, datadir=directory / "data", host=host,
+        port=cluster.topo.ports.get(f"restore/{restore_id}", host), log_file=directory / "postgres.log",
+        bins=cluster.topo.bins, runas=cluster.topo.runas,
+    )
+
+
+def _prepare(cluster: Cluster, region: str, snap: Snapshot, restore_id: str) -> PgInstance:
+    instance = _instance(cluster, region, restore_id)
+    copy_datadir(snapshot_root(cluster, region) / snap.id / "data", instance.datadir)
+    for name in ("standby.signal", "postmaster.pid"):
+        (instance.datadir / name).unlink(missing_ok=True)
+    auto = instance.datadir / "postgresql.auto.conf"
+    if auto.exists():
+        auto.write_text("".join(l for l in auto.read_text().splitlines(True) if not l.startswith("primary_")))
+    signal = instance.datadir / "recovery.signal"
+    signal.touch()
+    instance.runas.chown(signal)
+    instance.datadir.parent.chmod(0o755)
+    return instance
+
+
+def _restore_command(sources: list[Path]) -> str:
+    tries = [f"cp {p}/%f %p" for p in sources]
+    return " || ".join(tries) if tries else "false"
+
+
+def _archive_current_wal(cluster: Cluster, writer: str) -> None:
+    """Close the writer's current WAL segment and wait until it is archived, so recent targets are reachable."""
+    member = cluster.member(writer)
+    if not member.running:
+        return
+    try:
+        segment = member.scalar("select pg_walfile_name(pg_switch_wal())")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            last = member.scalar("select last_archived_wal from pg_stat_archiver")
+            if last is not None and str(last)[:24] >= str(segment):
+                return
+            time.sleep(0.05)
+    except DatabaseError:
+        return
+    raise ConflictError(f"{member.name} did not archive {segment} within 30s; check its archive directory")
+
+
+def _wait_promoted(instance: PgInstance, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not instance.running:
+            raise DatabaseError(f"{instance.name} stopped during recovery")
+        try:
+            if not instance.in_recovery():
+                return
+        except DatabaseError:
+            pass
+        time.sleep(0.05)
+    raise OperationTimeout(f"{instance.name} did not reach its recovery target within {timeout:.0f}s")

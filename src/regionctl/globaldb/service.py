@@ -1,0 +1,71 @@
+"""One entry point for every global-database operation (used by the CLI, the runbook actions and ``up``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from regionctl.config import GLOBAL_DATABASES
+from regionctl.errors import InputError
+from regionctl.globaldb import bootstrap, failover, preserve, rebuild, snapshots, switchover
+from regionctl.globaldb.members import Cluster
+from regionctl.globaldb.state import DatabaseState, StateStore
+from regionctl.globaldb.status import DatabaseStatus, read_status
+from regionctl.runtime.topology import Network, Topology
+
+
+@dataclass(frozen=True)
+class GlobalDatabases:
+    topo: Topology
+    network: Network
+    names: tuple[str, ...] = GLOBAL_DATABASES
+
+    @property
+    def store(self) -> StateStore:
+        return StateStore(self.topo.paths.state / "globaldb")
+
+    def cluster(self, name: str) -> Cluster:
+        if name not in self.names:
+            raise InputError(f"unknown global database {name!r}; this deployment has {', '.join(self.names)}")
+        return Cluster(name, self.topo, self.network)
+
+    def state(self, name: str) -> DatabaseState:
+        return switchover._load(self.store, self.cluster(name).name)
+
+    def ensure(self, name: str) -> bootstrap.EnsureResult:
+        return bootstrap.ensure(self.cluster(name), self.store)
+
+    def status(self, name: str) -> DatabaseStatus:
+        return read_status(self.cluster(name), self.state(name))
+
+    def switchover(self, name: str, to_region: str) -> switchover.SwitchoverResult:
+        return switchover.switchover(self.cluster(name), self.store, to_region)
+
+    def failover(self, name: str, to_region: str) -> failover.FailoverResult:
+        return failover.failover(self.cluster(name), self.store, to_region)
+
+    def preserve(self, name: str, region: str) -> preserve.PreservedCopy:
+        return preserve.preserve(self.cluster(name), self.store, region)
+
+    def preserved(self, name: str) -> list[preserve.PreservedCopy]:
+        return preserve.list_copies(self.cluster(name))
+
+    def rebuild(self, name: str, region: str) -> rebuild.RebuildResult:
+        return rebuild.rebuild(self.cluster(name), self.store, region)
+
+    def snapshot(self, name: str) -> snapshots.Snapshot:
+        return snapshots.take_snapshot(self.cluster(name), self.store)
+
+    def snapshots(self, name: str) -> list[snapshots.Snapshot]:
+        return snapshots.list_snapshots(self.cluster(name))
+
+    def restore(self, name: str, target_time: datetime | None = None, target_lsn: str | None = None,
+                region: str | None = None) -> snapshots.RestoredInstance:
+        from regionctl.globaldb import restore
+
+        return restore.restore(self.cluster(name), self.store, target_time, target_lsn, region)
+
+    def stop(self, name: str) -> list[str]:
+        """Stop every member (fast); the data stays."""
+        cluster = self.cluster(name)
+        return [cluster.member(r).name for r in cluster.regions if cluster.member(r).stop("fast")]

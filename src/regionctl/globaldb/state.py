@@ -1,0 +1,103 @@
+"""The recorded intent of each global database: who the writer is, and every cross-region promotion.
+
+Cross-region promotion is never a side effect: an operation writes what it is about to do here before acting,
+and what it did after, so a crashed operation can be recognised and the supervisor never restarts a fenced former
+writer as a writer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PromotionRecord:
+    """One switchover or failover, as it happened."""
+
+    id: str
+    kind: str  # "switchover" | "failover"
+    database: str
+    from_region: str
+    to_region: str
+    started_at: float
+    finished_at: float | None = None
+    old_timeline: int | None = None
+    new_timeline: int | None = None
+    divergence_lsn: str | None = None  # failover: end of the last record the new writer had replayed
+    lag_before: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    preserved_copy: str | None = None  # name of the diverged copy kept before any rebuild
+    rebuilt: bool = False
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    """What we intend: the writer region, and members that must not start until rebuilt."""
+
+    name: str
+    writer: str
+    diverged: tuple[str, ...] = ()  # former writers fenced by a failover, waiting for preservation + rebuild
+    in_progress: str | None = None  # id of a promotion that started and did not finish
+    history: tuple[PromotionRecord, ...] = ()
+
+    def record(self, promotion_id: str) -> PromotionRecord | None:
+        return next((r for r in self.history if r.id == promotion_id), None)
+
+    def last_failover_from(self, region: str) -> PromotionRecord | None:
+        matches = [r for r in self.history if r.kind == "failover" and r.from_region == region]
+        return matches[-1] if matches else None
+
+
+def new_promotion_id(kind: str, database: str) -> str:
+    return f"{kind}-{database}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+
+
+class StateStore:
+    """One JSON file per database, replaced atomically, read-modify-write under a file lock."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}.json"
+
+    def load(self, name: str) -> DatabaseState | None:
+        path = self._path(name)
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text())
+        history = tuple(PromotionRecord(**r) for r in raw.pop("history", []))
+        raw["diverged"] = tuple(raw.get("diverged", ()))
+        return DatabaseState(**raw, history=history)
+
+    def save(self, state: DatabaseState) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        tmp = self._path(state.name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=2))
+        tmp.replace(self._path(state.name))
+
+    @contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """Serialise operations on one database across processes (CLI, runbook engine, supervisor)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with open(self.directory / f"{name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def update_record(self, name: str, record: PromotionRecord) -> DatabaseState:
+        state = self.load(name)
+        assert state is not None
+        history = tuple(record if r.id == record.id else r for r in state.history)
+        if all(r.id != record.id for r in state.history):
+            history = (*history, record)
+        new = replace(state, history=history)
+        self.save(new)
+        return new
