@@ -7,6 +7,7 @@ then defaults. Nothing else in the code hard-codes a region name.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    JsonConfigSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -26,6 +28,7 @@ from regionctl.errors import ConfigError
 REGION_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 ENV_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 GLOBAL_DATABASES = ("orders", "catalog")
+EFFECTIVE_SETTINGS_ENV = "REGIONCTL_EFFECTIVE_SETTINGS"
 WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "token", "admin", "default"}
 
 
@@ -76,6 +79,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_toml_path())
+        effective = os.environ.get(EFFECTIVE_SETTINGS_ENV)
+        if effective:  # a supervised child: exactly the settings its parent ran with
+            return (init_settings, JsonConfigSettingsSource(settings_cls, json_file=Path(effective)))
         return (init_settings, env_settings, toml)
 
     @field_validator("env")
@@ -128,6 +134,19 @@ class Settings(BaseSettings):
     def region_address(self, region: str) -> str:
         """One loopback address per region, stable whichever region is the writer."""
         return f"127.0.{self.regions.index(self.require_region(region)) + 1}.1"
+
+
+def write_effective_settings(settings: Settings, path: Path) -> Path:
+    """Freeze the parent's settings for its supervised children (mode 0600: it may hold the control token)."""
+    data = settings.model_dump(mode="json")
+    data["data_dir"] = str(settings.root)
+    if settings.control_token is not None:
+        data["control_token"] = settings.control_token.get_secret_value()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle)
+    return path
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -30,15 +30,28 @@ class EnsureResult:
     seconds: float
 
 
-def ensure(cluster: Cluster, store: StateStore) -> EnsureResult:
+def ensure(cluster: Cluster, store: StateStore, down_regions: frozenset[str] = frozenset(),
+           blocking: bool = True) -> EnsureResult | None:
+    """Create or restart members in their recorded roles, leaving regions marked down alone.
+
+    With ``blocking=False`` (the supervisor's periodic call) returns None when an operation holds the lock.
+    """
     started = time.monotonic()
-    with store.locked(cluster.name):
+    with store.locked(cluster.name, blocking) as held:
+        if not held:
+            return None
         state = store.load(cluster.name)
         if state is None:
             state = DatabaseState(name=cluster.name, writer=cluster.topo.settings.primary_region)
             store.save(state)
-        actions = [_ensure_writer(cluster, state)]
-        actions += [_ensure_standby(cluster, state, r) for r in cluster.regions if r != state.writer]
+        actions = []
+        for region in (state.writer, *(r for r in cluster.regions if r != state.writer)):
+            if region in down_regions:
+                actions.append(MemberAction(region, "held", "region is marked down"))
+            elif region == state.writer:
+                actions.append(_ensure_writer(cluster, state))
+            else:
+                actions.append(_ensure_standby(cluster, state, region))
     return EnsureResult(cluster.name, state.writer, tuple(actions), round(time.monotonic() - started, 3))
 
 

@@ -139,7 +139,7 @@ def _prepare(cluster: Cluster, region: str, snap: Snapshot, restore_id: str) -> 
         (instance.datadir / name).unlink(missing_ok=True)
     auto = instance.datadir / "postgresql.auto.conf"
     if auto.exists():
-        auto.write_text("".join(l for l in auto.read_text().splitlines(True) if not l.startswith("primary_")))
+        auto.write_text("".join(x for x in auto.read_text().splitlines(True) if not x.startswith("primary_")))
     signal = instance.datadir / "recovery.signal"
     signal.touch()
     instance.runas.chown(signal)

@@ -32,8 +32,9 @@ class GlobalDatabases:
     def state(self, name: str) -> DatabaseState:
         return switchover._load(self.store, self.cluster(name).name)
 
-    def ensure(self, name: str) -> bootstrap.EnsureResult:
-        return bootstrap.ensure(self.cluster(name), self.store)
+    def ensure(self, name: str, down_regions: frozenset[str] = frozenset(),
+               blocking: bool = True) -> bootstrap.EnsureResult | None:
+        return bootstrap.ensure(self.cluster(name), self.store, down_regions, blocking)
 
     def status(self, name: str) -> DatabaseStatus:
         return read_status(self.cluster(name), self.state(name))

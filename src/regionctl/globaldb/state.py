@@ -85,12 +85,19 @@ class StateStore:
         tmp.replace(self._path(state.name))
 
     @contextmanager
-    def locked(self, name: str) -> Iterator[None]:
-        """Serialise operations on one database across processes (CLI, runbook engine, supervisor)."""
+    def locked(self, name: str, blocking: bool = True) -> Iterator[bool]:
+        """Serialise operations on one database across processes (CLI, runbook engine, supervisor).
+
+        Yields whether the lock is held: with ``blocking=False`` a busy lock yields False at once.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.directory / f"{name}.lock", "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            yield
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
 
     def update_record(self, name: str, record: PromotionRecord) -> DatabaseState:
         state = self.load(name)

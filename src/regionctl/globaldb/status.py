@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from regionctl.errors import DatabaseError
@@ -55,7 +55,7 @@ def read_status(cluster: Cluster, state: DatabaseState) -> DatabaseStatus:
     members = tuple(_member_status(cluster, state, region) for region in cluster.regions)
     writer = next((m for m in members if m.region == state.writer), None)
     replication = _replication_rows(cluster, state.writer) if writer and writer.role == "writer" else {}
-    members = tuple(_with_lag(m, replication, writer) for m in members)
+    members = tuple(_with_lag(m, replication) for m in members)
     recon = _recon_slot(writer, replication)
     problems = _problems(state, members, recon)
     return DatabaseStatus(state.name, state.writer, members, recon, not problems, problems)
@@ -113,12 +113,10 @@ def _replication_rows(cluster: Cluster, writer: str) -> dict[str, dict[str, Any]
     return {r["application_name"]: r for r in rows}
 
 
-def _with_lag(member: MemberStatus, replication: dict[str, dict[str, Any]], writer: MemberStatus | None) -> MemberStatus:
+def _with_lag(member: MemberStatus, replication: dict[str, dict[str, Any]]) -> MemberStatus:
     row = replication.get(member.name)
     if member.role != "standby" or row is None:
         return member
-    from dataclasses import replace
-
     lag_ms = float(row["lag_ms"]) if row["lag_ms"] is not None else 0.0
     return replace(member, lag_bytes=int(row["lag_bytes"] or 0), lag_ms=round(lag_ms, 3))
 

@@ -64,7 +64,9 @@ def switchover(cluster: Cluster, store: StateStore, to_region: str, catchup_time
         return _switch(cluster, store, record, catchup_timeout, reason)
 
 
-def _switch(cluster: Cluster, store: StateStore, record: PromotionRecord, timeout: float, reason: str) -> SwitchoverResult:
+def _switch(
+    cluster: Cluster, store: StateStore, record: PromotionRecord, timeout: float, reason: str
+) -> SwitchoverResult:
     old, new = record.from_region, record.to_region
     outage_start = time.monotonic()
     cluster.member(old).stop("fast")

@@ -1,0 +1,207 @@
+"""``up``, ``down`` and ``status`` of a whole local deployment.
+
+``up`` starts, in order: the link emulator (every cross-region path needs it), each region's databases (the
+regional store and the members of every global database, in their recorded roles), then the supervised
+processes components contribute, and stays in the foreground supervising until Ctrl-C or ``down``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regionctl.config import EFFECTIVE_SETTINGS_ENV, write_effective_settings
+from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
+from regionctl.globaldb.service import GlobalDatabases
+from regionctl.globaldb.snapshots import ship_archive
+from regionctl.runtime.osuser import make_owned_dir
+from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec
+from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, pid_alive, read_processes
+from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Network, Topology
+
+log = logging.getLogger("regionctl.up")
+SpecSource = Callable[[Topology, Network], Iterable[ProcessSpec]]
+
+
+class LinkNetwork:
+    """Cross-region traffic through the link emulator: routes are registered on first use."""
+
+    def __init__(self, topo: Topology) -> None:
+        from regionctl.runtime.link import LinkClient
+
+        self.topo = topo
+        self.client = LinkClient(link_control_url(topo))
+        self._known: dict[str, tuple[str, int]] = {}
+
+    def reach(self, src_region: str, dst_region: str, key: str, target: tuple[str, int]) -> tuple[str, int]:
+        name = f"{src_region}->{dst_region}/{key}"
+        if name not in self._known:
+            from regionctl.runtime.link import Route
+
+            host = self.topo.settings.region_address(src_region)
+            port = self.topo.link_port(src_region, dst_region, key)
+            self.client.ensure_route(Route(name=name, src_region=src_region, dst_region=dst_region,
+                                           listen_host=host, listen_port=port,
+                                           target_host=target[0], target_port=target[1]))
+            self._known[name] = (host, port)
+        return self._known[name]
+
+
+def link_control_url(topo: Topology) -> str:
+    return f"http://{GLOBAL_HOST}:{topo.port('global', 'link-control')}"
+
+
+def deployment_network(topo: Topology) -> Network:
+    return LinkNetwork(topo)
+
+
+def regional_store_instance_ready(topo: Topology, region: str) -> None:
+    """The region's own PostgreSQL for the multi-active store (carts, checkout): always writable, no archive."""
+    pg = topo.pg(region, REGIONAL_DB)
+    if not pg.exists:
+        make_owned_dir(pg.datadir, topo.runas)
+        pg.initdb()
+    pg.start({"archive_mode": "off"})
+    if not pg.scalar("select count(*) from pg_database where datname = %s", (REGIONAL_DB,)):
+        pg.query(f"create database {REGIONAL_DB}")
+
+
+def spec_sources() -> list[SpecSource]:
+    """Components that contribute supervised processes; each is optional until its package lands."""
+    from regionctl.runtime import components
+
+    return components.sources()
+
+
+@dataclass
+class Deployment:
+    topo: Topology
+    extra_sources: list[SpecSource] = field(default_factory=list)
+    archive_ship_interval_s: float = 10.0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.topo.paths.state
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "up.pid"
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    # ----- up ---------------------------------------------------------------------------------------------
+    def start(self, progress: Callable[[str], None] = lambda _: None) -> Supervisor:
+        """Bring everything up and return the supervisor (``up`` then loops on it)."""
+        other = self.running_pid()
+        if other is not None and other != os.getpid():
+            raise ConflictError(f"this deployment is already up (pid {other}); use `regionctl down` first")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.topo.paths.root.chmod(0o755)
+        self.pid_file.write_text(str(os.getpid()))
+        effective = write_effective_settings(self.topo.settings, self.state_dir / "effective-settings.json")
+        supervisor = Supervisor(self.state_dir, self.topo.paths.root / "logs", {EFFECTIVE_SETTINGS_ENV: str(effective)})
+        from regionctl.runtime.link import link_process_spec
+
+        progress("link emulator")
+        supervisor.start(link_process_spec(self.topo.settings, GLOBAL_HOST, self.topo.port("global", "link-control"),
+                                           self.state_dir / "link"))
+        network = deployment_network(self.topo)
+        for region in self.topo.settings.regions:
+            progress(f"regional store database in {region}")
+            regional_store_instance_ready(self.topo, region)
+        gdbs = GlobalDatabases(self.topo, network)
+        for name in gdbs.names:
+            progress(f"global database {name}")
+            gdbs.ensure(name)
+        for source in [*spec_sources(), *self.extra_sources]:
+            for spec in source(self.topo, network):
+                progress(f"{spec.key}")
+                supervisor.start(spec)
+        return supervisor
+
+    def supervise(self, supervisor: Supervisor, stop: Callable[[], bool]) -> None:
+        """Keep processes and databases in their intended state until ``stop()`` says so."""
+        gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
+        marks = RegionMarks(self.state_dir)
+        last_ship = 0.0
+        while not stop():
+            supervisor.tick()
+            down = frozenset(r for r in self.topo.settings.regions if marks.is_down(r))
+            for name in gdbs.names:
+                try:
+                    gdbs.ensure(name, down, blocking=False)
+                except RegionctlError as exc:
+                    log.warning("%s: %s", name, exc)
+            if time.monotonic() - last_ship > self.archive_ship_interval_s:
+                last_ship = time.monotonic()
+                self._ship_archives(gdbs, down)
+            time.sleep(1.0)
+
+    def _ship_archives(self, gdbs: GlobalDatabases, down: frozenset[str]) -> None:
+        for name in gdbs.names:
+            cluster = gdbs.cluster(name)
+            for origin in cluster.regions:
+                for target in cluster.regions:
+                    if origin != target and origin not in down and target not in down:
+                        ship_archive(cluster, origin, target)
+
+    def stop_everything(self, supervisor: Supervisor | None = None) -> list[str]:
+        """Stop supervised processes, then every PostgreSQL instance (fast shutdown); data is kept."""
+        stopped = supervisor.stop_all() if supervisor else []
+        leftovers = [s for s in read_processes(self.state_dir).values() if pid_alive(s.pid)]
+        stopped += kill_groups(leftovers) if leftovers else []
+        for pg in self.all_postgres():
+            if pg.stop("fast"):
+                stopped.append(pg.name)
+        self.pid_file.unlink(missing_ok=True)
+        return stopped
+
+    def all_postgres(self) -> list:  # type: ignore[type-arg]
+        found = []
+        for region in self.topo.settings.regions:
+            pg_dir = self.topo.paths.region(region) / "pg"
+            for datadir in sorted(pg_dir.glob("*")) if pg_dir.exists() else []:
+                if (datadir / "PG_VERSION").exists():
+                    found.append(self.topo.pg(region, datadir.name))
+        restores = self.topo.paths.restores
+        for meta in sorted(restores.glob("*/restore.json")) if restores.exists() else []:
+            from regionctl.globaldb.restore import restored_instance
+
+            raw = json.loads(meta.read_text())
+            gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
+            found.append(restored_instance(gdbs.cluster(raw["database"]), raw["id"]))
+        return found
+
+    # ----- down -------------------------------------------------------------------------------------------
+    def down(self, purge: bool = False, timeout: float = 60.0) -> dict[str, object]:
+        pid = self.running_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if pid_alive(pid):
+                raise OperationTimeout(f"`up` (pid {pid}) did not stop within {timeout:.0f}s")
+        stopped = self.stop_everything()
+        purged = False
+        if purge and self.topo.paths.root.exists():
+            shutil.rmtree(self.topo.paths.root)
+            purged = True
+        return {"stopped_up_process": pid, "stopped": stopped, "purged": purged,
+                "data_dir": str(self.topo.paths.root)}
+
+
+def global_spec(name: str, argv: tuple[str, ...], health_url: str | None = None) -> ProcessSpec:
+    return ProcessSpec(name=name, region=GLOBAL_PLANE, argv=argv, health_url=health_url)
