@@ -1,0 +1,170 @@
+"""The link emulator: every cross-region TCP path goes through it, late, jittery or cut, as the operator says.
+
+A *route* is a listener on the source region's address forwarding to a target in the destination region; bytes
+client->target travel ``src->dst``, answers travel ``dst->src``, and each direction has its own latency, jitter
+and partition state. One process runs all routes (``python -m regionctl.runtime.link serve ...``); this module
+is how the rest of regionctl talks to it (``LinkClient``) and how the supervisor runs it (``link_process_spec``).
+
+A partition is a blackhole, not a refusal: bytes are held (neither delivered nor dropped) and flow on heal, as
+TCP retransmission would make them; ``reset=True`` also drops open connections with a RST so clients notice now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+
+from regionctl.config import Paths, Settings
+from regionctl.errors import ConflictError, ExternalError, InputError, NotFoundError
+from regionctl.runtime.link_api import TOKEN_ENV
+from regionctl.runtime.link_model import DirectionState, LinkStatus, Route, RouteStatus, parse_direction
+from regionctl.runtime.ports import PortRegistry
+from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
+
+__all__ = [
+    "CONTROL_HOST",
+    "CONTROL_PORT_KEY",
+    "DirectionState",
+    "LinkClient",
+    "LinkStatus",
+    "Route",
+    "RouteStatus",
+    "link_client",
+    "link_control_url",
+    "link_process_spec",
+    "parse_direction",
+]
+
+CONTROL_HOST = "127.0.0.1"
+CONTROL_PORT_KEY = "global/link-control"
+
+
+class LinkClient:
+    """Talks to a running link emulator. 4xx answers raise InputError/ConflictError/NotFoundError with the
+    emulator's message; no answer at all raises ExternalError saying the emulator is not running."""
+
+    def __init__(self, control_url: str, timeout: float = 5.0, token: str | None = None) -> None:
+        self.control_url = control_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.control_url, timeout=timeout, headers=headers)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LinkClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def status(self) -> LinkStatus:
+        return status_from_json(self._call("GET", "/status"))
+
+    def set(self, direction: str, latency_ms: float | None = None, jitter_ms: float | None = None) -> LinkStatus:
+        """Change latency and/or jitter of ``direction`` ("a->b", "a<->b" or "both"); unset values stay."""
+        body = {"direction": direction, "latency_ms": latency_ms, "jitter_ms": jitter_ms}
+        return status_from_json(self._call("PUT", "/directions", body))
+
+    def partition(self, direction: str = "both", reset: bool = False) -> LinkStatus:
+        return status_from_json(self._call("POST", "/partition", {"direction": direction, "reset": reset}))
+
+    def heal(self, direction: str = "both") -> LinkStatus:
+        return status_from_json(self._call("POST", "/heal", {"direction": direction}))
+
+    def ensure_route(self, route: Route) -> Route:
+        """Make the emulator run ``route`` (same name and spec: nothing changes; other spec: replaced)."""
+        return Route(**self._call("POST", "/routes", asdict(route)))
+
+    def remove_route(self, name: str) -> None:
+        """Stop a route and drop its connections; a route that does not exist is already removed."""
+        self._call("DELETE", f"/routes/{name}")
+
+    def healthy(self) -> bool:
+        try:
+            return self._http.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.ConnectError as exc:
+            raise ExternalError(
+                f"the link emulator is not running (nothing answers at {self.control_url}: {exc}); "
+                "start the deployment with `regionctl up`"
+            ) from None
+        except httpx.TimeoutException:
+            raise ExternalError(f"the link emulator at {self.control_url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise ExternalError(f"the link emulator at {self.control_url} failed: {exc}") from None
+        if response.status_code < 400:
+            return response.json()
+        detail = _detail(response)
+        if response.status_code == 409:
+            raise ConflictError(f"link emulator refused: {detail}")
+        if response.status_code == 404:
+            raise NotFoundError(f"link emulator: {detail}")
+        if response.status_code < 500:
+            raise InputError(f"link emulator refused: {detail}")
+        raise ExternalError(f"the link emulator failed ({response.status_code}): {detail}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    return str(detail) if detail else response.text[:200] or response.reason_phrase
+
+
+def status_from_json(data: dict[str, Any]) -> LinkStatus:
+    return LinkStatus(
+        directions=tuple(DirectionState(**d) for d in data["directions"]),
+        routes=tuple(
+            RouteStatus(route=Route(**r["route"]), **{k: v for k, v in r.items() if k != "route"})
+            for r in data["routes"]
+        ),
+    )
+
+
+def link_control_url(settings: Settings) -> str:
+    """Where this deployment's link emulator answers (its port is remembered in the PortRegistry)."""
+    ports = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port)
+    return f"http://{CONTROL_HOST}:{ports.get(CONTROL_PORT_KEY, CONTROL_HOST)}"
+
+
+def link_client(settings: Settings, timeout: float = 5.0) -> LinkClient:
+    """A client for this deployment's emulator, with the control token when one is configured."""
+    token = settings.control_token.get_secret_value() if settings.control_token is not None else None
+    return LinkClient(link_control_url(settings), timeout=timeout, token=token)
+
+
+def link_process_spec(settings: Settings, control_host: str, control_port: int, state_dir: Any) -> ProcessSpec:
+    """How the supervisor runs the emulator: global plane, health on /health, initial latency from settings.
+
+    The token travels in the environment, never on the command line (visible to ``ps``).
+    """
+    env = {TOKEN_ENV: settings.control_token.get_secret_value()} if settings.control_token is not None else {}
+    return ProcessSpec(
+        name="link",
+        region=GLOBAL_PLANE,
+        argv=python_module(
+            "regionctl.runtime.link", "serve",
+            "--state-dir", str(state_dir),
+            "--control", f"{control_host}:{control_port}",
+            "--regions", ",".join(settings.regions),
+            "--latency-ms", repr(float(settings.link.latency_ms)),
+            "--jitter-ms", repr(float(settings.link.jitter_ms)),
+        ),
+        env=env,
+        health_url=f"http://{control_host}:{control_port}/health",
+        start_timeout_s=15.0,
+    )
+
+
+if __name__ == "__main__":
+    from regionctl.runtime.link_api import main
+
+    main()

@@ -1,0 +1,219 @@
+"""The link emulator's HTTP control API and its ``serve`` entry point (one asyncio loop runs both).
+
+Handlers are ``async def`` on purpose: they touch the engine, which lives in the event loop and is not
+thread-safe, so none may run in FastAPI's thread pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from regionctl.errors import ConflictError, InputError, NotFoundError, RegionctlError
+from regionctl.runtime.link_engine import LinkEngine
+from regionctl.runtime.link_model import MAX_DELAY_MS, LinkStatus, Route
+
+log = logging.getLogger("regionctl.link")
+
+TOKEN_ENV = "REGIONCTL_LINK_TOKEN"  # when set, mutating calls need "Authorization: Bearer <token>"
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DirectionSettings(_Strict):
+    latency_ms: float | None = Field(None, ge=0, le=MAX_DELAY_MS, description="one-way latency")
+    jitter_ms: float | None = Field(None, ge=0, le=MAX_DELAY_MS, description="uniform 0..jitter added per chunk")
+
+
+class DirectionChange(DirectionSettings):
+    direction: str = Field("both", description="SRC->DST, SRC<->DST or both")
+
+
+class PartitionRequest(_Strict):
+    direction: str = "both"
+    reset: bool = Field(False, description="also drop every open connection crossing it with a RST")
+
+
+class HealRequest(_Strict):
+    direction: str = "both"
+
+
+class RouteRequest(_Strict):
+    name: str
+    src_region: str
+    dst_region: str
+    listen_host: str
+    listen_port: int
+    target_host: str
+    target_port: int
+
+
+def _status_json(status: LinkStatus) -> dict[str, Any]:
+    return asdict(status)
+
+
+def create_app(engine: LinkEngine, token: str | None = None) -> FastAPI:
+    app = FastAPI(title="regionctl link emulator", version="1")
+
+    def authorize(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise _Unauthorized()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query")]
+            problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
+        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+    @app.exception_handler(RegionctlError)
+    async def _refused(request: Request, exc: RegionctlError) -> JSONResponse:
+        code = {InputError: 422, ConflictError: 409, NotFoundError: 404, _Unauthorized: 401}.get(type(exc), 500)
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"ok": True, "routes": len(engine.listeners)}
+
+    @app.get("/status")
+    async def status() -> dict[str, Any]:
+        return _status_json(engine.status())
+
+    @app.put("/directions")
+    async def set_directions(body: DirectionChange, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return _status_json(engine.set(body.direction, body.latency_ms, body.jitter_ms))
+
+    @app.put("/directions/{src}/{dst}")
+    async def set_direction(src: str, dst: str, body: DirectionSettings, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return _status_json(engine.set(f"{src}->{dst}", body.latency_ms, body.jitter_ms))
+
+    @app.post("/partition")
+    async def partition(body: PartitionRequest, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return _status_json(engine.partition(body.direction, body.reset))
+
+    @app.post("/heal")
+    async def heal(body: HealRequest, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return _status_json(engine.heal(body.direction))
+
+    @app.post("/routes")
+    async def add_route(body: RouteRequest, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return asdict(await engine.ensure_route(Route(**body.model_dump())))
+
+    @app.delete("/routes/{name:path}")
+    async def remove_route(name: str, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return {"name": name, "removed": await engine.remove_route(name)}
+
+    return app
+
+
+class _Unauthorized(RegionctlError):
+    def __init__(self) -> None:
+        super().__init__("a valid bearer token is required to change the link")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``serve`` owns SIGTERM/SIGINT so the engine closes cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(args: argparse.Namespace) -> None:
+    host, port = args.control
+    engine = LinkEngine(Path(args.state_dir), args.regions, args.latency_ms, args.jitter_ms)
+    await engine.start()
+    config = uvicorn.Config(
+        create_app(engine, os.environ.get(TOKEN_ENV) or None), host=host, port=port, log_level="warning",
+        access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+    )
+    server = _Server(config)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, _stopper(server))
+    try:
+        await server.serve()
+    finally:
+        await engine.close()
+    if not server.started:
+        raise SystemExit(f"link emulator: cannot serve the control API on {host}:{port}")
+    log.info("link emulator stopped")
+
+
+def _stopper(server: uvicorn.Server) -> Callable[[], None]:
+    def stop() -> None:
+        server.should_exit = True
+
+    return stop
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def _regions(text: str) -> tuple[str, ...]:
+    regions = tuple(r.strip() for r in text.split(",") if r.strip())
+    if len(regions) < 2 or len(set(regions)) != len(regions):
+        raise argparse.ArgumentTypeError(f"{text!r}: need at least two distinct comma-separated regions")
+    return regions
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m regionctl.runtime.link", description="the link emulator")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("serve", help="run every route and the control API in one process")
+    run.add_argument("--state-dir", required=True, help="where routes and direction states persist")
+    run.add_argument("--control", required=True, type=_address, help="HOST:PORT of the control API")
+    run.add_argument("--regions", type=_regions, default=("us-east-1", "us-west-2"), help="comma-separated")
+    run.add_argument("--latency-ms", type=float, default=30.0, help="initial one-way latency (no state file yet)")
+    run.add_argument("--jitter-ms", type=float, default=0.0, help="initial jitter (no state file yet)")
+    run.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def _run(main: Awaitable[None]) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        asyncio.run(main)  # type: ignore[arg-type]
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        _run(serve(args))
+    except RegionctlError as exc:
+        raise SystemExit(f"link emulator: {exc}") from None
