@@ -66,6 +66,8 @@ def _ensure_writer(cluster: Cluster, state: DatabaseState) -> MemberAction:
         member.initdb()
     cluster.start_writer(region)
     cluster.wait_writable(region)
+    if not member.scalar("select count(*) from pg_database where datname = %s", (cluster.name,)):
+        member.query(f'create database "{cluster.name}"')
     cluster.ensure_recon_slot(region)
     for other in cluster.regions:
         if other != region:

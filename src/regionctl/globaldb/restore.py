@@ -158,6 +158,8 @@ def _archive_current_wal(cluster: Cluster, writer: str) -> None:
     if not member.running:
         return
     try:
+        # A WAL record first: with no activity since the last switch, pg_switch_wal() would not switch.
+        member.scalar("select pg_logical_emit_message(false, 'regionctl', 'archive for restore')")
         segment = member.scalar("select pg_walfile_name(pg_switch_wal())")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -34,14 +34,14 @@ class LinkNetwork:
     """Cross-region traffic through the link emulator: routes are registered on first use."""
 
     def __init__(self, topo: Topology) -> None:
-        from regionctl.runtime.link import LinkClient
+        from regionctl.runtime.link import link_client
 
         self.topo = topo
-        self.client = LinkClient(link_control_url(topo))
+        self.client = link_client(topo.settings)
         self._known: dict[str, tuple[str, int]] = {}
 
     def reach(self, src_region: str, dst_region: str, key: str, target: tuple[str, int]) -> tuple[str, int]:
-        name = f"{src_region}->{dst_region}/{key}"
+        name = f"{src_region}/{dst_region}/{key}"  # source region / destination region / component
         if name not in self._known:
             from regionctl.runtime.link import Route
 
@@ -52,10 +52,6 @@ class LinkNetwork:
                                            target_host=target[0], target_port=target[1]))
             self._known[name] = (host, port)
         return self._known[name]
-
-
-def link_control_url(topo: Topology) -> str:
-    return f"http://{GLOBAL_HOST}:{topo.port('global', 'link-control')}"
 
 
 def deployment_network(topo: Topology) -> Network:

@@ -1,0 +1,26 @@
+"""Connection strings services use: the writer wherever it is (libpq multi-host), and the local reader.
+
+A service in region R lists R's member first and the other region's member through the link; with
+``target_session_attrs=read-write`` libpq connects to whichever is the writer now, so a failover needs no
+reconfiguration: the client reconnects and finds the new writer (the reference's write forwarding).
+"""
+
+from __future__ import annotations
+
+from regionctl.globaldb.members import Cluster
+
+
+def writer_dsn(cluster: Cluster, from_region: str, dbname: str | None = None, connect_timeout: int = 2) -> str:
+    regions = [from_region, *(r for r in cluster.regions if r != from_region)]
+    addresses = [cluster.address_from(from_region, r) for r in regions]
+    return (
+        f"host={','.join(h for h, _ in addresses)} port={','.join(str(p) for _, p in addresses)} "
+        f"user=postgres dbname={dbname or cluster.name} target_session_attrs=read-write "
+        f"connect_timeout={connect_timeout}"
+    )
+
+
+def reader_dsn(cluster: Cluster, region: str, dbname: str | None = None, connect_timeout: int = 2) -> str:
+    member = cluster.member(region)
+    return (f"host={member.host} port={member.port} user=postgres dbname={dbname or cluster.name} "
+            f"connect_timeout={connect_timeout}")
