@@ -1,0 +1,63 @@
+"""The local runtime without PostgreSQL: port allocation and the supervisor's process groups."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+from regionctl.runtime.ports import PortRegistry
+from regionctl.runtime.process import ProcessSpec
+from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, pid_alive, read_processes
+
+
+def test_ports_are_remembered_and_never_collide(tmp_path: Path) -> None:
+    registry = PortRegistry(tmp_path / "ports.json", 41000)
+    with socket.socket() as busy:
+        busy.bind(("127.0.1.1", 41000))
+        first = registry.get("us-east-1/ui", "127.0.1.1")
+        second = registry.get("us-east-1/carts", "127.0.1.1")
+    assert first != 41000 and second not in (first, 41000)
+    assert PortRegistry(tmp_path / "ports.json", 41000).get("us-east-1/ui", "127.0.1.1") == first
+    assert registry.get("us-west-2/ui", "127.0.2.1") == 41000  # another address: the same port is free
+    registry.release("us-east-1/")
+    assert set(registry.all()) == {"us-west-2/ui"}
+
+
+def sleeper(name: str, region: str) -> ProcessSpec:
+    return ProcessSpec(name=name, region=region, argv=(sys.executable, "-c", "import time; time.sleep(60)"))
+
+
+def test_a_region_is_one_process_group_and_dies_as_one(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "state", tmp_path / "logs")
+    try:
+        for spec in (sleeper("a", "r1"), sleeper("b", "r1"), sleeper("c", "r2")):
+            supervisor.start(spec)
+        states = read_processes(tmp_path / "state")
+        assert states["r1/a"].pgid == states["r1/b"].pgid != states["r2/c"].pgid
+        RegionMarks(tmp_path / "state").mark_down("r1")
+        kill_groups([s for s in states.values() if s.region == "r1"])
+        deadline = time.monotonic() + 5
+        while (pid_alive(states["r1/a"].pid) or pid_alive(states["r1/b"].pid)) and time.monotonic() < deadline:
+            supervisor.procs["r1/a"].poll(), supervisor.procs["r1/b"].poll()
+            time.sleep(0.05)
+        assert not pid_alive(states["r1/a"].pid) and not pid_alive(states["r1/b"].pid)
+        assert pid_alive(states["r2/c"].pid)
+        assert supervisor.tick() == []  # a region marked down is not restarted
+        RegionMarks(tmp_path / "state").clear("r1")
+        assert sorted(supervisor.tick()) == ["r1/a", "r1/b"]
+    finally:
+        supervisor.stop_all(timeout=5)
+
+
+def test_a_process_that_dies_on_its_own_is_restarted(tmp_path: Path) -> None:
+    supervisor = Supervisor(tmp_path / "state", tmp_path / "logs")
+    try:
+        supervisor.start(sleeper("svc", "r1"))
+        supervisor.procs["r1/svc"].kill()
+        supervisor.procs["r1/svc"].wait()
+        assert supervisor.tick() == ["r1/svc"]
+        assert supervisor.procs["r1/svc"].poll() is None and supervisor.restarts["r1/svc"] == 1
+    finally:
+        supervisor.stop_all(timeout=5)
