@@ -29,6 +29,7 @@ def up(fmt: str = FormatOption) -> None:
     def request_stop(signum: int, frame: FrameType | None) -> None:
         stopping["now"] = True
 
+    deployment.claim()
     signal.signal(signal.SIGTERM, request_stop)
     supervisor = None
     try:

@@ -98,14 +98,18 @@ class Deployment:
         return pid if pid_alive(pid) else None
 
     # ----- up ---------------------------------------------------------------------------------------------
-    def start(self, progress: Callable[[str], None] = lambda _: None) -> Supervisor:
-        """Bring everything up and return the supervisor (``up`` then loops on it)."""
+    def claim(self) -> None:
+        """Record this process as the deployment's ``up``; refuse if another one runs (before touching anything)."""
         other = self.running_pid()
         if other is not None and other != os.getpid():
             raise ConflictError(f"this deployment is already up (pid {other}); use `regionctl down` first")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.topo.paths.root.chmod(0o755)
         self.pid_file.write_text(str(os.getpid()))
+
+    def start(self, progress: Callable[[str], None] = lambda _: None) -> Supervisor:
+        """Bring everything up and return the supervisor (``up`` then loops on it)."""
+        self.claim()
+        self.topo.paths.root.chmod(0o755)
         effective = write_effective_settings(self.topo.settings, self.state_dir / "effective-settings.json")
         supervisor = Supervisor(self.state_dir, self.topo.paths.root / "logs", {EFFECTIVE_SETTINGS_ENV: str(effective)})
         from regionctl.runtime.link import link_process_spec

@@ -1,0 +1,94 @@
+"""`regionctl up` / `down` as a newcomer runs them: a real foreground process, then the data survives a restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.support.deploy import scratch_root
+
+pytestmark = pytest.mark.integration
+REGIONCTL = str(Path(sys.executable).with_name("regionctl"))
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([REGIONCTL, *args], env=env, capture_output=True, text=True, timeout=180)
+    if check and result.returncode != 0:
+        raise AssertionError(f"regionctl {' '.join(args)} -> {result.returncode}: {result.stderr}")
+    return result
+
+
+def cli_json(env: dict[str, str], *args: str) -> Any:
+    return json.loads(cli(env, *args, "--format", "json").stdout)
+
+
+def wait_up(env: dict[str, str], proc: subprocess.Popen[bytes], timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "regionctl up exited early"
+        status = cli_json(env, "status")
+        if status["up_pid"] == proc.pid and status["components"]:
+            dbs = cli(env, "db", "status", "--format", "json", check=False)  # fails until the databases exist
+            if dbs.returncode == 0 and all(db["healthy"] for db in json.loads(dbs.stdout)):
+                return cli_json(env, "status")
+        time.sleep(1)
+    raise AssertionError("the deployment did not come up healthy")
+
+
+def test_up_status_link_down_and_a_second_up_reusing_the_data() -> None:
+    root = scratch_root("regionctl-cli-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONCTL_")}
+    env.update(REGIONCTL_DATA_DIR=str(root / "data"), REGIONCTL_BASE_PORT=str(random.randrange(40000, 50000, 100)))
+    env.pop("ENV", None)
+    try:
+        up = subprocess.Popen([REGIONCTL, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        status = wait_up(env, up)
+        components = {(c["region"], c["component"]): c for c in status["components"]}
+        assert components[("us-east-1", "postgres orders")]["state"] == "writer"
+        assert components[("us-west-2", "postgres orders")]["state"] == "standby"
+        assert components[("us-east-1", "postgres orders")]["address"].startswith("127.0.1.1:")
+        assert components[("global", "link")]["state"] == "up"
+
+        again = cli(env, "up", check=False)
+        assert again.returncode != 0 and "already up" in again.stderr
+
+        dbs = {db["name"]: db for db in cli_json(env, "db", "status")}
+        writer = next(m for m in dbs["orders"]["members"] if m["role"] == "writer")
+        host, port = writer["address"].split(":")
+        with psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True) as conn:
+            conn.execute("create table kept (id int primary key)")
+            conn.execute("insert into kept values (42)")
+
+        link = cli_json(env, "link", "partition", "--direction", "both")
+        assert all(d["partitioned"] for d in link["directions"])
+        link = cli_json(env, "link", "heal")
+        assert not any(d["partitioned"] for d in link["directions"])
+
+        bad = cli(env, "db", "switchover", "orders", "--to", "us-east-1", check=False)
+        assert bad.returncode == 3 and "already in us-east-1" in bad.stderr
+
+        down = cli_json(env, "down")
+        assert down["stopped_up_process"] == up.pid and not down["purged"]
+        assert up.wait(timeout=60) == 0
+        assert cli_json(env, "status")["up_pid"] is None
+
+        up = subprocess.Popen([REGIONCTL, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_up(env, up)
+        with psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True) as conn:
+            assert conn.execute("select id from kept").fetchall() == [(42,)]
+
+        purged = cli_json(env, "down", "--purge", "--yes")
+        assert purged["purged"] and not (root / "data").exists()
+    finally:
+        subprocess.run([REGIONCTL, "down"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
