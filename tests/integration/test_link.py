@@ -412,13 +412,15 @@ def test_a_restarted_emulator_comes_back_with_its_routes_and_state(tmp_path: Pat
     emulator = Emulator(tmp_path, free_port("127.0.0.1"), latency_ms=3).start()
     try:
         route = Route("pg/orders", EAST, WEST, EAST_HOST, free_port(EAST_HOST), WEST_HOST, echo.port)
-        with LinkClient(emulator.url) as client:
+        with LinkClient(emulator.url) as client:  # one client across the restart, as long-lived callers keep
             client.ensure_route(route)
             client.set(f"{EAST}->{WEST}", latency_ms=7, jitter_ms=1)
             before = client.partition(f"{WEST}->{EAST}")
-        emulator.stop()
-        emulator.start()
-        with LinkClient(emulator.url) as client:
+            emulator.stop()
+            assert not client.healthy()
+            with pytest.raises(ExternalError, match="not running"):
+                client.status()
+            emulator.start()
             after = client.status()
             assert after.directions == before.directions
             assert [r.route for r in after.routes] == [route] and after.route("pg/orders").listening
