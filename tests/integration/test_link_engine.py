@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from regionctl.errors import ConflictError
 from regionctl.runtime.link_engine import LinkEngine
 from regionctl.runtime.link_model import Route
 
@@ -69,5 +70,40 @@ def test_no_connection_or_pipe_outlives_its_sockets(tmp_path: Path) -> None:
         assert all(not d.pipes for d in engine.directions.values())
         await engine.close()
         target.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_persisted_route_whose_port_is_taken_is_reported_and_bound_once_free(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        squatter = socket.socket()
+        squatter.bind(("127.0.1.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        route = Route("r", "us-east-1", "us-west-2", "127.0.1.1", port, "127.0.2.1", 1)
+        first = LinkEngine(tmp_path, REGIONS, latency_ms=0.0, jitter_ms=0.0)
+        with pytest.raises(ConflictError, match="listen_port"):
+            await first.ensure_route(route)  # a new route that cannot listen is not added
+        assert first.status().routes == ()
+        squatter.close()
+        await first.ensure_route(route)
+        await first.close()
+
+        squatter = socket.socket()
+        squatter.bind(("127.0.1.1", port))
+        squatter.listen()
+        again = LinkEngine(tmp_path, REGIONS, latency_ms=0.0, jitter_ms=0.0)
+        await again.start()  # comes back with the route even though its port is taken now
+        status = again.status().route("r")
+        assert not status.listening and status.error is not None and "127.0.1.1" in status.error
+        with pytest.raises(ConflictError, match="retried"):
+            await again.ensure_route(route)
+        squatter.close()
+        for _ in range(50):
+            if again.status().route("r").listening:
+                break
+            await asyncio.sleep(0.1)
+        assert again.status().route("r").listening and again.status().route("r").error is None
+        await again.close()
 
     asyncio.run(scenario())
