@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -120,11 +121,15 @@ def test_due_times_are_monotonic_and_never_early_whatever_latency_and_jitter_do(
     now, last = 0.0, 0.0
     for gap, latency, jitter, r in steps:
         now += gap
-        due = delivery_time(now, latency, jitter, last, lambda r=r: r)
+        due = delivery_time(now, latency, jitter, last, fixed(r))
         assert due >= last
         assert due >= now + latency
         assert due <= max(last, now + latency + jitter)
         last = due
+
+
+def fixed(value: float) -> Callable[[], float]:
+    return lambda: value
 
 
 # --- routes ----------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ TCP retransmission would make them; ``reset=True`` also drops open connections w
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -141,7 +142,9 @@ def link_client(settings: Settings, timeout: float = 5.0) -> LinkClient:
     return LinkClient(link_control_url(settings), timeout=timeout, token=token)
 
 
-def link_process_spec(settings: Settings, control_host: str, control_port: int, state_dir: Any) -> ProcessSpec:
+def link_process_spec(
+    settings: Settings, control_host: str, control_port: int, state_dir: Path | str
+) -> ProcessSpec:
     """How the supervisor runs the emulator: global plane, health on /health, initial latency from settings.
 
     The token travels in the environment, never on the command line (visible to ``ps``).

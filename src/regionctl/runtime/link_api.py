@@ -196,14 +196,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--regions", type=_regions, default=("us-east-1", "us-west-2"), help="comma-separated")
     run.add_argument("--latency-ms", type=float, default=30.0, help="initial one-way latency (no state file yet)")
     run.add_argument("--jitter-ms", type=float, default=0.0, help="initial jitter (no state file yet)")
+    run.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop implementation")
     run.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)
 
 
-def _run(main: Awaitable[None]) -> None:
+def _run(main: Awaitable[None], loop: str) -> None:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        loop = "asyncio"
+    if loop == "asyncio":
         asyncio.run(main)  # type: ignore[arg-type]
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
@@ -214,6 +217,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        _run(serve(args))
+        _run(serve(args), args.loop)
     except RegionctlError as exc:
         raise SystemExit(f"link emulator: {exc}") from None

@@ -173,6 +173,8 @@ class LinkEngine:
         if existing is not None and existing.route == route:
             if existing.server is None:
                 await self._bind(existing)
+            if existing.server is None:
+                raise ConflictError(f"{existing.error}; the route is kept and retried every {REBIND_INTERVAL_S:g} s")
             return route
         for other in self.listeners.values():
             if other.route.name != route.name and same_listener(other.route, route):

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from regionctl.errors import ConfigError, InputError
+from regionctl.errors import ConfigError, InputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +96,13 @@ class LinkStatus:
         for state in self.directions:
             if (state.src, state.dst) == (src, dst):
                 return state
-        raise InputError(f"direction {src}{ARROW}{dst} is not known to the link emulator")
+        raise NotFoundError(f"direction {src}{ARROW}{dst} is not known to the link emulator")
 
     def route(self, name: str) -> RouteStatus:
         for status in self.routes:
             if status.route.name == name:
                 return status
-        raise InputError(f"route {name!r} is not known to the link emulator")
+        raise NotFoundError(f"route {name!r} is not known to the link emulator")
 
 
 @dataclass(frozen=True)

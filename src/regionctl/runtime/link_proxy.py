@@ -4,6 +4,10 @@ Each proxied connection has two ``Pipe``s, one per direction. A pipe keeps the c
 each is due (read time + latency + jitter, monotonic), writes them when due, holds them while its direction is
 partitioned, and stops reading from its source when it holds too much (backpressure, as a full TCP window).
 Callbacks only, no task per connection: per chunk the cost is one deque append/pop and at most one timer.
+
+Time is ``time.monotonic()``, not ``loop.time()``: uvloop's loop clock is cached per iteration with 1 ms
+resolution and its timers may fire up to a millisecond early, so a timer that fires early is re-armed and no
+chunk is ever delivered before its due time (at most about a millisecond after it).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import random
 import socket
 import struct
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +32,7 @@ HIGH_WATER = 8 * 1024 * 1024  # bytes a pipe holds before it stops reading its s
 LOW_WATER = HIGH_WATER // 4
 WRITE_HIGH_WATER = 256 * 1024  # transport write buffer before the sink counts as blocked
 CONNECT_TIMEOUT_S = 10.0
+MIN_TIMER_S = 0.001  # uvloop's timers have 1 ms resolution; shorter ones would spin
 _LINGER_RST = struct.pack("ii", 1, 0)
 
 
@@ -85,7 +91,7 @@ class Pipe:
         if self.finished:
             return  # the other end is gone; a real network would answer with a RST
         d = self.direction
-        due = delivery_time(self.loop.time(), d.latency_s, d.jitter_s, self.last_due, random.random)
+        due = delivery_time(time.monotonic(), d.latency_s, d.jitter_s, self.last_due, random.random)
         self.last_due = due
         self.chunks.append((due, data))
         self.queued += len(data)
@@ -123,9 +129,10 @@ class Pipe:
                     self._pass_eof()
                 return
             due, data = self.chunks[0]
-            if due > self.loop.time():
+            wait = due - time.monotonic()
+            if wait > 0:
                 if self.timer is None:
-                    self.timer = self.loop.call_at(due, self._on_timer)
+                    self.timer = self.loop.call_later(max(wait, MIN_TIMER_S), self._on_timer)
                 return
             self.chunks.popleft()
             self.queued -= len(data)
@@ -273,7 +280,7 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def abort_with_rst(transport: asyncio.BaseTransport) -> None:
+def abort_with_rst(transport: asyncio.Transport) -> None:
     """Close so that the peer sees ECONNRESET now (SO_LINGER 0), not a polite FIN after buffered data."""
     sock = transport.get_extra_info("socket")
     if sock is not None:

@@ -1,0 +1,83 @@
+"""The link control API in-process: 4xx bodies name the field, mutations need the token when one is set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from regionctl.runtime.link_api import create_app, parse_args
+from regionctl.runtime.link_engine import STATE_FILE, LinkEngine
+
+TOKEN = "a-long-random-test-token-0123456789"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> LinkEngine:
+    return LinkEngine(tmp_path, ("us-east-1", "us-west-2"), latency_ms=30.0, jitter_ms=0.0)
+
+
+def test_status_shows_both_directions_at_the_initial_latency(engine: LinkEngine) -> None:
+    data = TestClient(create_app(engine)).get("/status").json()
+    assert {(d["src"], d["dst"], d["latency_ms"], d["partitioned"]) for d in data["directions"]} == {
+        ("us-east-1", "us-west-2", 30.0, False),
+        ("us-west-2", "us-east-1", 30.0, False),
+    }
+    assert data["routes"] == []
+
+
+def test_a_change_is_persisted_before_it_is_answered(engine: LinkEngine, tmp_path: Path) -> None:
+    api = TestClient(create_app(engine))
+    assert api.put("/directions/us-east-1/us-west-2", json={"latency_ms": 80}).status_code == 200
+    assert api.post("/partition", json={"direction": "us-west-2->us-east-1"}).status_code == 200
+    again = LinkEngine(tmp_path, ("us-east-1", "us-west-2"), latency_ms=1.0, jitter_ms=0.0).status()
+    assert again.direction("us-east-1", "us-west-2").latency_ms == 80
+    assert again.direction("us-west-2", "us-east-1").partitioned
+    assert (tmp_path / STATE_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "named"),
+    [
+        ("put", "/directions/us-east-1/us-west-2", {"latency_ms": -5}, "latency_ms"),
+        ("put", "/directions/us-east-1/us-west-2", {"latency_ms": "slow"}, "latency_ms"),
+        ("put", "/directions/us-east-1/us-west-2", {}, "latency_ms"),
+        ("put", "/directions/us-east-1/ap-south-1", {"latency_ms": 5}, "ap-south-1"),
+        ("put", "/directions", {"direction": "both", "jitter": 5}, "jitter"),
+        ("post", "/partition", {"direction": "sideways"}, "direction"),
+        ("post", "/heal", {"direction": "us-east-1->us-east-1"}, "direction"),
+        ("post", "/routes", {"name": "x"}, "src_region"),
+        ("post", "/routes", {"name": "x", "src_region": "us-east-1", "dst_region": "us-west-2",
+                             "listen_host": "127.0.1.1", "listen_port": 99999, "target_host": "127.0.2.1",
+                             "target_port": 5432}, "listen_port"),
+    ],
+)
+def test_bad_requests_get_4xx_naming_the_field(
+    engine: LinkEngine, method: str, path: str, body: dict[str, object], named: str
+) -> None:
+    answer = TestClient(create_app(engine)).request(method.upper(), path, json=body)
+    assert 400 <= answer.status_code < 500
+    assert named in answer.json()["detail"]
+    assert not any(d.partitioned for d in engine.status().directions)
+
+
+def test_with_a_token_changes_need_it_and_reads_do_not(engine: LinkEngine) -> None:
+    api = TestClient(create_app(engine, token=TOKEN))
+    assert api.get("/status").status_code == 200
+    refused = api.post("/partition", json={"direction": "both"})
+    assert refused.status_code == 401 and "token" in refused.json()["detail"]
+    wrong = api.post("/partition", json={"direction": "both"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    assert not any(d.partitioned for d in engine.status().directions)
+    ok = api.post("/partition", json={"direction": "both"}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200 and all(d.partitioned for d in engine.status().directions)
+    assert TOKEN not in ok.text
+
+
+def test_the_serve_command_line_is_checked() -> None:
+    args = parse_args(["serve", "--state-dir", "/tmp/x", "--control", "127.0.0.1:9", "--regions", "a-b-1,c-d-2"])
+    assert args.control == ("127.0.0.1", 9) and args.regions == ("a-b-1", "c-d-2")
+    for bad in (["--control", "nohost"], ["--control", "h:99999"], ["--regions", "only-one-1"]):
+        with pytest.raises(SystemExit):
+            parse_args(["serve", "--state-dir", "/tmp/x", "--control", "127.0.0.1:9", *bad])
