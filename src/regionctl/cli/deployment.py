@@ -23,6 +23,7 @@ def up(fmt: str = FormatOption) -> None:
     """Start both regions and the global plane, and supervise them in the foreground until Ctrl-C."""
     check_format(fmt)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     deployment = Deployment(context.topology())
     stopping = {"now": False}
 
