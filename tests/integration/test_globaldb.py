@@ -150,6 +150,8 @@ def test_restore_to_a_time_holds_exactly_the_rows_committed_before_it(deployment
 
     by_lsn = gdbs.restore("catalog", target_lsn=lsn_after_all, region=WEST)
     assert ids_on(by_lsn.dsn, "drill_pitr") == set(range(1, 101))
+    latest = gdbs.restore("catalog", target_time=datetime.now(UTC))  # no commit after it yet: restore adds one
+    assert ids_on(latest.dsn, "drill_pitr") == set(range(1, 101))
 
     with pytest.raises(InputError, match="before the first snapshot"):
         gdbs.restore("catalog", target_time=datetime(2000, 1, 1, tzinfo=UTC))
@@ -157,7 +159,7 @@ def test_restore_to_a_time_holds_exactly_the_rows_committed_before_it(deployment
         gdbs.restore("catalog")
     from regionctl.globaldb.restore import drop_restore, list_restores
 
-    assert {r["id"] for r in list_restores(cluster)} == {restored.id, by_lsn.id}
-    for item in (restored, by_lsn):
+    assert {r["id"] for r in list_restores(cluster)} == {restored.id, by_lsn.id, latest.id}
+    for item in (restored, by_lsn, latest):
         drop_restore(cluster, item.id)
     assert list_restores(cluster) == []

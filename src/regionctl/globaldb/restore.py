@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,7 +71,7 @@ def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, t
     for origin in cluster.regions:
         if origin != region and cluster.archive_dir(origin).exists():
             ship_archive(cluster, origin, region)
-    restore_id = f"restore-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    restore_id = f"restore-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
     instance = _prepare(cluster, region, snap, restore_id)
     target = target_time.isoformat() if target_time is not None else format_lsn(lsn or 0)
     settings = {
@@ -158,8 +159,9 @@ def _archive_current_wal(cluster: Cluster, writer: str) -> None:
     if not member.running:
         return
     try:
-        # A WAL record first: with no activity since the last switch, pg_switch_wal() would not switch.
-        member.scalar("select pg_logical_emit_message(false, 'regionctl', 'archive for restore')")
+        # A commit first: recovery to a time stops only at a commit record after the target, and with no
+        # activity since the last switch pg_switch_wal() would not switch at all.
+        member.scalar("select txid_current()")
         segment = member.scalar("select pg_walfile_name(pg_switch_wal())")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -91,7 +92,7 @@ def take_snapshot(cluster: Cluster, store: StateStore) -> Snapshot:
     writer = cluster.member(state.writer)
     if not writer.running:
         raise ConflictError(f"{cluster.name} writer {writer.name} is not running; a snapshot needs it")
-    snap_id = f"snap-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{int(time.time() * 1000) % 1000:03d}"
+    snap_id = f"snap-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
     directory = snapshot_root(cluster, state.writer) / snap_id
     started_at = time.time()
     make_owned_dir(directory, writer.runas, 0o755)
