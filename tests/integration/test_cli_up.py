@@ -32,10 +32,15 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(cli(env, *args, "--format", "json").stdout)
 
 
-def wait_up(env: dict[str, str], proc: subprocess.Popen[bytes], timeout: float = 180) -> dict[str, Any]:
+def start_up(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([REGIONCTL, "up"], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_up(env: dict[str, str], proc: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "regionctl up exited early"
+        assert proc.poll() is None, f"regionctl up exited early: {log.read_text()[-2000:]}"
         status = cli_json(env, "status")
         if status["up_pid"] == proc.pid and status["components"]:
             dbs = cli(env, "db", "status", "--format", "json", check=False)  # fails until the databases exist
@@ -51,8 +56,9 @@ def test_up_status_link_down_and_a_second_up_reusing_the_data() -> None:
     env.update(REGIONCTL_DATA_DIR=str(root / "data"), REGIONCTL_BASE_PORT=str(random.randrange(40000, 50000, 100)))
     env.pop("ENV", None)
     try:
-        up = subprocess.Popen([REGIONCTL, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        status = wait_up(env, up)
+        log = root / "up.log"
+        up = start_up(env, log)
+        status = wait_up(env, up, log)
         components = {(c["region"], c["component"]): c for c in status["components"]}
         assert components[("us-east-1", "postgres orders")]["state"] == "writer"
         assert components[("us-west-2", "postgres orders")]["state"] == "standby"
@@ -82,8 +88,8 @@ def test_up_status_link_down_and_a_second_up_reusing_the_data() -> None:
         assert up.wait(timeout=60) == 0
         assert cli_json(env, "status")["up_pid"] is None
 
-        up = subprocess.Popen([REGIONCTL, "up"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_up(env, up)
+        up = start_up(env, log)
+        wait_up(env, up, log)
         with psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True) as conn:
             assert conn.execute("select id from kept").fetchall() == [(42,)]
 

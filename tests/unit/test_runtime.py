@@ -13,14 +13,15 @@ from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, p
 
 
 def test_ports_are_remembered_and_never_collide(tmp_path: Path) -> None:
-    registry = PortRegistry(tmp_path / "ports.json", 41000)
     with socket.socket() as busy:
-        busy.bind(("127.0.1.1", 41000))
+        busy.bind(("127.0.1.1", 0))
+        base = busy.getsockname()[1]
+        registry = PortRegistry(tmp_path / "ports.json", base)
         first = registry.get("us-east-1/ui", "127.0.1.1")
         second = registry.get("us-east-1/carts", "127.0.1.1")
-    assert first != 41000 and second not in (first, 41000)
-    assert PortRegistry(tmp_path / "ports.json", 41000).get("us-east-1/ui", "127.0.1.1") == first
-    assert registry.get("us-west-2/ui", "127.0.2.1") == 41000  # another address: the same port is free
+    assert first != base and second not in (first, base)
+    assert PortRegistry(tmp_path / "ports.json", base).get("us-east-1/ui", "127.0.1.1") == first
+    assert registry.get("us-west-2/ui", "127.0.2.1") == base  # another address: the same port is free
     registry.release("us-east-1/")
     assert set(registry.all()) == {"us-west-2/ui"}
 

@@ -163,7 +163,7 @@ def link_process_spec(
         ),
         env=env,
         health_url=f"http://{control_host}:{control_port}/health",
-        start_timeout_s=15.0,
+        start_timeout_s=60.0,
     )
 
 

@@ -25,7 +25,7 @@ class ProcessSpec:
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     health_url: str | None = None
-    start_timeout_s: float = 30.0
+    start_timeout_s: float = 60.0
     restart: bool = True  # restart when it dies without being asked to stop
 
     @property
