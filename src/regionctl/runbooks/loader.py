@@ -118,6 +118,21 @@ class RunbookCatalog:
         self.dirs = [Path(d) for d in dirs]
         base = env or CheckEnv()
         self.env = CheckEnv(resolve_runbook=self._resolve_plain, functions=base.functions, probes=base.probes)
+        self._cache: dict[tuple[str, Path], tuple[tuple[int, int], Document]] = {}
+
+    def _load(self, kind: str, path: Path, env: CheckEnv) -> Document:
+        """Parsed once per file version (runbooks start often; parsing is the slow part)."""
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise NotFoundError(f"cannot read runbook {path}: {exc.strerror}") from None
+        version = (stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get((kind, path))
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        doc = load_file(path, self.registry, env)
+        self._cache[(kind, path)] = (version, doc)
+        return doc
 
     def files(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
@@ -135,14 +150,15 @@ class RunbookCatalog:
         if path is None:
             known = ", ".join(self.names()) or "none"
             raise NotFoundError(f"no runbook {name!r} (known: {known})")
-        return load_file(path, self.registry, self.env)
+        return self._load("full", path, self.env)
 
     def _resolve_plain(self, name: str) -> Runbook:
         """For nested-runbook checks: the child's model, checked without recursing into its own children."""
         path = self.files().get(name)
         if path is None:
             raise NotFoundError(f"no runbook {name!r} (known: {', '.join(self.names()) or 'none'})")
-        return load_file(path, self.registry, CheckEnv(functions=self.env.functions, probes=self.env.probes)).runbook
+        plain = CheckEnv(functions=self.env.functions, probes=self.env.probes)
+        return self._load("plain", path, plain).runbook
 
     def load_text(self, text: str, file: str, name: str | None = None) -> Document:
         return load_text(text, file, self.registry, self.env, name=name)

@@ -219,8 +219,8 @@ def _check_inputs(runbook: Runbook, action: Action, step: Step, at: Path) -> Fou
         found: Found = []
         for err in exc.errors():
             loc: Path = tuple(err["loc"])
-            if _under(loc, untyped) or (_under(loc, typed) and not err["type"].endswith(TYPE_ERRORS)):
-                continue  # a value only known at run time; checked then
+            if _under(loc, untyped) or (_touches(loc, typed) and not err["type"].endswith(TYPE_ERRORS)):
+                continue  # depends on a value only known at run time; checked then
             if err["type"] == "missing":
                 message = f"{action.name} needs input {'.'.join(map(str, loc))!r}"
             elif err["type"] == "extra_forbidden":
@@ -236,6 +236,11 @@ def _check_inputs(runbook: Runbook, action: Action, step: Step, at: Path) -> Fou
 
 def _under(loc: Path, paths: set[Path] | dict[Path, str]) -> bool:
     return any(loc[: len(p)] == p for p in paths)
+
+
+def _touches(loc: Path, paths: dict[Path, str]) -> bool:
+    """The error is at or around a templated value (a list validator sees the rendered item)."""
+    return any(loc[: len(p)] == p or (loc and p[: len(loc)] == loc) for p in paths)
 
 
 def _field_names(model: type[BaseModel]) -> list[str]:

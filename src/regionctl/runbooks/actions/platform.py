@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from regionctl.cli.render import to_jsonable
 from regionctl.runbooks.actions.base import Action, ActionContext, ActionError, ActionInputs, ActionOutputs
@@ -86,6 +86,12 @@ class RoutingInputs(ActionInputs):
         if single == (False, False) and self.changes:
             return self
         raise ValueError("give region and state, or a list of changes (not both)")
+
+    @field_validator("overrides")
+    @classmethod
+    def _no_empty(cls, value: list[str]) -> list[str]:
+        """A templated optional override renders to ""; that means none."""
+        return [v for v in value if v.strip()]
 
     def wanted(self) -> dict[str, str]:
         if self.region is not None and self.state is not None:

@@ -88,6 +88,8 @@ class WaitUntil(Action):
             checks += 1
             ok, reason = await kind.check(inputs, ctx)
             streak = streak + 1 if ok else 0
+            if ok and streak < inputs.consecutive:
+                reason = f"{reason} ({streak} of {inputs.consecutive} in a row)"
             last = reason
             return streak >= inputs.consecutive, reason
 
