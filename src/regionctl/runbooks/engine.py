@@ -115,10 +115,14 @@ class Engine:
         return self.journal.execution(execution_id)
 
     async def close(self) -> None:
+        """Stop driving (executions stay where the journal has them, to be resumed by the next engine)."""
         tasks = [t for t in self._tasks.values() if not t.done()] + self.prober.tasks()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for task in self._tasks.values():  # an execution that died with an error was already journaled as far
+            if not task.cancelled():       # as it got; collect the error so asyncio does not log it at exit
+                task.exception()
 
     # --- the drive loop -------------------------------------------------------------------------------------------
 

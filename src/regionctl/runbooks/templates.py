@@ -21,7 +21,7 @@ from typing import Any
 
 from regionctl.errors import InputError
 
-TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
 EXECUTION_FIELDS = ("id", "runbook")
 
