@@ -73,8 +73,12 @@ def load_file(path: Path, registry: ActionRegistry, env: CheckEnv | None = None)
 
 def _model_problems(exc: ValidationError, data: Any, lines: LineMap, file: str) -> list[Problem]:
     problems = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
         loc = tuple(err["loc"])
+        if err["type"] == "too_short" and any(len(e["loc"]) > len(loc) and tuple(e["loc"][:len(loc)]) == loc
+                                              for e in errors):
+            continue  # "no items after validation" only because an item was invalid: that error says it
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = f"unknown field {loc[-1]!r}"
