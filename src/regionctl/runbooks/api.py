@@ -85,6 +85,8 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         await engine.close()
         engine.journal.close()
 
+    # every route is ``async def``: it runs on the engine's event loop (sync routes would run in a thread pool,
+    # and the engine's tasks and signals belong to the loop)
     app = FastAPI(title="regionctl runbooks", lifespan=lifespan)
     _errors(app)
 
@@ -92,7 +94,7 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         engine: Engine = request.app.state.engine
         return engine
 
-    def authorized(authorization: str | None = Header(None)) -> None:
+    async def authorized(authorization: str | None = Header(None)) -> None:
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
             raise _Unauthorized()
@@ -100,21 +102,21 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
     auth = [Depends(authorized)]
 
     @app.get("/healthz")
-    def healthz(request: Request) -> dict[str, Any]:
+    async def healthz(request: Request) -> dict[str, Any]:
         engine = engine_of(request)
         return {"ok": True, "running": len(engine.journal.unfinished())}
 
     @app.get("/runbooks")
-    def list_runbooks(request: Request) -> list[dict[str, Any]]:
+    async def list_runbooks(request: Request) -> list[dict[str, Any]]:
         return [dict(row) for row in engine_of(request).catalog.summaries()]
 
     @app.get("/runbooks/{name}")
-    def show_runbook(name: str, request: Request) -> dict[str, Any]:
+    async def show_runbook(name: str, request: Request) -> dict[str, Any]:
         doc = engine_of(request).catalog.get(name)
         return runbook_view(doc.runbook, doc.source)
 
     @app.post("/runbooks/validate")
-    def validate(body: ValidateRequest, request: Request) -> dict[str, Any]:
+    async def validate(body: ValidateRequest, request: Request) -> dict[str, Any]:
         doc = engine_of(request).catalog.load_text(body.source, f"{body.name or 'document'}.yaml", name=body.name)
         return {"valid": True, "runbook": runbook_view(doc.runbook)}
 
@@ -130,30 +132,30 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         return execution_view(engine.journal.execution(execution.id), engine.journal)
 
     @app.get("/executions")
-    def list_executions(request: Request, status: str | None = None,
+    async def list_executions(request: Request, status: str | None = None,
                         limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
         journal = engine_of(request).journal
         return [execution_summary(e, journal) for e in journal.executions(status=status, limit=limit)]
 
     @app.get("/executions/{execution_id}")
-    def show_execution(execution_id: str, request: Request) -> dict[str, Any]:
+    async def show_execution(execution_id: str, request: Request) -> dict[str, Any]:
         journal = engine_of(request).journal
         return execution_view(journal.execution(execution_id), journal)
 
     @app.get("/executions/{execution_id}/history")
-    def history(execution_id: str, request: Request, after: int = Query(0, ge=0)) -> list[dict[str, Any]]:
+    async def history(execution_id: str, request: Request, after: int = Query(0, ge=0)) -> list[dict[str, Any]]:
         journal = engine_of(request).journal
         journal.execution(execution_id)
         return [event_view(e) for e in journal.events(execution_id, after)]
 
     @app.post("/executions/{execution_id}/approve", dependencies=auth)
-    def approve(execution_id: str, body: DecisionRequest, request: Request) -> dict[str, Any]:
+    async def approve(execution_id: str, body: DecisionRequest, request: Request) -> dict[str, Any]:
         engine = engine_of(request)
         engine.decide(execution_id, body.approver, True, body.comment, body.step)
         return execution_view(engine.journal.execution(execution_id), engine.journal)
 
     @app.post("/executions/{execution_id}/decline", dependencies=auth)
-    def decline(execution_id: str, body: DecisionRequest, request: Request) -> dict[str, Any]:
+    async def decline(execution_id: str, body: DecisionRequest, request: Request) -> dict[str, Any]:
         engine = engine_of(request)
         if not body.comment.strip():
             raise InputError("comment: say why the step is declined")
@@ -161,7 +163,7 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         return execution_view(engine.journal.execution(execution_id), engine.journal)
 
     @app.post("/executions/{execution_id}/{control}", dependencies=auth)
-    def control(execution_id: str, control: str, body: ControlRequest, request: Request) -> dict[str, Any]:
+    async def control(execution_id: str, control: str, body: ControlRequest, request: Request) -> dict[str, Any]:
         engine = engine_of(request)
         if control in ("pause", "resume", "cancel"):
             if body.step is not None:

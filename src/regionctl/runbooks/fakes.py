@@ -191,3 +191,8 @@ def fake_ports(regions: tuple[str, ...], **probes: Any) -> Ports:
 
     return Ports(databases=databases, routing=routing, reconciler=FakeReconciler(),
                  probes={"global_write": global_write, **probes}, functions={})
+
+
+def bind(settings: Any) -> Ports:
+    """``--bind regionctl.runbooks.fakes:bind``: run the engine against the fakes (demos, API tests)."""
+    return fake_ports(tuple(settings.regions))

@@ -341,11 +341,12 @@ class Journal:
 
     def finish_run(self, execution_id: str, seq: int, status: str, message: str, result: Any = None,
                    outputs: Mapping[str, Any] | None = None, error: str | None = None) -> StepRun:
+        now = self.clock()
         with self._tx() as db:
             db.execute("UPDATE step_runs SET status = ?, result = COALESCE(?, result), outputs = ?, error = ?, "
                        "ended_at = ?, first_started_at = COALESCE(first_started_at, ?), wait = NULL "
                        "WHERE execution_id = ? AND seq = ?",
-                       (status, _dump(result), _dump(outputs), error, self.clock(), self.clock(), execution_id, seq))
+                       (status, _dump(result), _dump(outputs), error, now, now, execution_id, seq))
             self._event(db, execution_id, f"step.{status}", message, seq, self._step_name(db, execution_id, seq),
                         detail={"outputs": outputs} if outputs else None)
         return self.run(execution_id, seq)

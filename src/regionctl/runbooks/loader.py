@@ -113,6 +113,12 @@ def field_name(path: Sequence[str | int], data: Any) -> str:
     return ".".join(parts)
 
 
+def first_sentence(text: str) -> str:
+    flat = " ".join(text.split())
+    head, dot, _rest = flat.partition(". ")
+    return head + ("." if dot else "")
+
+
 class RunbookCatalog:
     """Runbooks by name: the bundled library plus any extra directories (later ones win)."""
 
@@ -172,8 +178,8 @@ class RunbookCatalog:
         for name in self.names():
             try:
                 rb = self.get(name).runbook
-                rows.append({"name": name, "description": rb.description.strip().splitlines()[0]
-                             if rb.description.strip() else "", "parameters": ", ".join(rb.parameters), "valid": True})
+                rows.append({"name": name, "description": first_sentence(rb.description),
+                             "parameters": ", ".join(rb.parameters), "valid": True})
             except InputError as exc:
                 rows.append({"name": name, "description": str(exc).splitlines()[0], "parameters": "",
                              "valid": False})

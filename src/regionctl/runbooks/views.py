@@ -67,7 +67,7 @@ def execution_view(ex: J.Execution, journal: J.Journal, children: bool = True) -
     top = [r for r in runs if r.parent_seq is None]
     view = execution_summary(ex, journal)
     view.update({
-        "parameters": ex.parameters, "outputs": ex.outputs, "parent_id": ex.parent_id,
+        "parameters": ex.parameters, "outputs": ex.outputs, "parent_id": ex.parent_id, "parent_seq": ex.parent_seq,
         "started_at": ex.started_at,
         "recovery": None if ex.recovery is None else {
             **ex.recovery, "probing_since": ex.recovery_probing_since, "recovered_at": ex.recovered_at,

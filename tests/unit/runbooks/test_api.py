@@ -141,5 +141,12 @@ def test_cancel_and_controls_through_the_api(client: TestClient) -> None:
     assert step_on_pause.status_code == 400
     retry = client.post(f"/executions/{execution_id}/retry", json={}, headers=AUTH)
     assert retry.status_code == 409 and "retry and skip apply to a failed execution" in retry.json()["error"]
+    resumed = client.post(f"/executions/{execution_id}/resume", json={"actor": "ops"}, headers=AUTH)
+    assert resumed.status_code == 200, resumed.text
+    _until(client, execution_id, lambda v: v["waiting"])  # the approval step asks again
+    client.post(f"/executions/{execution_id}/pause", json={"actor": "ops"}, headers=AUTH)
+    _until(client, execution_id, lambda v: v["status"] == "paused")
     cancelled = client.post(f"/executions/{execution_id}/cancel", json={"actor": "ops"}, headers=AUTH)
     assert cancelled.json()["status"] == "cancelled"
+    history = [e["message"] for e in client.get(f"/executions/{execution_id}/history").json()]
+    assert "pause requested by ops" in history and "resumed by ops" in history and "cancelled" in history
