@@ -24,7 +24,7 @@ from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, console, emit, rows_table
 from regionctl.errors import InputError, RegionctlError
 from regionctl.runbooks.actions import default_registry
-from regionctl.runbooks.loader import LIBRARY, RunbookCatalog, load_file
+from regionctl.runbooks.loader import LIBRARY, DocumentError, RunbookCatalog, load_file
 from regionctl.runbooks.views import runbook_view
 
 app = typer.Typer(no_args_is_help=True, help="Runbooks: fail a region over and back, durably and step by step.")
@@ -100,14 +100,15 @@ def validate(files: Annotated[list[Path], typer.Argument(help="runbook YAML file
     """Check runbook files against the action registry; every problem names file, line and field."""
     check_format(fmt)
     catalog = _catalog()
-    results, failed = [], False
+    results: list[dict[str, Any]] = []
+    failed = False
     for path in files:
         try:
             load_file(path, catalog.registry, catalog.env)
             results.append({"file": str(path), "valid": True, "problems": []})
         except RegionctlError as exc:
             failed = True
-            problems = [str(p) for p in getattr(exc, "problems", [])] or [str(exc)]
+            problems = [str(p) for p in exc.problems] if isinstance(exc, DocumentError) else [str(exc)]
             results.append({"file": str(path), "valid": False, "problems": problems})
     if fmt == "json":
         emit(results, fmt)

@@ -125,7 +125,7 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         engine = engine_of(request)
         recovery = None
         if body.recovery_probe:
-            recovery = Recovery(probe=body.recovery_probe, after=body.recovery_after)
+            recovery = Recovery.model_validate({"probe": body.recovery_probe, "after": body.recovery_after})
         elif body.recovery_after:
             raise InputError("recovery_after needs recovery_probe")
         execution = await engine.start(body.runbook, body.parameters, body.actor, recovery=recovery)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from regionctl.runbooks.model import Runbook
 
-GOTO, SUCCEED, FAIL = "goto", "succeed", "fail"
+GOTO: Final = "goto"
+SUCCEED: Final = "succeed"
+FAIL: Final = "fail"
 
 
 @dataclass(frozen=True)
