@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -35,6 +36,16 @@ from regionctl.runbooks.templates import TemplateError, render
 
 CrashHook = Callable[[str, str, str | None], None]
 MAX_TRANSITIONS = 1000
+
+
+log = logging.getLogger("regionctl.runbooks")
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    """An engine bug (or a journal that cannot be written) stops driving an execution; say so loudly. The
+    execution stays where the journal has it and is resumed by the next engine start."""
+    if not task.cancelled() and isinstance(task.exception(), Exception):
+        log.error("%s stopped: %r (it resumes when the engine restarts)", task.get_name(), task.exception())
 
 
 class Signal:
@@ -98,7 +109,9 @@ class Engine:
         task = self._tasks.get(execution_id)
         if task is not None and not task.done():
             return
-        self._tasks[execution_id] = asyncio.create_task(self._drive(execution_id), name=f"runbook:{execution_id}")
+        task = asyncio.create_task(self._drive(execution_id), name=f"runbook:{execution_id}")
+        task.add_done_callback(_report_failure)
+        self._tasks[execution_id] = task
         self.prober.maybe_start(self.journal.execution(execution_id))
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> J.Execution:
