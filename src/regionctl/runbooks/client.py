@@ -1,0 +1,87 @@
+"""A small HTTP client of the runbook API, used by the CLI; server errors come back as regionctl errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from regionctl.config import Settings
+from regionctl.errors import (
+    ConfigError,
+    ConflictError,
+    ExternalError,
+    InputError,
+    NotFoundError,
+    RegionctlError,
+)
+from regionctl.runbooks.launch import engine_url
+from regionctl.runtime.secrets import control_token
+
+ERRORS: dict[int, type[RegionctlError]] = {400: InputError, 401: ConfigError, 404: NotFoundError, 409: ConflictError,
+                                           422: InputError}
+
+
+class RunbookClient:
+    def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
+        self.base_url = base_url
+        self._token = token
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RunbookClient:
+        url = engine_url(settings)
+        if url is None:
+            raise ExternalError("the runbook engine has not been started in this deployment (run `regionctl up`)")
+        return cls(url, control_token(settings))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token and method != "GET" else {}
+        try:
+            response = self._http.request(method, path, json=body, params=params, headers=headers)
+        except httpx.HTTPError as exc:
+            raise ExternalError(f"the runbook engine at {self.base_url} is not reachable ({type(exc).__name__}); "
+                                "is `regionctl up` running?") from None
+        if response.is_success:
+            return response.json()
+        try:
+            data = response.json()
+            message = data.get("error", response.text)
+            if data.get("problems") and isinstance(data["problems"][0], dict):
+                message += ":\n  " + "\n  ".join(
+                    f"{p['file']}:{p['line']}: {p['field']}: {p['message']}" for p in data["problems"])
+        except ValueError:
+            message = response.text[:500]
+        raise ERRORS.get(response.status_code, ExternalError)(message)
+
+    def runbooks(self) -> Any:
+        return self._call("GET", "/runbooks")
+
+    def start(self, runbook: str, parameters: dict[str, Any], actor: str) -> Any:
+        return self._call("POST", "/executions", {"runbook": runbook, "parameters": parameters, "actor": actor})
+
+    def executions(self, status: str | None = None, limit: int = 50) -> Any:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        return self._call("GET", "/executions", params=params)
+
+    def execution(self, execution_id: str) -> Any:
+        return self._call("GET", f"/executions/{execution_id}")
+
+    def history(self, execution_id: str, after: int = 0) -> Any:
+        return self._call("GET", f"/executions/{execution_id}/history", params={"after": after})
+
+    def decide(self, execution_id: str, approved: bool, approver: str, comment: str, step: str | None) -> Any:
+        verb = "approve" if approved else "decline"
+        return self._call("POST", f"/executions/{execution_id}/{verb}",
+                          {"approver": approver, "comment": comment, "step": step})
+
+    def control(self, execution_id: str, verb: str, actor: str, step: str | None = None) -> Any:
+        body: dict[str, Any] = {"actor": actor}
+        if step is not None:
+            body["step"] = step
+        return self._call("POST", f"/executions/{execution_id}/{verb}", body)

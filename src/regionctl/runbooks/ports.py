@@ -1,0 +1,159 @@
+"""Everything the runbook actions need from the rest of the platform, as small protocols bound in one place.
+
+The engine and its actions only talk to the world through a ``Ports`` bundle. ``bind(settings)`` is the single
+function that wires the real implementations (globaldb, routing, reconcile, the shop's probes); until those land
+it returns ports that refuse with a clear error, so a runbook that needs them fails its step instead of
+pretending. Unit tests use the in-memory fakes in ``fakes.py``.
+
+Contract for every implementation: methods are synchronous (the engine calls them in a worker thread), raise
+``regionctl.errors`` exceptions naming the problem, and are idempotent on their own: asked to do what is already
+done, they report it and change nothing. The actions also read the world first (``status``/``states``) so a
+resumed execution does not even ask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from regionctl.config import Settings
+from regionctl.errors import ExternalError
+
+ON, OFF = "On", "Off"
+
+
+# --- snapshots of the world the actions decide on -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    """One region's member of a global database, as the actions need to see it."""
+
+    region: str
+    role: str  # "writer", "standby", "down" (unreachable / stopped), "diverged" (a former writer not rebuilt)
+    timeline: int | None = None
+    streaming: bool = False  # a standby receiving WAL from the current writer
+    lag_bytes: int | None = None  # standby replay position behind the writer's current position
+    lag_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class DatabaseStatus:
+    database: str
+    writer: str | None  # region of the member accepting writes, None when there is none
+    members: Mapping[str, MemberStatus]
+
+    def member(self, region: str) -> MemberStatus:
+        found = self.members.get(region)
+        if found is None:
+            return MemberStatus(region=region, role="down")
+        return found
+
+
+# --- the protocols --------------------------------------------------------------------------------------------
+
+
+class Databases(Protocol):
+    """The global databases (orders, catalog): ``globaldb`` binds this.
+
+    Each operation returns what it did (any dataclass / dict; it lands in the step's result under ``details``).
+    """
+
+    def status(self, database: str) -> DatabaseStatus: ...
+
+    def switchover(self, database: str, to_region: str) -> Any:
+        """Planned, RPO 0: the target replays everything, is promoted, the old writer rejoins as a standby."""
+
+    def failover(self, database: str, to_region: str) -> Any:
+        """Unplanned, data loss allowed: fence the old writer if reachable, promote the target."""
+
+    def preserve(self, database: str, region: str) -> Any:
+        """Keep the former writer's diverged copy (a named failover snapshot); idempotent per divergence."""
+
+    def rebuild(self, database: str, region: str) -> Any:
+        """pg_rewind (or re-clone) the former writer into a standby of the current writer; refuses without a
+        preserved copy (invariant 2)."""
+
+    def snapshot(self, database: str, region: str, label: str) -> Any:
+        """A base backup named ``label``; returns the existing one when ``label`` exists."""
+
+    def restore(self, database: str, snapshot: str, name: str, target_time: str | None,
+                target_lsn: str | None) -> Any:
+        """Point-in-time restore into a new instance ``name`` that never archives nor replicates; idempotent by
+        ``name``."""
+
+
+class Routing(Protocol):
+    """The routing control panel: ``routing`` binds this."""
+
+    def states(self) -> Mapping[str, str]:
+        """Region -> "On" / "Off"."""
+
+    def healthy(self, region: str) -> bool:
+        """Control On and the region's endpoint health check passing (what the global entry uses)."""
+
+    def set_states(self, changes: Mapping[str, str], overrides: Sequence[str], actor: str, reason: str) -> Any:
+        """One transaction over the controls, checked against the safety rules; a refusal raises ConflictError
+        naming the rule."""
+
+
+class Reconciler(Protocol):
+    """Lost-transaction capture and replay: ``reconcile`` binds this."""
+
+    def report(self, database: str, region: str) -> Any:
+        """Build (or return the existing) missing-transaction report for the former writer in ``region``;
+        the result must carry ``report_id``."""
+
+    def replay(self, report_id: str, approved_by: str) -> Any:
+        """Apply what does not conflict, list what does; idempotent per report."""
+
+
+Probe = Callable[[], bool]
+"""A yes/no check of the world, e.g. ``global_write``: an order accepted through the global entry point."""
+
+Function = Callable[..., Any]
+"""A function a ``python`` step calls by name: ``fn(**args)``; returns JSON-able data."""
+
+
+@dataclass(frozen=True)
+class Ports:
+    databases: Databases
+    routing: Routing
+    reconciler: Reconciler
+    probes: Mapping[str, Probe] = field(default_factory=dict)
+    functions: Mapping[str, Function] = field(default_factory=dict)
+
+
+# --- not bound yet ----------------------------------------------------------------------------------------------
+
+
+class _Unbound:
+    """Stands in for a part of the platform that is not wired to the runbook engine yet."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        if name.startswith("__"):
+            raise AttributeError(name)
+
+        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            raise ExternalError(f"{self._what} is not bound to the runbook engine (regionctl.runbooks.ports.bind)")
+
+        return refuse
+
+
+def bind(settings: Settings) -> Ports:
+    """The real ports of a deployment. The one place to wire globaldb, routing, reconcile and the shop's probes.
+
+    Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
+    """
+    del settings  # used once the implementations land
+    return Ports(
+        databases=_Unbound("the global database (globaldb)"),  # type: ignore[arg-type]
+        routing=_Unbound("routing"),  # type: ignore[arg-type]
+        reconciler=_Unbound("reconciliation"),  # type: ignore[arg-type]
+        probes={},
+        functions={},
+    )
