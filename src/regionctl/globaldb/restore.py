@@ -9,6 +9,7 @@ instance picks the next timeline number the real cluster may pick too, so it mus
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import uuid
@@ -31,6 +32,7 @@ from regionctl.globaldb.state import StateStore
 from regionctl.globaldb.switchover import _load
 from regionctl.runtime.postgres import PgInstance
 
+RESTORE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 RESTORE_SETTINGS = {"archive_mode": "off", "primary_conninfo": "", "primary_slot_name": "", "hot_standby": "on"}
 
 
@@ -55,7 +57,14 @@ def pick_snapshot(snapshots: list[Snapshot], region: str, target_time: datetime 
 
 
 def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, target_lsn: str | None,
-            region: str | None = None) -> RestoredInstance:
+            region: str | None = None, name: str | None = None) -> RestoredInstance:
+    """Restore into a new instance; with ``name``, restoring the same name again returns the first one."""
+    if name is not None:
+        if not RESTORE_NAME.match(name):
+            raise InputError(f"restore name {name!r} must be lower-case letters, digits and dashes")
+        meta = cluster.topo.paths.restores / name / "restore.json"
+        if meta.exists():
+            return RestoredInstance(**json.loads(meta.read_text()))
     if (target_time is None) == (target_lsn is None):
         raise InputError("give exactly one of --time or --lsn")
     if target_time is not None and target_time.tzinfo is None:
@@ -71,7 +80,7 @@ def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, t
     for origin in cluster.regions:
         if origin != region and cluster.archive_dir(origin).exists():
             ship_archive(cluster, origin, region)
-    restore_id = f"restore-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
+    restore_id = name or f"restore-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
     instance = _prepare(cluster, region, snap, restore_id)
     target = target_time.isoformat() if target_time is not None else format_lsn(lsn or 0)
     settings = {
@@ -108,8 +117,10 @@ def restored_instance(cluster: Cluster, restore_id: str) -> PgInstance:
 
 def list_restores(cluster: Cluster) -> list[dict[str, object]]:
     found = []
-    for meta in sorted(cluster.topo.paths.restores.glob(f"restore-{cluster.name}-*/restore.json")):
+    for meta in sorted(cluster.topo.paths.restores.glob("*/restore.json")):
         raw = json.loads(meta.read_text())
+        if raw["database"] != cluster.name:
+            continue
         raw["running"] = _instance(cluster, raw["region"], raw["id"]).running
         found.append(raw)
     return found

@@ -54,17 +54,17 @@ class GlobalDatabases:
     def rebuild(self, name: str, region: str) -> rebuild.RebuildResult:
         return rebuild.rebuild(self.cluster(name), self.store, region)
 
-    def snapshot(self, name: str) -> snapshots.Snapshot:
-        return snapshots.take_snapshot(self.cluster(name), self.store)
+    def snapshot(self, name: str, label: str | None = None) -> snapshots.Snapshot:
+        return snapshots.take_snapshot(self.cluster(name), self.store, label)
 
     def snapshots(self, name: str) -> list[snapshots.Snapshot]:
         return snapshots.list_snapshots(self.cluster(name))
 
     def restore(self, name: str, target_time: datetime | None = None, target_lsn: str | None = None,
-                region: str | None = None) -> snapshots.RestoredInstance:
+                region: str | None = None, restore_name: str | None = None) -> snapshots.RestoredInstance:
         from regionctl.globaldb import restore
 
-        return restore.restore(self.cluster(name), self.store, target_time, target_lsn, region)
+        return restore.restore(self.cluster(name), self.store, target_time, target_lsn, region, restore_name)
 
     def stop(self, name: str) -> list[str]:
         """Stop every member (fast); the data stays."""

@@ -34,6 +34,7 @@ class Snapshot:
     finished_at: float  # the snapshot is consistent no later than this
     bytes: int
     seconds: float
+    label: str | None = None  # a caller's name for it (runbooks); taking a label twice returns the first
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ def ship_archive(cluster: Cluster, origin: str, to_region: str) -> int:
     return copied
 
 
-def take_snapshot(cluster: Cluster, store: StateStore) -> Snapshot:
+def take_snapshot(cluster: Cluster, store: StateStore, label: str | None = None) -> Snapshot:
+    existing = [s for s in list_snapshots(cluster) if label is not None and s.label == label]
+    if existing:
+        return existing[0]
     state = _load(store, cluster.name)
     writer = cluster.member(state.writer)
     if not writer.running:
@@ -105,6 +109,7 @@ def take_snapshot(cluster: Cluster, store: StateStore) -> Snapshot:
         id=snap_id, database=cluster.name, taken_in=state.writer, held_in=(state.writer,),
         start_lsn=wal["Start-LSN"], end_lsn=wal["End-LSN"], timeline=int(wal["Timeline"]),
         started_at=started_at, finished_at=finished_at, bytes=size, seconds=round(finished_at - started_at, 3),
+        label=label,
     )
     (directory / "snapshot.json").write_text(json.dumps(asdict(snap), indent=2))
     for other in cluster.regions:

@@ -149,9 +149,14 @@ def bind(settings: Settings) -> Ports:
 
     Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
     """
-    del settings  # used once the implementations land
+    from regionctl.globaldb.service import GlobalDatabases
+    from regionctl.runbooks.wiring import GlobalDatabasesPort
+    from regionctl.runtime.deployment import deployment_network
+    from regionctl.runtime.topology import Topology
+
+    topo = Topology(settings)
     return Ports(
-        databases=_Unbound("the global database (globaldb)"),  # type: ignore[arg-type]
+        databases=GlobalDatabasesPort(GlobalDatabases(topo, deployment_network(topo))),
         routing=_Unbound("routing"),  # type: ignore[arg-type]
         reconciler=_Unbound("reconciliation"),  # type: ignore[arg-type]
         probes={},

@@ -26,7 +26,7 @@ EAST, WEST = REGIONS
 
 class _Handler(BaseHTTPRequestHandler):
     seen: list[dict[str, Any]] = []
-    health_after = 0.0
+    unhealthy_checks = 0  # answer 503 to this many health checks first (counted, not timed: machines are noisy)
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -34,7 +34,8 @@ class _Handler(BaseHTTPRequestHandler):
         _Handler.seen.append({"method": self.command, "path": self.path, "body": body,
                               "key": self.headers.get("Idempotency-Key")})
         if self.path == "/health":
-            ok = time.monotonic() >= _Handler.health_after
+            ok = _Handler.unhealthy_checks <= 0
+            _Handler.unhealthy_checks -= 1
             self._send(200 if ok else 503, {"ok": ok})
         elif self.path == "/teapot":
             self._send(418, {"error": "short and stout"})
@@ -87,12 +88,12 @@ def test_http_request_and_wait_until_http(tmp_path: Path, web: str) -> None:
             outputs: {{said: json.error}}
     """)
     _Handler.seen.clear()
-    _Handler.health_after = time.monotonic() + 0.3
+    _Handler.unhealthy_checks = 2
     ex = h.run("Web")
     assert ex.status == J.SUCCEEDED, ex.error
     journal = h.journal()
     runs = {r.step: r for r in journal.runs(ex.id)}
-    assert runs["WaitHealthy"].outputs["checks"] >= 3  # it waited for the health endpoint to come up
+    assert runs["WaitHealthy"].outputs["checks"] == 4  # two 503s, then two consecutive 200s
     assert runs["Post"].outputs == {"echo": 7, "status": 200}
     assert runs["Teapot"].status == J.FAILED and "answered 418: " in (runs["Teapot"].error or "")
     assert runs["Expected"].outputs == {"said": "short and stout"}

@@ -1,0 +1,68 @@
+"""The real implementations behind the runbook ports: small adapters over globaldb, routing and reconcile.
+
+Each adapter translates; it never decides. Decisions live in the actions (read the world, then act) and in the
+operations themselves (which refuse with an error naming why).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from regionctl.cli.render import to_jsonable
+from regionctl.errors import InputError, NotFoundError
+from regionctl.globaldb.service import GlobalDatabases
+from regionctl.runbooks.ports import DatabaseStatus, MemberStatus
+
+ROLE_FOR_RUNBOOKS = {"writer": "writer", "standby": "standby", "stopped": "down", "unreachable": "down"}
+
+
+class GlobalDatabasesPort:
+    """``Databases`` over ``globaldb.GlobalDatabases``."""
+
+    def __init__(self, gdbs: GlobalDatabases) -> None:
+        self.gdbs = gdbs
+
+    def status(self, database: str) -> DatabaseStatus:
+        status = self.gdbs.status(database)
+        members = {
+            m.region: MemberStatus(
+                region=m.region,
+                role="diverged" if m.intended == "diverged" else ROLE_FOR_RUNBOOKS[m.role],
+                timeline=m.timeline, streaming=bool(m.streaming), lag_bytes=m.lag_bytes, lag_ms=m.lag_ms,
+            )
+            for m in status.members
+        }
+        writer = next((r for r, m in members.items() if m.role == "writer"), None)
+        return DatabaseStatus(database=database, writer=writer, members=members)
+
+    def switchover(self, database: str, to_region: str) -> Any:
+        return to_jsonable(self.gdbs.switchover(database, to_region))
+
+    def failover(self, database: str, to_region: str) -> Any:
+        return to_jsonable(self.gdbs.failover(database, to_region))
+
+    def preserve(self, database: str, region: str) -> Any:
+        return to_jsonable(self.gdbs.preserve(database, region))
+
+    def rebuild(self, database: str, region: str) -> Any:
+        return to_jsonable(self.gdbs.rebuild(database, region))
+
+    def snapshot(self, database: str, region: str, label: str) -> Any:
+        """Snapshots are taken from the writer wherever it is and held in both regions; ``region`` is checked."""
+        self.gdbs.topo.settings.require_region(region)
+        return to_jsonable(self.gdbs.snapshot(database, label=label))
+
+    def restore(self, database: str, snapshot: str, name: str, target_time: str | None,
+                target_lsn: str | None) -> Any:
+        """``snapshot`` may name one (it must exist) or be ``latest``: the newest consistent before the target
+        is used either way, as a restore needs."""
+        if snapshot != "latest" and all(snapshot not in (s.id, s.label) for s in self.gdbs.snapshots(database)):
+            raise NotFoundError(f"no snapshot {snapshot!r} of {database}")
+        when = None
+        if target_time:
+            try:
+                when = datetime.fromisoformat(target_time)
+            except ValueError:
+                raise InputError(f"target_time {target_time!r} is not an ISO 8601 time") from None
+        return to_jsonable(self.gdbs.restore(database, when, target_lsn, restore_name=name.lower()))
