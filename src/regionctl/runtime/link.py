@@ -23,6 +23,7 @@ from regionctl.runtime.link_api import TOKEN_ENV
 from regionctl.runtime.link_model import DirectionState, LinkStatus, Route, RouteStatus, parse_direction
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
+from regionctl.runtime.secrets import control_token
 
 __all__ = [
     "CONTROL_HOST",
@@ -137,8 +138,8 @@ def link_control_url(settings: Settings) -> str:
 
 
 def link_client(settings: Settings, timeout: float = 5.0) -> LinkClient:
-    """A client for this deployment's emulator, with the control token when one is configured."""
-    token = settings.control_token.get_secret_value() if settings.control_token is not None else None
+    """A client for this deployment's emulator, carrying the deployment's control token."""
+    token = control_token(settings)
     return LinkClient(link_control_url(settings), timeout=timeout, token=token)
 
 
@@ -149,7 +150,7 @@ def link_process_spec(
 
     The token travels in the environment, never on the command line (visible to ``ps``).
     """
-    env = {TOKEN_ENV: settings.control_token.get_secret_value()} if settings.control_token is not None else {}
+    env = {TOKEN_ENV: control_token(settings)}
     return ProcessSpec(
         name="link",
         region=GLOBAL_PLANE,
