@@ -107,7 +107,7 @@ def steps(draw: st.DrawFn, names: list[str], rule_names: list[str]) -> list[tupl
     return result
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_engine_matches_oracle_and_invariants_hold_over_random_sequences(data: st.DataObject) -> None:
     spec, rules = data.draw(panels())
