@@ -1,15 +1,14 @@
-"""A lean HTTP/1.1 upstream client for the entry: pooled keep-alive connections over asyncio streams, responses
-parsed with httptools and streamed back as they arrive.
+"""The entry's side towards a region: pooled keep-alive HTTP/1.1 connections as plain asyncio protocols.
 
-General-purpose clients (httpx) cost several times more per request than the proxying itself; the entry must add
-little to a region's latency, so it speaks just enough HTTP/1.1 itself.
+A response is parsed with httptools as its bytes arrive and handed on at once to a ``Sink`` (the client's
+connection): no task, no coroutine and no copy of the whole body per request. A general-purpose client (httpx)
+costs several times the proxying itself, and the entry must add little to what a region costs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from typing import Protocol
 
 import httptools
 
@@ -18,54 +17,185 @@ HOP_BY_HOP = frozenset({
     b"transfer-encoding", b"upgrade", b"proxy-connection",
 })
 NO_BODY_STATUS = frozenset({204, 304})
-READ_SIZE = 65536
-
 Headers = list[tuple[bytes, bytes]]
-SendHead = Callable[[int, Headers], Awaitable[None]]
-SendBody = Callable[[bytes, bool], Awaitable[None]]
+
+
+class BodyMode:
+    NONE = "none"  # HEAD, 204, 304: the head is the whole answer
+    LENGTH = "length"  # Content-Length: body bytes pass through as they are
+    OPEN = "open"  # chunked or ended by close upstream: the client side frames it again
 
 
 class UpstreamError(Exception):
-    """The region did not give a complete answer. ``sent``: part of it already reached the client.
-    ``retryable``: a reused idle connection failed before the region answered anything (it never saw the request)."""
+    """The region gave no complete answer. ``sent``: the head already went to the client. ``retryable``: a reused
+    idle connection failed before any byte came back, so the region never saw the request."""
 
-    def __init__(self, message: str, sent: bool, retryable: bool = False) -> None:
+    def __init__(self, message: str, sent: bool = False, retryable: bool = False) -> None:
         super().__init__(message)
         self.sent = sent
         self.retryable = retryable
 
 
-@dataclass
-class _Response:
-    """Collects httptools callbacks for one response."""
+class Sink(Protocol):
+    """Where an upstream connection delivers one response."""
 
-    status: int = 0
-    headers: Headers = field(default_factory=list)
-    head_done: bool = False
-    chunks: list[bytes] = field(default_factory=list)
-    done: bool = False
+    def upstream_head(self, status: int, reason: bytes, headers: Headers, mode: str) -> None: ...
+
+    def upstream_body(self, chunk: bytes) -> None: ...
+
+    def upstream_done(self) -> None: ...
+
+    def upstream_failed(self, error: UpstreamError) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One keep-alive connection to a region; carries one exchange at a time."""
+
+    def __init__(self, pool: UpstreamPool) -> None:
+        self.pool = pool
+        self.transport: asyncio.Transport | None = None
+        self.sink: Sink | None = None
+        self.closed = False
+        self.uses = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._reset(False)
+
+    def _reset(self, head_only: bool) -> None:
+        self.head_only = head_only
+        self.received = False
+        self.head_sent = False
+        self.mode = BodyMode.NONE
+        self.reason = b""
+        self.headers: Headers = []
+        self.keep_alive = False
+        self.last_data = 0.0
+        self.parser = httptools.HttpResponseParser(self)
+
+    # driving ---------------------------------------------------------------------------------------------------
+    def start(self, request: bytes, sink: Sink, head_only: bool) -> None:
+        assert self.transport is not None
+        self._reset(head_only)
+        self.sink = sink
+        loop = asyncio.get_running_loop()
+        self.last_data = loop.time()
+        self._timer = loop.call_later(self.pool.read_timeout_s, self._check_timeout)
+        self.transport.write(request)
+
+    def abandon(self) -> None:
+        """The client went away mid-answer: this connection is out of step, close it."""
+        self.sink = None
+        self._close()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    def _check_timeout(self) -> None:
+        loop = asyncio.get_running_loop()
+        idle = loop.time() - self.last_data
+        if self.sink is None:
+            return
+        if idle < self.pool.read_timeout_s:
+            self._timer = loop.call_later(self.pool.read_timeout_s - idle, self._check_timeout)
+            return
+        self._fail(UpstreamError(f"no answer from {self.pool.address} within {self.pool.read_timeout_s:g} s",
+                                 sent=self.head_sent))
+
+    def _close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, error: UpstreamError) -> None:
+        sink, self.sink = self.sink, None
+        self._close()
+        if sink is not None:
+            sink.upstream_failed(error)
+
+    def _finish(self) -> None:
+        sink, self.sink = self.sink, None
+        if sink is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self.uses += 1
+        reusable = self.keep_alive and not self.closed
+        sink.upstream_done()
+        if reusable:
+            self.pool.release(self)
+        else:
+            self._close()
+
+    # asyncio.Protocol --------------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.sink is None:  # bytes nobody asked for: the connection is out of step
+            self._close()
+            return
+        self.received = True
+        self.last_data = asyncio.get_running_loop().time()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamError(f"malformed answer from {self.pool.address}: {exc}", sent=self.head_sent))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.pool.forget(self)
+        if self.sink is None:
+            return
+        if self.head_sent and self.mode == BodyMode.OPEN and not self._framed():
+            self._finish()  # a body delimited by the end of the connection
+            return
+        what = "closed the connection before answering" if not self.head_sent else "cut the answer short"
+        self._fail(UpstreamError(f"{self.pool.address} {what}", sent=self.head_sent,
+                                 retryable=self.uses > 0 and not self.received))
+
+    # httptools callbacks -----------------------------------------------------------------------------------------
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.head_done = True
+        status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()  # read now: after completion the parser says False
+        if status < 200 and status != 101:  # an interim answer: wait for the real one
+            self.reason, self.headers = b"", []
+            return
+        lowered = [(k.lower(), v) for k, v in self.headers]
+        if self.head_only or status in NO_BODY_STATUS:
+            self.mode = BodyMode.NONE
+        elif any(k == b"content-length" for k, _ in lowered):
+            self.mode = BodyMode.LENGTH
+        else:
+            self.mode = BodyMode.OPEN
+        headers = [(k, v) for (k, v), (low, _) in zip(self.headers, lowered, strict=True) if low not in HOP_BY_HOP]
+        self.head_sent = True
+        if self.sink is not None:
+            self.sink.upstream_head(status, self.reason, headers, self.mode)
+        if self.mode == BodyMode.NONE:
+            self._finish()
 
     def on_body(self, body: bytes) -> None:
-        self.chunks.append(body)
+        if self.sink is not None and self.mode != BodyMode.NONE:
+            self.sink.upstream_body(body)
 
     def on_message_complete(self) -> None:
-        self.done = True
+        if self.head_sent:
+            self._finish()
 
-
-class Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.uses = 0
-
-    def close(self) -> None:
-        self.writer.close()
+    def _framed(self) -> bool:
+        return any(k.lower() == b"transfer-encoding" for k, _ in self.headers)
 
 
 class UpstreamPool:
@@ -75,98 +205,39 @@ class UpstreamPool:
                  read_timeout_s: float = 30.0) -> None:
         self.host = host
         self.port = port
+        self.address = f"{host}:{port}"
         self.max_idle = max_idle
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
-        self._idle: list[Connection] = []
+        self._idle: list[UpstreamConnection] = []
 
-    async def _connect(self) -> Connection:
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port),
-                                                    self.connect_timeout_s)
-        except (OSError, TimeoutError) as exc:
-            raise UpstreamError(f"cannot connect to {self.host}:{self.port} ({type(exc).__name__})", False) from None
-        return Connection(reader, writer)
-
-    def _take_idle(self) -> Connection | None:
+    def take_idle(self) -> UpstreamConnection | None:
         while self._idle:
             conn = self._idle.pop()
-            if not conn.reader.at_eof() and not conn.writer.is_closing():
+            if not conn.closed:
                 return conn
-            conn.close()
         return None
 
-    def _give_back(self, conn: Connection) -> None:
+    async def connect(self) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                _, conn = await loop.create_connection(lambda: UpstreamConnection(self), self.host, self.port)
+        except (OSError, TimeoutError) as exc:
+            raise UpstreamError(f"cannot connect to {self.address} ({type(exc).__name__})") from None
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
         if len(self._idle) < self.max_idle:
             self._idle.append(conn)
         else:
-            conn.close()
+            conn.abandon()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn in self._idle:
+            self._idle.remove(conn)
 
     def close(self) -> None:
         for conn in self._idle:
-            conn.close()
+            conn.abandon()
         self._idle.clear()
-
-    async def forward(self, request: bytes, head_only: bool, send_head: SendHead, send_body: SendBody) -> int:
-        """Send ``request`` (a complete HTTP/1.1 message) and stream the answer; returns the status.
-
-        Only when a reused idle connection fails before any byte comes back is the request sent once more, on a
-        fresh connection: the region closed that connection while idle and never saw the request.
-        """
-        conn = self._take_idle()
-        if conn is not None:
-            try:
-                return await self._exchange(conn, request, head_only, send_head, send_body)
-            except UpstreamError as exc:
-                if not exc.retryable:
-                    raise
-        return await self._exchange(await self._connect(), request, head_only, send_head, send_body)
-
-    async def _exchange(self, conn: Connection, request: bytes, head_only: bool, send_head: SendHead,
-                        send_body: SendBody) -> int:
-        response = _Response()
-        parser = httptools.HttpResponseParser(response)
-        received = sent_head = keep = False
-        try:
-            conn.writer.write(request)
-            while True:
-                data = await asyncio.wait_for(conn.reader.read(READ_SIZE), self.read_timeout_s)
-                if data:
-                    received = True
-                    parser.feed_data(data)
-                elif not response.head_done:
-                    raise UpstreamError(f"{self.host}:{self.port} closed the connection before answering", False,
-                                        retryable=conn.uses > 0 and not received)
-                elif _delimited(response.headers):
-                    raise UpstreamError(f"{self.host}:{self.port} cut the response short", sent_head)
-                else:
-                    response.done = True  # a body delimited by the end of the connection
-                if response.head_done and not sent_head:
-                    response.status = parser.get_status_code()
-                    await send_head(response.status, [(k, v) for k, v in response.headers
-                                                      if k.lower() not in HOP_BY_HOP])
-                    sent_head = True
-                    if head_only or response.status in NO_BODY_STATUS or response.status < 200:
-                        response.done = True
-                        response.chunks.clear()
-                if response.chunks or response.done:
-                    body, response.chunks = b"".join(response.chunks), []
-                    await send_body(body, not response.done)
-                if response.done:
-                    keep = bool(data) and parser.should_keep_alive()
-                    return response.status
-        except (OSError, TimeoutError, httptools.HttpParserError) as exc:
-            raise UpstreamError(f"{type(exc).__name__} talking to {self.host}:{self.port}", sent_head,
-                                retryable=conn.uses > 0 and not received and not isinstance(exc, TimeoutError)
-                                ) from None
-        finally:
-            conn.uses += 1
-            if keep:
-                self._give_back(conn)
-            else:
-                conn.close()
-
-
-def _delimited(headers: Headers) -> bool:
-    """Whether the body's end is marked (length or chunks), so a closed connection means a cut response."""
-    return any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers)

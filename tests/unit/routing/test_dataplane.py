@@ -71,9 +71,7 @@ def test_sticky_cookie_and_forwarded_request_head() -> None:
                (b"x-forwarded-for", b"10.0.0.1"), (b"expect", b"100-continue")]
     assert sticky_region(headers) == WEST
     assert sticky_region([(b"cookie", b"other=1")]) is None
-    scope = {"method": "POST", "path": "/x", "raw_path": b"/x", "query_string": b"a=1", "headers": headers,
-             "client": ("127.0.0.9", 5000), "scheme": "http"}
-    head = request_head(scope, 3, EAST).decode()
+    head = request_head(b"POST", b"/x?a=1", headers, "127.0.0.9", 3, EAST).decode()
     assert head.startswith("POST /x?a=1 HTTP/1.1\r\n")
     assert "connection:" not in head and "expect:" not in head
     assert "x-forwarded-for: 10.0.0.1, 127.0.0.9\r\n" in head and "content-length: 3\r\n" in head
