@@ -33,7 +33,9 @@ from regionctl.routing.view import routing_view
 MUTATING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 RULE_NAME = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="lower-case letters, digits and dashes")
 bearer = HTTPBearer(auto_error=False, description="the control token (`regionctl` keeps it in secrets/control-token)")
-AUTH = {401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"}}
+AUTH: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},
+}
 BAD: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorOut, "description": "the body cannot be parsed at all"},
     422: {"model": schemas.ErrorOut, "description": "malformed request; the detail names the problem"},

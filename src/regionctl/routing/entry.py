@@ -25,6 +25,7 @@ import httptools
 
 from regionctl.routing.dataplane import DataPlane
 from regionctl.routing.metrics import CONTENT_TYPE_LATEST, PlaneMetrics, render
+from regionctl.routing.plane import PlaneConfig, load_plane
 from regionctl.routing.proxy import HOP_BY_HOP, BodyMode, Headers, UpstreamConnection, UpstreamError, UpstreamPool
 
 COOKIE = "regionctl-region"
@@ -49,7 +50,7 @@ def pick_region(healthy: Sequence[str], sticky: str | None, turn: int) -> Pick |
     (then the session sticks to it). None when no region is healthy."""
     if not healthy:
         return None
-    if sticky in healthy:
+    if sticky is not None and sticky in healthy:
         return Pick(sticky, False)
     return Pick(healthy[turn % len(healthy)], True)
 
@@ -338,10 +339,9 @@ class ClientConnection(asyncio.Protocol):
         self._next()
 
 
-def build(plane_path: str) -> tuple[Entry, object]:
+def build(plane_path: str) -> tuple[Entry, PlaneConfig]:
     """The shared entry state and its plane config, from a plane file."""
     from regionctl.routing.health import HealthMonitor
-    from regionctl.routing.plane import load_plane
     from regionctl.routing.source import HttpControlSource
 
     plane = load_plane(plane_path)
@@ -379,13 +379,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s entry %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health check would drown the log
     entry, plane = build(args.plane)
-    try:
-        import uvloop
+    import uvloop  # comes with uvicorn[standard]
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
-        runner = asyncio.run
-    runner(serve(entry, plane.entry.host, plane.entry.port))  # type: ignore[attr-defined]
+    uvloop.run(serve(entry, plane.entry.host, plane.entry.port))
 
 
 if __name__ == "__main__":
