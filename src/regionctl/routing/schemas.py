@@ -14,7 +14,10 @@ Actor = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 class ChangeBody(BaseModel):
     """A transaction over one or more routing controls."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"controls": {"us-east-1": "Off"}, "actor": "ops", "reason": "evacuate us-east-1"},
+        {"controls": {"us-east-1": "On", "us-west-2": "Off"}, "override": ["at-least-one-region-on"]},
+    ]})
 
     controls: dict[Name, State] = Field(min_length=1, max_length=20, description='e.g. {"us-east-1": "Off"}')
     override: list[Name] = Field(default_factory=list, max_length=20, description="rules to bypass for this change")
@@ -25,7 +28,10 @@ class ChangeBody(BaseModel):
 class RuleBody(BaseModel):
     """An assertion rule (``controls`` = asserted controls) or a gating rule (``controls`` = gating controls)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "assertion", "controls": ["us-east-1", "us-west-2"], "type": "ATLEAST", "threshold": 1},
+        {"kind": "gating", "controls": ["automation"], "targets": ["us-east-1", "us-west-2"], "type": "OR"},
+    ]})
 
     kind: Literal["assertion", "gating"]
     controls: list[Name] = Field(min_length=1, max_length=20)
