@@ -2,11 +2,12 @@
 
 Starts a stand-in region ui, the control API and the entry as real processes (as `regionctl up` would), then:
 1. throughput: C keep-alive connections send `GET /` for D seconds, directly to the region, then through the
-   entry (pinned to the same region by its session cookie, so both runs reach the same single backend);
+   entry (pinned to the same region by its session cookie, so both runs reach the same single backend), in R
+   alternating rounds; medians are reported, with CPU time per request of each process;
 2. latency: one connection, sequential requests (no queueing), p50/p99 each way; added = entry - direct.
 The target from issue 4: entry throughput >= 80% of direct.
 
-    .venv/bin/python benchmarks/routing.py [--connections 32] [--seconds 5]
+    .venv/bin/python benchmarks/routing.py [--connections 32] [--seconds 3] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-requests", type=int, default=2000)
     args = parser.parse_args()
     try:
@@ -119,23 +121,32 @@ def main() -> None:
 
         base = f"GET / HTTP/1.1\r\nhost: shop\r\ncookie: {COOKIE}={region}\r\n\r\n".encode()
         targets = {"direct": (host, port), "entry": (plane.entry.host, plane.entry.port)}
-        throughput, cpu = {}, {}
+        rounds: dict[str, list[float]] = {label: [] for label in targets}
+        cpu: dict[str, dict[str, list[float]]] = {label: {} for label in targets}
         watched = {"region": psutil.Process(ui.pid), "entry": psutil.Process(procs[-1].pid),
                    "client": psutil.Process()}
-        for label, (h, p) in targets.items():
-            before = {k: sum(proc.cpu_times()[:2]) for k, proc in watched.items()}
-            started = time.perf_counter()
-            throughput[label], _ = asyncio.run(_load(h, p, base, args.connections, args.seconds))
-            requests = throughput[label] * (time.perf_counter() - started - 0.5)
-            cpu[label] = {k: (sum(proc.cpu_times()[:2]) - before[k]) / requests * 1e6 for k, proc in watched.items()}
+        for _ in range(args.rounds):  # alternate, so a noisy neighbour hurts both sides alike
+            for label, (h, p) in targets.items():
+                before = {k: sum(proc.cpu_times()[:2]) for k, proc in watched.items()}
+                started = time.perf_counter()
+                rate, _ = asyncio.run(_load(h, p, base, args.connections, args.seconds))
+                rounds[label].append(rate)
+                requests = rate * (time.perf_counter() - started - 0.5)
+                for k, proc in watched.items():
+                    used = (sum(proc.cpu_times()[:2]) - before[k]) / requests * 1e6
+                    cpu[label].setdefault(k, []).append(used)
+        throughput = {label: statistics.median(values) for label, values in rounds.items()}
         latency = {}
         for label, (h, p) in targets.items():
             samples: list[float] = []
             asyncio.run(_sequential(h, p, base, args.latency_requests, samples))
             latency[label] = samples
         _report(args, throughput, latency)
+        ratios = [e / d for e, d in zip(rounds["entry"], rounds["direct"], strict=True)]
+        print("  entry/direct per round: " + ", ".join(f"{r:.0%}" for r in ratios))
         for label in targets:
-            print(f"  CPU per request ({label}): " + ", ".join(f"{k} {v:.0f} us" for k, v in cpu[label].items()))
+            print(f"  CPU per request ({label}, median): "
+                  + ", ".join(f"{k} {statistics.median(v):.0f} us" for k, v in cpu[label].items()))
     finally:
         for proc in procs:
             proc.terminate()
@@ -167,8 +178,9 @@ async def _client_n(host: str, port: int, request: bytes, n: int, samples: list[
 def _report(args: argparse.Namespace, throughput: dict[str, float], latency: dict[str, list[float]]) -> None:
     ratio = throughput["entry"] / throughput["direct"]
     print(f"global entry benchmark: GET / of a stand-in region ui, {args.connections} keep-alive connections, "
-          f"{args.seconds:g} s each, {os.cpu_count()} CPUs shared by client, entry and region")
-    print(f"  throughput direct : {throughput['direct']:8.0f} req/s")
+          f"{args.rounds} alternating rounds of {args.seconds:g} s, {os.cpu_count()} CPUs shared by client, entry "
+          "and region")
+    print(f"  throughput direct : {throughput['direct']:8.0f} req/s (median)")
     print(f"  throughput entry  : {throughput['entry']:8.0f} req/s  ({ratio:.0%} of direct; target >= 80%)")
     for q, name in ((0.5, "p50"), (0.99, "p99")):
         direct, entry = _pct(latency["direct"], q), _pct(latency["entry"], q)

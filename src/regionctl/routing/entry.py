@@ -145,6 +145,7 @@ class ClientConnection(asyncio.Protocol):
         self.retried = False
         self.chunked = False
         self.status = 0
+        self._out: list[bytes] = []
 
     # asyncio.Protocol --------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -272,20 +273,22 @@ class ClientConnection(asyncio.Protocol):
                 lines.append(b"transfer-encoding: chunked")
         if not self.current.keep_alive:
             lines.append(b"connection: close")
-        self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+        self._out.append(b"\r\n".join(lines) + b"\r\n\r\n")
 
     def upstream_body(self, chunk: bytes) -> None:
-        if self.transport is None or not chunk:
-            return
-        if self.chunked:
-            self.transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-        else:
-            self.transport.write(chunk)
+        if chunk:
+            self._out.append(b"%x\r\n%b\r\n" % (len(chunk), chunk) if self.chunked else chunk)
+
+    def flush(self) -> None:
+        if self._out and self.transport is not None and not self.gone:
+            self.transport.write(self._out[0] if len(self._out) == 1 else b"".join(self._out))
+        self._out.clear()
 
     def upstream_done(self) -> None:
         self.upstream = None
-        if self.chunked and self.transport is not None:
-            self.transport.write(b"0\r\n\r\n")
+        if self.chunked:
+            self._out.append(b"0\r\n\r\n")
+        self.flush()
         self.entry.count(self.region, self.status)
         self._complete()
 
@@ -299,6 +302,7 @@ class ClientConnection(asyncio.Protocol):
             return
         self.entry.count(self.region, 502)
         if error.sent:
+            self.flush()
             if self.transport is not None:
                 self.transport.close()  # the answer is cut: the client must see the connection end
             return

@@ -47,6 +47,10 @@ class Sink(Protocol):
 
     def upstream_failed(self, error: UpstreamError) -> None: ...
 
+    def flush(self) -> None:
+        """Write what the last read delivered, as one write (one syscall instead of one per piece)."""
+        ...
+
 
 class UpstreamConnection(asyncio.Protocol):
     """One keep-alive connection to a region; carries one exchange at a time."""
@@ -142,10 +146,13 @@ class UpstreamConnection(asyncio.Protocol):
             return
         self.received = True
         self.last_data = asyncio.get_running_loop().time()
+        sink = self.sink
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self._fail(UpstreamError(f"malformed answer from {self.pool.address}: {exc}", sent=self.head_sent))
+        if self.sink is sink:  # still mid-answer (a finished or failed answer was flushed by its sink)
+            sink.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
