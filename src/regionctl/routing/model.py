@@ -53,11 +53,11 @@ class RuleConfig:
     def describe(self, controls: Iterable[str]) -> str:
         names = ", ".join(sorted(controls))
         if self.type is RuleType.ATLEAST:
-            text = f"at least {self.threshold} of [{names}] On"
+            text = f"at least {self.threshold} of {{{names}}} On"
         elif self.type is RuleType.AND:
-            text = f"all of [{names}] On"
+            text = f"all of {{{names}}} On"
         else:
-            text = f"any of [{names}] On"
+            text = f"any of {{{names}}} On"
         return f"NOT ({text})" if self.inverted else text
 
 
@@ -82,7 +82,7 @@ class SafetyRule:
         condition = self.config.describe(self.watched)
         if self.kind is RuleKind.ASSERTION:
             return f"assert {condition}"
-        return f"[{', '.join(sorted(self.targets))}] may change only while {condition}"
+        return f"{{{', '.join(sorted(self.targets))}}} may change only while {condition}"
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def judge(
     if left > 0.0:
         problems.append(
             f"its wait period of {rule.wait_period_s:g} s is running ({left:.1f} s left) since a change to "
-            f"[{', '.join(sorted(rule.guarded))}]"
+            f"{{{', '.join(sorted(rule.guarded))}}}"
         )
     if rule.kind is RuleKind.ASSERTION and not rule.config.holds(after, rule.watched):
         problems.append(

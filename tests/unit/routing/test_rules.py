@@ -103,7 +103,7 @@ def test_inverted_and_and_rules() -> None:
                                  rules=(*spec.rules, rule)))
     decision = evaluate(p, ChangeRequest({WEST: True}), T0)
     assert decision.blocking == ("active-passive",)
-    assert "NOT (all of [us-east-1, us-west-2] On)" in decision.reason
+    assert "NOT (all of {us-east-1, us-west-2} On)" in decision.reason
     assert evaluate(p, ChangeRequest({WEST: True, EAST: False}), T0).allowed
 
 
