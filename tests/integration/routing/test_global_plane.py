@@ -142,7 +142,9 @@ def test_killing_the_control_api_leaves_routing_as_it_was(plane: Plane) -> None:
 def test_no_healthy_region_gives_a_clear_503_and_servfail(plane: Plane) -> None:
     turn_east_off(plane)
     plane.set_region_health(WEST, False)
-    wait_until(lambda: plane.new_requests_go_to(2) == {"503"}, INTERVAL_S * 2, "entry to refuse")
+    # entry and DNS check health independently (as Route 53's checkers do), each within one interval
+    wait_until(lambda: plane.new_requests_go_to(2) == {"503"} and plane.dns_addresses() == "SERVFAIL",
+               INTERVAL_S * 2, "entry and DNS to refuse")
     refused = plane.entry_get("/")
     assert refused.status_code == 503
     assert "no healthy region" in refused.text
