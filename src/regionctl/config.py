@@ -45,6 +45,25 @@ class PostgresSettings(BaseModel):
     reconcile_slot_interval_s: float = Field(1.0, gt=0, le=60)
 
 
+class RoutingSettings(BaseModel):
+    """The global entry point, DNS and endpoint health checks (Route 53's knobs, with local defaults)."""
+
+    dns_name: str | None = Field(None, description="the shop's global name; default store.demo<env>.io")
+    dns_ttl_s: int = Field(5, ge=0, le=86_400, description="TTL of DNS answers")
+    health_path: str = Field("/actuator/health", pattern=r"^/", description="path of a region's ui health check")
+    health_interval_s: float = Field(2.0, gt=0, le=300, description="seconds between endpoint health checks")
+    health_timeout_s: float = Field(1.0, gt=0, le=60, description="a check slower than this fails")
+    failure_threshold: int = Field(3, ge=1, le=10, description="consecutive results that flip a health check")
+    control_poll_s: float = Field(0.5, gt=0, le=60, description="how often entry and DNS read routing controls")
+    wait_period_s: float = Field(5.0, ge=0, le=3600, description="wait period of the default safety rules")
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> RoutingSettings:
+        if self.health_timeout_s > self.health_interval_s:
+            raise ValueError("health_timeout_s must not exceed health_interval_s")
+        return self
+
+
 def _toml_path() -> Path:
     return Path(os.environ.get("REGIONCTL_CONFIG", "regionctl.toml"))
 
@@ -67,6 +86,7 @@ class Settings(BaseSettings):
     base_port: int = Field(17000, ge=1024, le=60000, description="first port tried when allocating")
     link: LinkSettings = LinkSettings()
     postgres: PostgresSettings = PostgresSettings()
+    routing: RoutingSettings = RoutingSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod
@@ -130,6 +150,11 @@ class Settings(BaseSettings):
         if region not in self.regions:
             raise InputError(f"unknown region {region!r}; this deployment has {', '.join(self.regions)}")
         return region
+
+    @property
+    def dns_name(self) -> str:
+        """The shop's global name (the reference's ``store.demo{Env}.io``)."""
+        return self.routing.dns_name or f"store.demo{self.env}.io"
 
     def region_address(self, region: str) -> str:
         """One loopback address per region, stable whichever region is the writer."""

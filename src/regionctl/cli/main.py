@@ -33,9 +33,9 @@ def show_config(fmt: str = FormatOption) -> None:
 
 def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
-    from regionctl.cli import db, deployment, link, runbook
+    from regionctl.cli import db, deployment, link, routing, runbook
 
-    for module in (deployment, db, link, runbook):
+    for module in (deployment, db, link, routing, runbook):
         module.register(app)
 
 

@@ -1,0 +1,93 @@
+"""A small synchronous client of the control API, used by the CLI (and by runbooks later).
+
+HTTP failures become our own errors with the API's message, so the CLI prints one line naming the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from regionctl.config import Paths, Settings
+from regionctl.errors import ConfigError, ConflictError, ExternalError, InputError, NotFoundError, RegionctlError
+from regionctl.routing.plane import HOST, PORT_KEYS
+from regionctl.runtime.ports import PortRegistry
+from regionctl.runtime.secrets import control_token
+
+
+def api_url(settings: Settings) -> str:
+    """The control API's address from the port registry; it exists once the global plane was launched."""
+    known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all()
+    if PORT_KEYS["api"] not in known:
+        raise ConfigError(f"no routing control API is registered under {settings.root}; start the global plane "
+                          "with 'regionctl up'")
+    host, port = known[PORT_KEYS["api"]]
+    return f"http://{host or HOST}:{port}"
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    try:
+        detail = str(response.json().get("detail", response.text))
+    except ValueError:
+        detail = response.text.strip() or response.reason_phrase
+    error: type[RegionctlError] = {401: ConfigError, 404: NotFoundError, 409: ConflictError}.get(
+        response.status_code, InputError if response.status_code < 500 else ExternalError)
+    if response.status_code == 401:
+        detail = f"the control API refused the credential: {detail}"
+    raise error(detail)
+
+
+class ControlClient:
+    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 5.0,
+                 http: httpx.Client | None = None) -> None:
+        self.base_url = base_url
+        self._token = token
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout_s, trust_env=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ControlClient:
+        return cls(api_url(settings), control_token(settings))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(self, method: str, path: str, *, auth: bool = False, **kwargs: Any) -> Any:
+        headers = {"Authorization": f"Bearer {self._token}"} if auth and self._token else {}
+        try:
+            response = self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ExternalError(f"the routing control API at {self.base_url} is not reachable ({type(exc).__name__});"
+                                " is the global plane up?") from None
+        _raise_for(response)
+        return response.json()
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/status"))
+
+    def state(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/state"))
+
+    def change(self, controls: Mapping[str, bool], override: Sequence[str] = (), actor: str = "cli",
+               reason: str = "") -> dict[str, Any]:
+        body = {"controls": {k: "On" if v else "Off" for k, v in controls.items()}, "override": list(override),
+                "actor": actor, "reason": reason}
+        return dict(self._call("POST", "/changes", auth=True, json=body))
+
+    def rules(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/rules"))
+
+    def put_rule(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/rules/{name}", auth=True, json=dict(body)))
+
+    def delete_rule(self, name: str, actor: str = "cli") -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/rules/{name}", auth=True, params={"actor": actor}))
+
+    def audit(self, limit: int = 50, before_id: int | None = None) -> list[dict[str, Any]]:
+        params: dict[str, int] = {"limit": limit}
+        if before_id is not None:
+            params["before_id"] = before_id
+        return list(self._call("GET", "/audit", params=params))

@@ -1,0 +1,145 @@
+"""Pure parts of the data plane: health-check state machine, routability, region picking, DNS answers, cache."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+from dnslib import EDNS0, QTYPE, RCODE, DNSRecord
+from hypothesis import given
+from hypothesis import strategies as st
+
+from regionctl.routing.entry import Pick, pick_region, request_head, sticky_region
+from regionctl.routing.health import HealthState, observe
+from regionctl.routing.source import HttpControlSource
+from regionctl.routing.view import routing_view
+
+EAST, WEST = "us-east-1", "us-west-2"
+NAME = "store.demodev.io"
+ADDRESSES = {EAST: "127.0.1.1", WEST: "127.0.2.1"}
+UP = HealthState(healthy=True, last_ok=True, last_detail="HTTP 200")
+
+
+def test_first_result_decides_then_threshold_consecutive_contrary_results_flip() -> None:
+    state = observe(HealthState(), True, "HTTP 200", 1.0, threshold=3)
+    assert state.healthy is True
+    for i in range(2):
+        state = observe(state, False, "HTTP 503", 2.0 + i, threshold=3)
+        assert state.healthy is True and state.contrary == i + 1
+    state = observe(state, True, "HTTP 200", 5.0, threshold=3)  # one pass resets the count
+    assert state.contrary == 0
+    for _ in range(3):
+        state = observe(state, False, "HTTP 503", 6.0, threshold=3)
+    assert state.healthy is False and "failing (last: HTTP 503)" in state.describe()
+
+
+@given(st.lists(st.booleans(), max_size=40), st.integers(1, 10))
+def test_health_flips_only_after_threshold_consecutive_contrary_results(results: list[bool], threshold: int) -> None:
+    state = HealthState()
+    history: list[bool] = []
+    for ok in results:
+        before = state.healthy
+        state = observe(state, ok, "", 0.0, threshold)
+        history.append(ok)
+        if before is not None and state.healthy != before:
+            assert history[-threshold:] == [state.healthy] * threshold
+
+
+def test_routable_needs_control_on_and_health_passing_and_unknown_is_not_routable() -> None:
+    view = routing_view([EAST, WEST], {EAST: True, WEST: False}, {EAST: UP, WEST: UP})
+    assert view.healthy == (EAST,)
+    assert view.regions[1].reason == "routing control Off"
+    unknown = routing_view([EAST, WEST], None, {EAST: UP, WEST: UP}, "control API unreachable")
+    assert unknown.healthy == ()
+    assert "routing control state unknown (control API unreachable)" in unknown.explain()
+    not_checked = routing_view([EAST], {EAST: True}, {})
+    assert not_checked.healthy == () and "not known yet" in not_checked.explain()
+
+
+def test_pick_region_keeps_sessions_and_spreads_new_ones() -> None:
+    assert pick_region((), EAST, 0) is None
+    assert pick_region((EAST, WEST), WEST, 0) == Pick(WEST, False)
+    assert {pick_region((EAST, WEST), None, turn).region for turn in range(4)} == {EAST, WEST}  # type: ignore[union-attr]
+    assert pick_region((WEST,), EAST, 0) == Pick(WEST, True)  # the session moves and is pinned anew
+    assert pick_region((EAST,), "garbage", 1) == Pick(EAST, True)
+
+
+def test_sticky_cookie_and_forwarded_request_head() -> None:
+    headers = [(b"host", b"shop"), (b"cookie", b"a=1; regionctl-region=us-west-2; b=2"), (b"connection", b"close"),
+               (b"x-forwarded-for", b"10.0.0.1"), (b"expect", b"100-continue")]
+    assert sticky_region(headers) == WEST
+    assert sticky_region([(b"cookie", b"other=1")]) is None
+    head = request_head(b"POST", b"/x?a=1", headers, "127.0.0.9", 3, EAST).decode()
+    assert head.startswith("POST /x?a=1 HTTP/1.1\r\n")
+    assert "connection:" not in head and "expect:" not in head
+    assert "x-forwarded-for: 10.0.0.1, 127.0.0.9\r\n" in head and "content-length: 3\r\n" in head
+    assert head.endswith("\r\n\r\n")
+
+
+def _ask(qname: str, qtype: str = "A", edns: bool = False) -> DNSRecord:
+    query = DNSRecord.question(qname, qtype)
+    if edns:
+        query.add_ar(EDNS0(udp_len=1232))
+    return query
+
+
+def test_dns_answers_healthy_regions_with_ttl() -> None:
+    from regionctl.routing.dns import answer
+
+    reply = answer(_ask(NAME), NAME, 7, ADDRESSES, (EAST, WEST), "")
+    assert {str(rr.rdata) for rr in reply.rr} == {"127.0.1.1", "127.0.2.1"}
+    assert {rr.ttl for rr in reply.rr} == {7} and reply.header.aa == 1 and reply.header.ra == 0
+    rotated = answer(_ask(NAME.upper()), NAME, 7, ADDRESSES, (EAST, WEST), "", turn=1)
+    assert [str(rr.rdata) for rr in rotated.rr] == ["127.0.2.1", "127.0.1.1"]
+    only_west = answer(_ask(NAME), NAME, 7, ADDRESSES, (WEST,), "")
+    assert [str(rr.rdata) for rr in only_west.rr] == ["127.0.2.1"]
+
+
+def test_dns_no_healthy_region_is_servfail_with_extended_error() -> None:
+    from regionctl.routing.dns import answer
+
+    reply = answer(_ask(NAME, edns=True), NAME, 7, ADDRESSES, (), "no healthy region: us-east-1: routing control Off")
+    assert reply.header.rcode == RCODE.SERVFAIL and not reply.rr
+    assert b"routing control Off" in reply.ar[0].rdata[0].data
+    plain = answer(_ask(NAME), NAME, 7, ADDRESSES, (), "x")
+    assert plain.header.rcode == RCODE.SERVFAIL and not plain.ar
+
+
+def test_dns_other_names_and_types() -> None:
+    from regionctl.routing.dns import answer
+
+    assert answer(_ask("example.com"), NAME, 7, ADDRESSES, (EAST,), "").header.rcode == RCODE.REFUSED
+    nx = answer(_ask("nope.demodev.io"), NAME, 7, ADDRESSES, (EAST,), "")
+    assert nx.header.rcode == RCODE.NXDOMAIN and nx.auth[0].rtype == QTYPE.SOA
+    nodata = answer(_ask(NAME, "AAAA"), NAME, 7, ADDRESSES, (EAST,), "")
+    assert nodata.header.rcode == RCODE.NOERROR and not nodata.rr and nodata.auth
+    soa = answer(_ask("demodev.io", "SOA"), NAME, 7, ADDRESSES, (EAST,), "")
+    assert soa.rr[0].rtype == QTYPE.SOA
+
+
+def test_control_source_keeps_last_known_state_and_persists_it(tmp_path: Path) -> None:
+    cache = tmp_path / "last-known.json"
+    answers = [httpx.Response(200, json={"version": 4, "controls": {EAST: "Off", WEST: "On"}, "at": 1.0})]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if answers:
+            return answers.pop()
+        raise httpx.ConnectError("refused", request=request)
+
+    async def scenario() -> None:
+        source = HttpControlSource("http://api", cache, 0.1)
+        assert source.current().states is None
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            await source.poll_once(http)
+            assert source.current().states == {EAST: False, WEST: True} and source.current().source_up
+            await source.poll_once(http)  # the API is gone now
+        known = source.current()
+        assert known.states == {EAST: False, WEST: True} and not known.source_up
+        assert "serving the last known state (version 4" in known.note
+
+    asyncio.run(scenario())
+    assert json.loads(cache.read_text())["controls"] == {EAST: "Off", WEST: "On"}
+    restarted = HttpControlSource("http://api", cache, 0.1).current()
+    assert restarted.states == {EAST: False, WEST: True} and restarted.version == 4
