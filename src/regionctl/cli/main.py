@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, emit, err_console
@@ -47,5 +48,5 @@ def main() -> None:
     try:
         app()
     except RegionctlError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
