@@ -150,15 +150,15 @@ def bind(settings: Settings) -> Ports:
     Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
     """
     from regionctl.globaldb.service import GlobalDatabases
-    from regionctl.runbooks.wiring import GlobalDatabasesPort
+    from regionctl.runbooks.wiring import GlobalDatabasesPort, RoutingPort, global_write_probe
     from regionctl.runtime.deployment import deployment_network
     from regionctl.runtime.topology import Topology
 
     topo = Topology(settings)
     return Ports(
         databases=GlobalDatabasesPort(GlobalDatabases(topo, deployment_network(topo))),
-        routing=_Unbound("routing"),  # type: ignore[arg-type]
+        routing=RoutingPort(settings),
         reconciler=_Unbound("reconciliation"),  # type: ignore[arg-type]
-        probes={},
+        probes={"global_write": global_write_probe(settings)},
         functions={},
     )

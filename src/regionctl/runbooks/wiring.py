@@ -6,14 +6,24 @@ operations themselves (which refuse with an error naming why).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import httpx
+
 from regionctl.cli.render import to_jsonable
+from regionctl.config import Settings
 from regionctl.errors import InputError, NotFoundError
 from regionctl.globaldb.service import GlobalDatabases
+from regionctl.routing.client import ControlClient
 from regionctl.runbooks.ports import DatabaseStatus, MemberStatus
+from regionctl.runtime.topology import Topology
 
+# The probe places a real order through the global entry: the ui's JSON order path (the shop's contract, by HTTP).
+PROBE_ORDER_PATH = "/api/probe-order"
+PROBE_ORDER = {"email": "probe@regionctl.invalid", "firstName": "Recovery", "lastName": "Probe"}
 ROLE_FOR_RUNBOOKS = {"writer": "writer", "standby": "standby", "stopped": "down", "unreachable": "down"}
 
 
@@ -66,3 +76,43 @@ class GlobalDatabasesPort:
             except ValueError:
                 raise InputError(f"target_time {target_time!r} is not an ISO 8601 time") from None
         return to_jsonable(self.gdbs.restore(database, when, target_lsn, restore_name=name.lower()))
+
+
+class RoutingPort:
+    """``Routing`` over the control API (a fresh client per call: the API may restart between steps)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _client(self) -> ControlClient:
+        return ControlClient.from_settings(self.settings)
+
+    def states(self) -> Mapping[str, str]:
+        controls = self._client().state()["controls"]
+        return {region: controls[region] for region in self.settings.regions if region in controls}
+
+    def healthy(self, region: str) -> bool:
+        regions = {r["region"]: r for r in self._client().status()["regions"]}
+        return bool(regions.get(region, {}).get("routable"))
+
+    def set_states(self, changes: Mapping[str, str], overrides: Sequence[str], actor: str, reason: str) -> Any:
+        return self._client().change({k: v == "On" for k, v in changes.items()}, overrides, actor, reason)
+
+
+def entry_url(settings: Settings) -> str:
+    host, port = Topology(settings).ports.all()["global/entry"]
+    return f"http://{host}:{port}"
+
+
+def global_write_probe(settings: Settings) -> Callable[[], bool]:
+    """True when the shop takes an order through the global entry (the measure of recovery)."""
+
+    def probe() -> bool:
+        try:
+            response = httpx.post(f"{entry_url(settings)}{PROBE_ORDER_PATH}", json=PROBE_ORDER, timeout=3.0,
+                                  headers={"Idempotency-Key": f"probe-{uuid.uuid4()}"})
+        except (httpx.HTTPError, KeyError):
+            return False
+        return response.is_success
+
+    return probe

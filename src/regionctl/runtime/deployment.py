@@ -13,7 +13,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,13 +21,13 @@ from regionctl.config import EFFECTIVE_SETTINGS_ENV, write_effective_settings
 from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
+from regionctl.runtime import components
 from regionctl.runtime.osuser import make_owned_dir
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec
 from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, pid_alive, read_processes
 from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Network, Topology
 
 log = logging.getLogger("regionctl.up")
-SpecSource = Callable[[Topology, Network], Iterable[ProcessSpec]]
 
 
 class LinkNetwork:
@@ -69,17 +69,15 @@ def regional_store_instance_ready(topo: Topology, region: str) -> None:
         pg.query(f"create database {REGIONAL_DB}")
 
 
-def spec_sources() -> list[SpecSource]:
-    """Components that contribute supervised processes; each is optional until its package lands."""
-    from regionctl.runtime import components
-
+def spec_sources() -> list[components.SpecSource]:
+    """Components that contribute supervised processes, in start order."""
     return components.sources()
 
 
 @dataclass
 class Deployment:
     topo: Topology
-    extra_sources: list[SpecSource] = field(default_factory=list)
+    extra_sources: list[components.SpecSource] = field(default_factory=list)
     archive_ship_interval_s: float = 10.0
 
     @property
