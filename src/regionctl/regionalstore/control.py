@@ -62,8 +62,9 @@ def set_paused(source_dsn: str, direction: Direction, paused: bool, reason: str 
                 row = conn.execute("select paused from regionalstore.outbound where target_region = %s for update",
                                    (direction.target,)).fetchone()
                 changed = not row or bool(row["paused"]) != paused
-                conn.execute("update regionalstore.outbound set paused = %s, reason = %s, changed_at = now() "
-                             "where target_region = %s", (paused, reason if paused else "", direction.target))
+                if changed:  # pausing twice keeps the first reason and time
+                    conn.execute("update regionalstore.outbound set paused = %s, reason = %s, changed_at = now() "
+                                 "where target_region = %s", (paused, reason if paused else "", direction.target))
             drained = True if not paused else _drain(conn, direction.target, drain_timeout_s)
     except psycopg.Error as exc:
         raise DatabaseError(f"regional store at {describe_dsn(source_dsn)}: {str(exc).strip()}") from None

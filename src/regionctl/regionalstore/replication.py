@@ -83,19 +83,30 @@ logged as (
                                                    local jsonb)
     returning 1
 ),
+sampled as (
+    insert into regionalstore.applies (source_region, lag_ms)
+    select %(source)s, greatest(0, extract(epoch from clock_timestamp() - t.origin_ts) * 1000)
+    from jsonb_to_recordset(%(applied_ts)s) as t(origin_ts timestamptz)
+    returning 1
+),
 cursor_moved as (
-    insert into regionalstore.inbound as b (source_region, last_xid, last_seq, applied_total, conflicts_total,
-                                            last_apply_at, updated_at)
-    values (%(source)s, %(xid)s, %(seq)s, %(applied)s, %(n_conflicts)s, clock_timestamp(), clock_timestamp())
+    insert into regionalstore.inbound as b (source_region, last_xid, last_seq, received_total, applied_total,
+                                            conflicts_total, last_apply_at, updated_at)
+    values (%(source)s, %(xid)s, %(seq)s, %(received)s, %(applied)s, %(n_conflicts)s, clock_timestamp(),
+            clock_timestamp())
     on conflict (source_region) do update set
         last_xid = excluded.last_xid, last_seq = excluded.last_seq,
+        received_total = b.received_total + excluded.received_total,
         applied_total = b.applied_total + excluded.applied_total,
         conflicts_total = b.conflicts_total + excluded.conflicts_total,
         last_apply_at = excluded.last_apply_at, updated_at = excluded.updated_at
     returning 1
 )
 select (select count(*) from replaced) as replaced, (select count(*) from kept) as kept,
-       (select count(*) from logged) as logged, (select count(*) from cursor_moved) as cursor_moved"""
+       (select count(*) from logged) as logged, (select count(*) from sampled) as sampled,
+       (select count(*) from cursor_moved) as cursor_moved"""
+TRIM_APPLIES = """delete from regionalstore.applies where source_region = %(source)s
+    and id < (select max(id) from regionalstore.applies where source_region = %(source)s) - %(keep)s"""
 
 
 @dataclass(frozen=True, order=True)
@@ -216,6 +227,11 @@ def read_cursor(conn: Conn, source: str) -> Cursor:
     return Cursor(int(row["last_xid"]), int(row["last_seq"])) if row else Cursor()
 
 
+def trim_applies(conn: Conn, source: str, keep: int = 5000) -> None:
+    """Keep only the most recent lag samples of ``source``'s applies."""
+    conn.execute(TRIM_APPLIES, {"source": source, "keep": keep})
+
+
 def apply_changes(conn: Conn, source: str, changes: list[Change]) -> BatchResult:
     """Apply one batch with LWW in a single transaction that also moves the durable cursor."""
     if not changes:
@@ -265,8 +281,11 @@ def _write_back_params(source: str, outcomes: tuple[Outcome, ...],
             local = locals_[(c.table, c.key)] or {}
             conflicts.append({"tbl": c.table, "key": c.key, "winner": d.winner, "reason": d.reason,
                               "incoming": c.document(), "local": _local_document(local)})
+    applied_ts = [{"origin_ts": o.change.origin_ts.isoformat()} for o in outcomes if o.applied]
     return {"source": source, "replace": Jsonb(replace), "keep": Jsonb(keep), "conflicts": Jsonb(conflicts),
+            "applied_ts": Jsonb(applied_ts),
             "xid": cursor.xid, "seq": cursor.seq, "applied": sum(o.applied for o in outcomes),
+            "received": len(outcomes),
             "n_conflicts": len(conflicts)}
 
 

@@ -123,8 +123,9 @@ class Replicator:
         """Every second or so: tell the source we live, and measure the backlog."""
         if time.monotonic() - self._last_heartbeat < self.config.heartbeat_interval_s:
             return
-        source, _ = self._connect()
+        source, target = self._connect()
         rep.acknowledge(source, self.config.target_region, None)
+        rep.trim_applies(target, self.config.source_region)
         self.metrics.backlog.set(rep.backlog(source, self.config.source_region, self._cursor))
         self._last_heartbeat = time.monotonic()
 

@@ -7,6 +7,8 @@ inbound    in the TARGET: per source region, the cursor of the last change appli
            transaction as the apply, so a restarted replicator neither loses nor repeats anything).
 outbound   in the SOURCE: per target region, the pause flag the replicator obeys, and what it last reported.
 conflicts  concurrent writes met at replication, with both versions and the reason for the winner.
+applies    in the TARGET: the lag of each recent apply (origin write to target apply), trimmed to the last few
+           thousand by the replicator: what ``replication_status`` computes p50/p99 from.
 """
 
 from __future__ import annotations
@@ -46,12 +48,12 @@ create table if not exists regionalstore.items (
     check (deleted = (value is null))
 );
 create index if not exists items_outbound on regionalstore.items (origin, xid, seq);
-create index if not exists items_applied on regionalstore.items (origin, applied_at) where applied_at is not null;
 create index if not exists items_tombstones on regionalstore.items (origin_ts) where deleted;
 create table if not exists regionalstore.inbound (
     source_region text primary key,
     last_xid bigint not null default 0,
     last_seq bigint not null default 0,
+    received_total bigint not null default 0,
     applied_total bigint not null default 0,
     conflicts_total bigint not null default 0,
     last_apply_at timestamptz,
@@ -79,6 +81,13 @@ create table if not exists regionalstore.conflicts (
     incoming jsonb not null,
     local jsonb not null
 );
+create table if not exists regionalstore.applies (
+    id bigserial primary key,
+    source_region text not null,
+    applied_at timestamptz not null default clock_timestamp(),
+    lag_ms double precision not null
+);
+create index if not exists applies_source on regionalstore.applies (source_region, id);
 create index if not exists conflicts_detected on regionalstore.conflicts (detected_at);
 """
 

@@ -24,9 +24,8 @@ select count(*) as n,
        percentile_cont(0.5) within group (order by lag_ms) as p50,
        percentile_cont(0.99) within group (order by lag_ms) as p99,
        max(lag_ms) as max, min(applied_at) as since
-from (select extract(epoch from applied_at - origin_ts) * 1000 as lag_ms, applied_at
-      from regionalstore.items where origin = %s and applied_at is not null
-      order by applied_at desc limit %s) recent"""
+from (select lag_ms, applied_at from regionalstore.applies where source_region = %s
+      order by id desc limit %s) recent"""
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,8 @@ class DirectionStatus:
     lag_max_ms: float | None = None
     lag_samples: int = 0
     lag_since: datetime | None = None
-    applied_total: int | None = None
+    received_total: int | None = None  # versions shipped and decided at the target (applied or not)
+    applied_total: int | None = None  # of which won and were stored
     conflicts_total: int | None = None
     last_apply_at: datetime | None = None
     replicator_seen_at: datetime | None = None
@@ -120,7 +120,8 @@ def _direction(source: Conn, target: Conn, src: str, dst: str, recent: int) -> D
         last_shipped_seq=inb.get("last_seq"), last_shipped_xid=inb.get("last_xid"), backlog=n_backlog,
         lag_p50_ms=_round(lag.get("p50")), lag_p99_ms=_round(lag.get("p99")), lag_max_ms=_round(lag.get("max")),
         lag_samples=int(lag.get("n") or 0), lag_since=lag.get("since"),
-        applied_total=inb.get("applied_total"), conflicts_total=inb.get("conflicts_total", 0),
+        received_total=inb.get("received_total"), applied_total=inb.get("applied_total"),
+        conflicts_total=inb.get("conflicts_total", 0),
         last_apply_at=inb.get("last_apply_at"), replicator_seen_at=out.get("seen_at"),
         replicator_error=out.get("last_error"), problems=tuple(problems),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from regionctl.config import load_settings
-from regionctl.regionalstore import RegionalStore
+from regionctl.regionalstore import RegionalStore, replication_status
 from regionctl.runtime.osuser import ensure_runas, make_owned_dir
 from regionctl.runtime.postgres import PgBinaries, PgInstance
 
@@ -121,6 +121,9 @@ def replicators(dsns: dict[str, str], stores: dict[str, RegionalStore], tmp_path
     procs = ReplicatorProcs(dsns, tmp_path)
     for region in REGIONS:
         procs.start(region)
+    eventually(lambda: all(d.replicator_seen_at is not None
+                           for d in replication_status(dsns[REGIONS[0]], dsns[REGIONS[1]]).directions),
+               what="both replicators to report in")
     yield procs
     procs.stop_all()
 
