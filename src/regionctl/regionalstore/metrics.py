@@ -19,6 +19,12 @@ class ReplicatorMetrics:
         self.lag = Histogram("regionalstore_replication_lag_seconds",
                              "Write at the origin to apply at the target, per applied item", names,
                              buckets=LAG_BUCKETS, registry=self.registry).labels(**labels)
+        self.apply_seconds = Histogram("regionalstore_replication_apply_seconds",
+                                       "Duration of one batch apply at the target (one transaction)", names,
+                                       buckets=LAG_BUCKETS, registry=self.registry).labels(**labels)
+        self.visible_lag = Histogram("regionalstore_replication_read_lag_seconds",
+                                     "Write at the origin to being read by the replicator, per item", names,
+                                     buckets=LAG_BUCKETS, registry=self.registry).labels(**labels)
         self._items = Counter("regionalstore_replicated_items_total", "Items shipped, by what the target did",
                               [*names, "action"], registry=self.registry)
         self._conflicts = Counter("regionalstore_conflicts_total", "Concurrent writes met while applying",

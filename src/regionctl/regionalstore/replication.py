@@ -1,9 +1,11 @@
 """The two halves of shipping one batch: read local changes at the source, apply them at the target.
 
 The change feed is the items table itself, ordered by (xid, seq) of the last local change. Only rows whose writing
-transaction is older than every running one (``xid < pg_snapshot_xmin``) are read, so a slow transaction can never
-commit a change behind the cursor: nothing is skipped, whatever the commit order. Only versions that originated at
-the source are shipped (what arrived from elsewhere goes back nowhere: no ping-pong).
+transaction is older than every running one that may write local items are read (the snapshot's xmin, leaving out
+replicator sessions), so a slow transaction can never commit a change behind the cursor: nothing is skipped,
+whatever the commit order. Local writes NOTIFY at commit, so the replicator wakes at once instead of polling.
+Only versions that originated at the source are shipped (what arrived from elsewhere goes back nowhere: no
+ping-pong).
 
 The apply runs in one target transaction with the cursor update, so a batch is applied exactly once even if the
 replicator dies at any point; a redelivered batch would be skipped as duplicates anyway.
@@ -26,12 +28,25 @@ Conn = psycopg.Connection[Any]
 OUTBOUND_LOCK = 0x7273  # advisory lock class held (shared) by a replicator while it ships, (excl.) by pause()
 INBOUND_LOCK = 0x7274  # advisory lock class: one replicator per direction applies into a target
 
-READ_CHANGES = """
-select tbl, key, value, deleted, hlc, origin, vv, origin_ts, xid, seq
-from regionalstore.items
-where origin = %(origin)s and (xid, seq) > (%(xid)s, %(seq)s)
-  and xid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-order by xid, seq
+CHANNEL = "regionalstore_changes"  # NOTIFYed at commit by local writes to items: wakes the replicator at once
+SHIP_APP = "regionalstore-ship"  # application_name prefixes of replicator sessions (they never write local items)
+APPLY_APP = "regionalstore-apply"
+LISTEN_APP = "regionalstore-listen"
+# The horizon: the oldest transaction still running that may write local items. Replicator sessions are left out
+# (an apply only writes other regions' versions), so a long apply never holds local changes back.
+READ_CHANGES = f"""
+with horizon as (
+    select coalesce(min(x::text::bigint), pg_snapshot_xmax(pg_current_snapshot())::text::bigint) as xid
+    from pg_snapshot_xip(pg_current_snapshot()) x
+    where (x::text::bigint %% 4294967296) not in (
+        select backend_xid::text::bigint from pg_stat_activity
+        where backend_xid is not null
+          and (application_name like '{SHIP_APP} %%' or application_name like '{APPLY_APP} %%'))
+)
+select tbl, key, value, deleted, hlc, origin, vv, origin_ts, i.xid, seq
+from regionalstore.items i, horizon
+where origin = %(origin)s and (i.xid, seq) > (%(xid)s, %(seq)s) and i.xid < horizon.xid
+order by i.xid, seq
 limit %(limit)s"""
 BACKLOG = "select count(*) as n from regionalstore.items where origin = %(origin)s and (xid, seq) > (%(xid)s, %(seq)s)"
 RECORD = """tbl text, key text, value jsonb, deleted boolean, hlc bigint, origin text, vv jsonb,
@@ -182,6 +197,10 @@ def read_changes(conn: Conn, origin: str, after: Cursor, limit: int) -> list[Cha
 def backlog(conn: Conn, origin: str, after: Cursor) -> int:
     row = conn.execute(BACKLOG, {"origin": origin, "xid": after.xid, "seq": after.seq}).fetchone()
     return int(row["n"]) if row else 0
+
+
+def listen(conn: Conn) -> None:
+    conn.execute(f"listen {CHANNEL}")
 
 
 def ensure_outbound(conn: Conn, target: str) -> None:

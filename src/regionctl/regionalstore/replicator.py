@@ -2,11 +2,13 @@
 
     python -m regionctl.regionalstore.replicator --source DSN --target DSN --source-region A --target-region B
 
-Each step: hold the direction's outbound lock (shared) at the source, obey the pause flag, read a batch after the
-cursor, apply it at the target in one transaction with the cursor, acknowledge at the source, release. Pausing
-takes the same lock exclusively, so once ``pause()`` returns no batch is in flight. Any database error drops both
-connections and retries with backoff; the cursor is re-read from the target, so nothing is lost or repeated.
-DSNs may also come from REGIONALSTORE_SOURCE_DSN / REGIONALSTORE_TARGET_DSN (keeps passwords out of argv).
+Each step: obey the pause flag, read a batch after the cursor, then, holding the direction's outbound lock (shared)
+at the source and having checked the flag again, apply it at the target in one transaction with the cursor,
+acknowledge at the source, release. Pausing takes the same lock exclusively, so once ``pause()`` returns no batch is
+in flight. The replicator sleeps until a local write commits (LISTEN/NOTIFY) or a short poll interval passes.
+Any database error drops the connections and retries with backoff; the cursor is re-read from the target, so
+nothing is lost or repeated. DSNs may also come from REGIONALSTORE_SOURCE_DSN / REGIONALSTORE_TARGET_DSN
+(keeps passwords out of argv).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class ReplicatorConfig:
     source_region: str
     target_region: str
     batch_size: int = 500
-    poll_interval_s: float = 0.02
+    poll_interval_s: float = 0.05  # fallback only: local writes wake the replicator by NOTIFY
     heartbeat_interval_s: float = 1.0
     max_backoff_s: float = 2.0
+    keep_lag_samples: int = 5000
 
     @property
     def direction(self) -> str:
@@ -63,6 +66,7 @@ class Replicator:
         self.metrics = metrics or ReplicatorMetrics(config.source_region, config.target_region)
         self._source: psycopg.Connection[Any] | None = None
         self._target: psycopg.Connection[Any] | None = None
+        self._listener: psycopg.Connection[Any] | None = None
         self._cursor = rep.Cursor()
         self._was_paused: bool | None = None
         self._last_heartbeat = 0.0
@@ -71,12 +75,15 @@ class Replicator:
     def _connect(self) -> tuple[psycopg.Connection[Any], psycopg.Connection[Any]]:
         cfg = self.config
         if self._source is None or self._source.closed or self._source.broken:
-            conn = connect(cfg.source_dsn, application_name=f"regionalstore-replicator {cfg.direction}")
+            conn = connect(cfg.source_dsn, application_name=f"{rep.SHIP_APP} {cfg.direction}")
             schema.migrate(conn, cfg.source_region)
             rep.ensure_outbound(conn, cfg.target_region)
             self._source = conn
+        if self._listener is None or self._listener.closed or self._listener.broken:
+            self._listener = connect(cfg.source_dsn, application_name=f"{rep.LISTEN_APP} {cfg.direction}")
+            rep.listen(self._listener)
         if self._target is None or self._target.closed or self._target.broken:
-            conn = connect(cfg.target_dsn, application_name=f"regionalstore-replicator {cfg.direction}")
+            conn = connect(cfg.target_dsn, application_name=f"{rep.APPLY_APP} {cfg.direction}")
             try:
                 schema.migrate(conn, cfg.target_region)
                 rep.claim_direction(conn, cfg.source_region)
@@ -91,33 +98,52 @@ class Replicator:
         return self._source, self._target
 
     def close(self) -> None:
-        for conn in (self._source, self._target):
+        for conn in (self._source, self._target, self._listener):
             if conn is not None:
                 conn.close()
-        self._source = self._target = None
+        self._source = self._target = self._listener = None
         self.metrics.up.set(0)
 
     # ----- one step -----------------------------------------------------------------------------------------
     def step(self) -> Step:
         source, target = self._connect()
         cfg = self.config
+        if self._paused(source):
+            return Step(0, True)
+        changes = rep.read_changes(source, cfg.source_region, self._cursor, cfg.batch_size)
+        if not changes:
+            return Step(0, False)
         rep.lock_outbound_shared(source, cfg.target_region)
         try:
-            paused = rep.outbound_paused(source, cfg.target_region)
-            self._note_pause(paused)
-            if paused:
+            if self._paused(source):  # paused while we read: pause() now waits for nobody, ship nothing
                 return Step(0, True)
-            changes = rep.read_changes(source, cfg.source_region, self._cursor, cfg.batch_size)
-            if changes:
-                result = rep.apply_changes(target, cfg.source_region, changes)
-                self._cursor = result.cursor
-                self._record(result)
-                rep.acknowledge(source, cfg.target_region, result.cursor)
-                self._last_heartbeat = time.monotonic()
+            read_at = time.time()
+            for change in changes:
+                self.metrics.visible_lag.observe(max(0.0, read_at - change.origin_ts.timestamp()))
+            result = rep.apply_changes(target, cfg.source_region, changes)
+            self.metrics.apply_seconds.observe(time.time() - read_at)
+            self._cursor = result.cursor
+            self._record(result)
+            rep.acknowledge(source, cfg.target_region, result.cursor)
+            self._last_heartbeat = time.monotonic()
             return Step(len(changes), False)
         finally:
             if not source.broken and not source.closed:
                 rep.unlock_outbound_shared(source, cfg.target_region)
+
+    def wait_for_changes(self, timeout: float) -> None:
+        """Sleep until a local write commits (NOTIFY) or ``timeout`` passes."""
+        listener = self._listener
+        if listener is None or listener.closed or listener.broken:
+            time.sleep(timeout)
+            return
+        for _ in listener.notifies(timeout=timeout, stop_after=1):
+            pass
+
+    def _paused(self, source: psycopg.Connection[Any]) -> bool:
+        paused = rep.outbound_paused(source, self.config.target_region)
+        self._note_pause(paused)
+        return paused
 
     def heartbeat(self) -> None:
         """Every second or so: tell the source we live, and measure the backlog."""
@@ -125,7 +151,7 @@ class Replicator:
             return
         source, target = self._connect()
         rep.acknowledge(source, self.config.target_region, None)
-        rep.trim_applies(target, self.config.source_region)
+        rep.trim_applies(target, self.config.source_region, self.config.keep_lag_samples)
         self.metrics.backlog.set(rep.backlog(source, self.config.source_region, self._cursor))
         self._last_heartbeat = time.monotonic()
 
@@ -160,7 +186,7 @@ class Replicator:
                 self.heartbeat()
                 backoff = 0.0
                 if step.shipped < self.config.batch_size:
-                    stop.wait(self.config.poll_interval_s)
+                    self.wait_for_changes(self.config.poll_interval_s)
             except (psycopg.Error, RegionctlError) as exc:
                 backoff = min(self.config.max_backoff_s, max(0.1, backoff * 2))
                 self._failed(exc, backoff)
@@ -190,7 +216,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--source-region", required=True)
     p.add_argument("--target-region", required=True)
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--poll-interval", type=float, default=0.02, help="seconds between polls when idle")
+    p.add_argument("--poll-interval", type=float, default=0.05,
+                   help="seconds between polls when no NOTIFY arrives (a fallback)")
+    p.add_argument("--keep-lag-samples", type=int, default=5000, help="recent applies kept for lag percentiles")
     p.add_argument("--metrics-port", type=int, default=None)
     p.add_argument("--metrics-host", default="127.0.0.1")
     args = p.parse_args(argv)
@@ -209,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = ReplicatorConfig(args.source, args.target, args.source_region, args.target_region,
-                              batch_size=args.batch_size, poll_interval_s=args.poll_interval)
+                              batch_size=args.batch_size, poll_interval_s=args.poll_interval,
+                              keep_lag_samples=args.keep_lag_samples)
     replicator = Replicator(config)
     if args.metrics_port is not None:
         replicator.metrics.serve(args.metrics_port, args.metrics_host)

@@ -49,6 +49,15 @@ create table if not exists regionalstore.items (
 );
 create index if not exists items_outbound on regionalstore.items (origin, xid, seq);
 create index if not exists items_tombstones on regionalstore.items (origin_ts) where deleted;
+create or replace function regionalstore.notify_change() returns trigger language plpgsql as $$
+begin
+    if current_setting('application_name') not like 'regionalstore-apply %' then
+        perform pg_notify('regionalstore_changes', '');
+    end if;
+    return null;
+end $$;
+create or replace trigger items_notify after insert or update on regionalstore.items
+    for each statement execute function regionalstore.notify_change();
 create table if not exists regionalstore.inbound (
     source_region text primary key,
     last_xid bigint not null default 0,

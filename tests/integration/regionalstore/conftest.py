@@ -57,7 +57,7 @@ def dsns(pg_instances: dict[str, PgInstance]) -> dict[str, str]:
     for pg in pg_instances.values():
         if pg.scalar("select to_regclass('regionalstore.items') is not null", dbname="regional"):
             pg.query("truncate regionalstore.items, regionalstore.inbound, regionalstore.outbound, "
-                     "regionalstore.conflicts", dbname="regional")
+                     "regionalstore.conflicts, regionalstore.applies", dbname="regional")
     return {region: pg.conninfo("regional") for region, pg in pg_instances.items()}
 
 
