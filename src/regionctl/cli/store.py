@@ -36,7 +36,7 @@ def _status_table(result: status.ReplicationStatus) -> Table:
                    "conflicts", "replicator seen", "problems"):
         table.add_column(column)
     for d in result.directions:
-        state = f"paused ({d.pause_reason})" if d.paused else "running"
+        state = "unknown" if d.paused is None else f"paused ({d.pause_reason})" if d.paused else "running"
         seen = d.replicator_seen_at.strftime("%H:%M:%S") if d.replicator_seen_at else "never"
         problems = "; ".join([*d.problems, *([d.replicator_error] if d.replicator_error else [])])
         table.add_row(d.direction, state, _s(d.last_shipped_seq), _s(d.backlog), _s(d.lag_p50_ms), _s(d.lag_p99_ms),

@@ -76,7 +76,11 @@ class ConflictRecord:
 
 
 def replication_status(dsn_a: str, dsn_b: str, recent: int = 1000) -> ReplicationStatus:
-    """Both directions between the stores at ``dsn_a`` and ``dsn_b``; lag over the last ``recent`` applies."""
+    """Both directions between the stores at ``dsn_a`` and ``dsn_b``; lag over the last ``recent`` applies.
+
+    With one store unreachable, what the other knows is still reported (its flags, its backlog counted after the
+    cursor the target last acknowledged) and the rest is left empty, with the reason in ``problems``.
+    """
     conns: dict[str, Conn] = {}
     regions: dict[str, str] = {}
     problems: list[str] = []
@@ -93,35 +97,59 @@ def replication_status(dsn_a: str, dsn_b: str, recent: int = 1000) -> Replicatio
                 problems.append(f"{describe_dsn(dsn)} has no regional store yet (never migrated)")
                 continue
             regions[dsn] = region
-        if len(regions) < 2:
+        if not regions:
             return ReplicationStatus((), tuple(problems))
+        if len(regions) == 1:
+            [(known_dsn, known)] = regions.items()
+            other = _peer_region(conns[known_dsn])
+            if other is None:
+                return ReplicationStatus((), tuple(problems))
+            regions[dsn_b if known_dsn == dsn_a else dsn_a] = other
         a, b = regions[dsn_a], regions[dsn_b]
-        return ReplicationStatus((_direction(conns[dsn_a], conns[dsn_b], a, b, recent),
-                                  _direction(conns[dsn_b], conns[dsn_a], b, a, recent)), tuple(problems))
+        ca, cb = conns.get(dsn_a), conns.get(dsn_b)
+        return ReplicationStatus((_direction(ca, cb, a, b, recent), _direction(cb, ca, b, a, recent)),
+                                 tuple(problems))
     finally:
         for conn in conns.values():
             conn.close()
 
 
-def _direction(source: Conn, target: Conn, src: str, dst: str, recent: int) -> DirectionStatus:
+def _peer_region(conn: Conn) -> str | None:
+    row = conn.execute("select target_region as r from regionalstore.outbound union "
+                       "select source_region from regionalstore.inbound limit 1").fetchone()
+    return row["r"] if row else None
+
+
+def _direction(source: Conn | None, target: Conn | None, src: str, dst: str, recent: int) -> DirectionStatus:
     problems: list[str] = []
-    out = _one(source, "select * from regionalstore.outbound where target_region = %s", (dst,), problems) or {}
-    inb = _one(target, "select * from regionalstore.inbound where source_region = %s", (src,), problems) or {}
-    lag = _one(target, LAG, (src, recent), problems) or {}
-    cursor = rep.Cursor(int(inb.get("last_xid") or 0), int(inb.get("last_seq") or 0))
+    out: dict[str, Any] = {}
+    inb: dict[str, Any] = {}
+    lag: dict[str, Any] = {}
+    if source is None:
+        problems.append(f"{src}'s store is unreachable: pause flag and backlog unknown")
+    else:
+        out = _one(source, "select * from regionalstore.outbound where target_region = %s", (dst,), problems) or {}
+    if target is None:
+        problems.append(f"{dst}'s store is unreachable: cursor and lag unknown; backlog after the last ack")
+        cursor = rep.Cursor(int(out.get("acked_xid") or 0), int(out.get("acked_seq") or 0))
+    else:
+        inb = _one(target, "select * from regionalstore.inbound where source_region = %s", (src,), problems) or {}
+        lag = _one(target, LAG, (src, recent), problems) or {}
+        cursor = rep.Cursor(int(inb.get("last_xid") or 0), int(inb.get("last_seq") or 0))
     n_backlog = None
-    try:
-        n_backlog = rep.backlog(source, src, cursor)
-    except psycopg.Error as exc:
-        problems.append(f"backlog: {str(exc).strip()}")
+    if source is not None:
+        try:
+            n_backlog = rep.backlog(source, src, cursor)
+        except psycopg.Error as exc:
+            problems.append(f"backlog: {str(exc).strip()}")
     return DirectionStatus(
         source=src, target=dst,
-        paused=bool(out.get("paused", False)), pause_reason=out.get("reason") or "",
+        paused=bool(out.get("paused", False)) if source is not None else None, pause_reason=out.get("reason") or "",
         last_shipped_seq=inb.get("last_seq"), last_shipped_xid=inb.get("last_xid"), backlog=n_backlog,
         lag_p50_ms=_round(lag.get("p50")), lag_p99_ms=_round(lag.get("p99")), lag_max_ms=_round(lag.get("max")),
         lag_samples=int(lag.get("n") or 0), lag_since=lag.get("since"),
         received_total=inb.get("received_total"), applied_total=inb.get("applied_total"),
-        conflicts_total=inb.get("conflicts_total", 0),
+        conflicts_total=inb.get("conflicts_total"),
         last_apply_at=inb.get("last_apply_at"), replicator_seen_at=out.get("seen_at"),
         replicator_error=out.get("last_error"), problems=tuple(problems),
     )

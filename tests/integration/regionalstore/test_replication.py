@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
+import psycopg
 import pytest
 
 from regionctl.regionalstore import Direction, RegionalStore, hlc, list_conflicts, pause, replication_status, resume
 from regionctl.regionalstore.hlc import HybridClock
+from regionctl.runtime.postgres import PgInstance
 
 from .conftest import ReplicatorProcs, eventually
 
@@ -178,3 +181,60 @@ def test_killing_a_replicator_loses_nothing_and_duplicates_nothing(
     status = replication_status(dsns[EAST], dsns[WEST]).directions[0]
     assert status.received_total == len(written)  # each version shipped exactly once: no batch applied twice
     assert status.applied_total == len(written) and status.backlog == 0
+
+
+def test_a_transaction_that_commits_after_a_later_one_is_not_skipped(
+        dsns: dict[str, str], stores: dict[str, RegionalStore], replicators: ReplicatorProcs) -> None:
+    """The cursor must never pass a change whose transaction is still open: T1 starts first, commits last."""
+    stores[EAST].put("carts", "slow", {"v": 0})
+    eventually(lambda: stores[WEST].get("carts", "slow") is not None, what="first version in west")
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_update(value: dict | None) -> dict:  # type: ignore[type-arg]
+        inside.set()  # the row is locked: this transaction has its xid, older than the put below
+        release.wait(10)
+        return {"v": 1}
+
+    t1 = threading.Thread(target=lambda: stores[EAST].update("carts", "slow", slow_update))
+    t1.start()
+    try:
+        assert inside.wait(10)
+        later = stores[EAST].put("carts", "fast", {"v": 1})  # younger transaction, commits first
+        time.sleep(0.3)  # give the replicator many polls while T1 is open
+        assert stores[WEST].get("carts", "fast") is None  # held back behind the open transaction
+    finally:
+        release.set()
+        t1.join()
+    eventually(lambda: stores[WEST].get("carts", "slow") == stores[EAST].get("carts", "slow"),
+               what="the slow transaction's write in west")
+    eventually(lambda: stores[WEST].get("carts", "fast") == later, what="the fast write in west")
+
+
+def test_replication_survives_a_restart_of_the_target_database(
+        dsns: dict[str, str], stores: dict[str, RegionalStore], replicators: ReplicatorProcs,
+        pg_instances: dict[str, PgInstance]) -> None:
+    stores[EAST].put("carts", "before", {"v": 1})
+    eventually(lambda: stores[WEST].get("carts", "before") is not None, what="first write in west")
+    west = pg_instances[WEST]
+    west.stop("fast")
+    try:
+        stores[EAST].put("carts", "during", {"v": 2})
+        eventually(lambda: _outbound_error(dsns[EAST]) is not None, what="the replicator to report its error")
+        down = replication_status(dsns[EAST], dsns[WEST])
+        east_west, west_east = down.directions
+        assert east_west.backlog == 1 and east_west.paused is False and east_west.replicator_error
+        assert east_west.received_total is None and west_east.paused is None  # unknown, not made up
+        assert any(str(west.port) in p for p in down.problems)
+        assert "us-west-2's store is unreachable" in " ".join(east_west.problems)
+    finally:
+        west.start({"archive_mode": "off", "fsync": "off"})
+    eventually(lambda: stores[WEST].get("carts", "during") is not None, what="the write made while west was down")
+    status = replication_status(dsns[EAST], dsns[WEST]).directions[0]
+    assert status.received_total == 2 and status.backlog == 0
+    eventually(lambda: _outbound_error(dsns[EAST]) is None, what="the error to clear once shipping works again")
+
+
+def _outbound_error(dsn: str) -> str | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("select last_error from regionalstore.outbound").fetchone()
+    return row[0] if row else None
