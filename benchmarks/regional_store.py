@@ -1,15 +1,19 @@
 """Regional store under load: writes per second in both regions at once, and replication lag p50/p99.
 
-Starts two PostgreSQL instances (normal durability: fsync on) and the two replicator processes, runs cart-like
-writers in both regions (70% read-modify-write of a quantity, 20% put, 10% delete over customers x items, so some
-writes collide across regions), then waits for replication to drain and prints the figures. One run, ~1 minute:
+Starts two PostgreSQL instances (normal durability: fsync on) and the two replicator processes, each reaching the
+other region's database through a TCP proxy process that delays every byte by the link's one-way latency (as the link
+emulator does; 30 ms by default, the settings' default), runs cart-like writers in both regions (70%
+read-modify-write of a quantity, 20% put, 10% delete over customers x items, so some writes collide across
+regions), then waits for replication to drain and prints the figures. One run, under a minute:
 
-    .venv/bin/python benchmarks/regional_store.py [--seconds 20] [--threads 4] [--customers 2000]
+    .venv/bin/python benchmarks/regional_store.py [--seconds 20] [--threads 4] [--customers 2000] [--link-ms 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import multiprocessing
 import os
 import random
 import shutil
@@ -53,12 +57,63 @@ def start_instances(root: Path) -> dict[str, PgInstance]:
     return instances
 
 
-def start_replicators(dsns: dict[str, str], root: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
+def _run_proxy(port: int, target_port: int, one_way_s: float) -> None:
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def send() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    writer.close()
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.create_task(send())
+        try:
+            while data := await reader.read(65536):
+                queue.put_nowait((loop.time() + one_way_s, data))
+        finally:
+            queue.put_nowait((0.0, b""))
+            await sender
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pump(client_r, server_w), pump(server_r, client_w), return_exceptions=True)
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+def start_delay_proxy(target_port: int, one_way_s: float) -> tuple[int, multiprocessing.Process]:
+    """A TCP proxy process forwarding to ``target_port`` with ``one_way_s`` added each way, bytes kept in order."""
+    port = free_port()
+    proc = multiprocessing.get_context("fork").Process(target=_run_proxy, args=(port, target_port, one_way_s),
+                                                       daemon=True)
+    proc.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return port, proc
+        time.sleep(0.02)
+    raise SystemExit("the delay proxy did not start")
+
+
+def start_replicators(dsns: dict[str, str], remote: dict[str, str],
+                      root: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, int]]:
     procs, ports = [], {}
     for source in REGIONS:
         target = REGIONS[1 - REGIONS.index(source)]
         ports[source] = free_port()
-        env = {**os.environ, "REGIONALSTORE_SOURCE_DSN": dsns[source], "REGIONALSTORE_TARGET_DSN": dsns[target]}
+        env = {**os.environ, "REGIONALSTORE_SOURCE_DSN": dsns[source], "REGIONALSTORE_TARGET_DSN": remote[source]}
         log = open(root / f"replicator-{source}.log", "ab")  # noqa: SIM115
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "regionctl.regionalstore.replicator", "--source-region", source,
@@ -108,17 +163,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--threads", type=int, default=4, help="writer threads per region")
     parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--link-ms", type=float, default=load_settings().link.latency_ms, help="one-way latency")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="regionalstore-bench-"))
     root.chmod(0o755)
     instances = start_instances(root)
     dsns = {r: pg.conninfo("regional") for r, pg in instances.items()}
     procs: list[subprocess.Popen[bytes]] = []
+    proxies: list[multiprocessing.Process] = []
     try:
+        remote = {}  # the other region's store as the replicator in ``source`` reaches it: through the slow link
+        for source in REGIONS:
+            target = instances[REGIONS[1 - REGIONS.index(source)]]
+            port, proxy = start_delay_proxy(target.port, args.link_ms / 1000)
+            proxies.append(proxy)
+            remote[source] = target.conninfo("regional").replace(f"port={target.port}", f"port={port}")
         stores = {r: RegionalStore(dsns[r], r, pool_size=args.threads) for r in REGIONS}
         for store in stores.values():
             store.migrate()
-        procs, ports = start_replicators(dsns, root)
+        procs, ports = start_replicators(dsns, remote, root)
         deadline = time.monotonic() + 60
         while not all(d.replicator_seen_at for d in replication_status(dsns[REGIONS[0]], dsns[REGIONS[1]]).directions):
             if time.monotonic() > deadline:
@@ -145,7 +208,8 @@ def main() -> None:
                                                                                                  tombstones=True)
         total = sum(len(v) for v in latencies.values())
         print(f"regional store benchmark: {args.seconds:.0f}s, {args.threads} writer threads per region, "
-              f"{args.customers} customers x 5 items, fsync on, 2 regions on one {os.cpu_count()}-core machine")
+              f"{args.customers} customers x 5 items, fsync on, link {args.link_ms:.0f} ms one way, "
+              f"2 regions on one {os.cpu_count()}-core machine")
         print(f"writes/s total: {total / elapsed:,.0f}")
         for r in REGIONS:
             lat = latencies[r]
@@ -168,6 +232,8 @@ def main() -> None:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(10)
+        for proxy in proxies:
+            proxy.terminate()
         for pg in instances.values():
             pg.stop("fast")
         shutil.rmtree(root, ignore_errors=True)

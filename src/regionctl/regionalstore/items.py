@@ -64,3 +64,9 @@ def check_region(region: str) -> str:
     if not isinstance(region, str) or not re.match(r"^[a-z0-9][a-z0-9-]{0,62}$", region):
         raise InputError(f"region {region!r} is invalid: lower-case letters, digits and dashes")
     return region
+
+
+def check_hours(hours: float) -> float:
+    if not isinstance(hours, (int, float)) or not hours > 0:
+        raise InputError(f"older_than_hours must be a positive number, not {hours!r}")
+    return float(hours)

@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from regionctl.regionalstore.hlc import HybridClock
-from regionctl.regionalstore.items import Item, check_key, check_prefix, check_region, check_table, check_value
+from regionctl.regionalstore.items import (
+    Item,
+    check_hours,
+    check_key,
+    check_prefix,
+    check_region,
+    check_table,
+    check_value,
+)
 from regionctl.regionalstore.lww import Action, Decision, Version, decide, local_write
 
 
@@ -62,12 +70,20 @@ class MemoryStore:
             return self._item(table, key, row)
 
     def put(self, table: str, key: str, value: dict[str, Any]) -> Item:
-        item = self.update(table, key, lambda _current: value, skip_unchanged=False)
+        item = self._update(table, key, lambda _current: value, skip_unchanged=False)
         assert item is not None
         return item
 
-    def update(self, table: str, key: str, fn: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-               *, skip_unchanged: bool = True) -> Item | None:
+    def update(self, table: str, key: str, fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> Item | None:
+        return self._update(table, key, fn, skip_unchanged=True)
+
+    def purge_tombstones(self, older_than_hours: float) -> int:
+        """Tombstones carry no wall time here: nothing is old enough to purge in memory."""
+        check_hours(older_than_hours)
+        return 0
+
+    def _update(self, table: str, key: str, fn: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+                skip_unchanged: bool) -> Item | None:
         with self._lock:
             row = self.rows.get((check_table(table), check_key(key)))
             current = None if row is None or row.version.deleted else row.value

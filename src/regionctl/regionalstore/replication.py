@@ -25,6 +25,7 @@ from regionctl.errors import ConflictError, DatabaseError
 from regionctl.regionalstore.lww import Action, Decision, Version, decide
 
 Conn = psycopg.Connection[Any]
+Locals = dict[tuple[str, str], dict[str, Any] | None]  # the locked local row of each key, None if we inserted it
 OUTBOUND_LOCK = 0x7273  # advisory lock class held (shared) by a replicator while it ships, (excl.) by pause()
 INBOUND_LOCK = 0x7274  # advisory lock class: one replicator per direction applies into a target
 
@@ -252,30 +253,55 @@ def trim_applies(conn: Conn, source: str, keep: int = 5000) -> None:
 
 
 def apply_changes(conn: Conn, source: str, changes: list[Change]) -> BatchResult:
-    """Apply one batch with LWW in a single transaction that also moves the durable cursor."""
+    """Apply one batch with LWW in a single transaction that also moves the durable cursor.
+
+    Two round trips whatever the batch size (what matters across a slow link): BEGIN + insert-or-lock, then the
+    write-back + COMMIT, pipelined. ``conn`` must be in autocommit mode (the transaction is explicit).
+    """
     if not changes:
         raise ValueError("apply_changes needs at least one change")
+    if not conn.autocommit:
+        raise ValueError("apply_changes needs an autocommit connection")
     by_key = {(c.table, c.key): c for c in changes}
     cursor = max(c.position for c in changes)
-    with conn.pipeline(), conn.transaction():
-        rows = conn.execute(INSERT_OR_LOCK, {"batch": Jsonb([c.document() for c in changes])}).fetchall()
-        locals_: dict[tuple[str, str], dict[str, Any] | None] = {}
-        for row in rows:
-            locals_[(row["tbl"], row["key"])] = None if row["inserted"] else row
-        missing = [k for k in by_key if k not in locals_]
-        if missing:  # created by a local writer after our snapshot: lock them now
-            keys = Jsonb([{"tbl": t, "key": k} for t, k in missing])
-            for row in conn.execute(LOCK_AGAIN, {"keys": keys}).fetchall():
-                locals_[(row["tbl"], row["key"])] = row
-            if any(k not in locals_ for k in missing):  # purged meanwhile: roll back, the next attempt redoes it
-                raise DatabaseError(f"items {missing[:3]} vanished while being applied; the batch will be retried")
-        outcomes = tuple(_outcome(c, locals_, k in locals_ and locals_[k] is None)
-                         for k, c in by_key.items())
-        conn.execute(WRITE_BACK, _write_back_params(source, outcomes, locals_, cursor))  # sent with the COMMIT
+    try:
+        with conn.pipeline():
+            conn.execute("begin")
+            rows = conn.execute(INSERT_OR_LOCK, {"batch": Jsonb([c.document() for c in changes])}).fetchall()
+            locals_ = _lock_missing(conn, by_key, {(r["tbl"], r["key"]): None if r["inserted"] else r for r in rows})
+            outcomes = tuple(_outcome(c, locals_, locals_[k] is None) for k, c in by_key.items())
+            conn.execute(WRITE_BACK, _write_back_params(source, outcomes, locals_, cursor))
+            conn.execute("commit")  # both sent, and waited for, when the pipeline block ends
+    except BaseException:
+        _rollback_quietly(conn)
+        raise
     return BatchResult(outcomes, cursor)
 
 
-def _outcome(change: Change, locals_: dict[tuple[str, str], dict[str, Any] | None], inserted: bool) -> Outcome:
+def _lock_missing(conn: Conn, by_key: dict[tuple[str, str], Change], locals_: Locals) -> Locals:
+    """Items created by a local writer after our snapshot were neither inserted nor locked: lock them now."""
+    missing = [k for k in by_key if k not in locals_]
+    if not missing:
+        return locals_
+    keys = Jsonb([{"tbl": t, "key": k} for t, k in missing])
+    for row in conn.execute(LOCK_AGAIN, {"keys": keys}).fetchall():
+        locals_[(row["tbl"], row["key"])] = row
+    if any(k not in locals_ for k in missing):  # purged meanwhile: roll back, the next attempt redoes it
+        raise DatabaseError(f"items {missing[:3]} vanished while being applied; the batch will be retried")
+    return locals_
+
+
+def _rollback_quietly(conn: Conn) -> None:
+    if conn.closed or conn.broken:
+        return
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("rollback")
+    except psycopg.Error:
+        conn.close()
+
+
+def _outcome(change: Change, locals_: Locals, inserted: bool) -> Outcome:
     if inserted:
         return Outcome(change, decide(change.version, None))
     row = locals_[(change.table, change.key)]
@@ -288,7 +314,7 @@ def _version(row: dict[str, Any]) -> Version:
 
 
 def _write_back_params(source: str, outcomes: tuple[Outcome, ...],
-                       locals_: dict[tuple[str, str], dict[str, Any] | None], cursor: Cursor) -> dict[str, Any]:
+                       locals_: Locals, cursor: Cursor) -> dict[str, Any]:
     replace, keep, conflicts = [], [], []
     for o in outcomes:
         c, d = o.change, o.decision

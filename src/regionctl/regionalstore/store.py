@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg.types.json import Jsonb
 
-from regionctl.errors import DatabaseError, InputError
+from regionctl.errors import DatabaseError
 from regionctl.regionalstore import schema
 from regionctl.regionalstore.hlc import HybridClock
 from regionctl.regionalstore.items import (
     Item,
+    check_hours,
     check_key,
     check_prefix,
     check_region,
@@ -173,9 +174,7 @@ class RegionalStore:
         stops a delete from reaching the other region. The age must exceed the longest replication delay you
         expect (a pause, an outage): an older write arriving after its tombstone is purged would come back.
         """
-        if not older_than_hours > 0:
-            raise InputError(f"older_than_hours must be positive, not {older_than_hours!r}")
-        params = {"seconds": older_than_hours * 3600.0, "region": self.region}
+        params = {"seconds": check_hours(older_than_hours) * 3600.0, "region": self.region}
         return int(self._run(lambda conn: conn.execute(PURGE, params).rowcount, retry=True))
 
     # ----- internals ----------------------------------------------------------------------------------------
