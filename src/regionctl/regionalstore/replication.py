@@ -233,11 +233,34 @@ def acknowledge(conn: Conn, target: str, cursor: Cursor | None, error: str | Non
 
 
 # ----- target side --------------------------------------------------------------------------------------------
-def claim_direction(conn: Conn, source: str) -> None:
-    """Hold, for this session, the right to apply ``source``'s changes here: one replicator per direction."""
+STALE_HOLDER = """
+select a.pid, extract(epoch from now() - a.state_change) as idle_s
+from pg_locks l join pg_stat_activity a on a.pid = l.pid
+where l.locktype = 'advisory' and l.granted and l.classid = %(cls)s
+  and l.objid::bigint = (hashtext(%(source)s)::bigint & 4294967295) and l.objsubid = 2
+  and a.pid <> pg_backend_pid() and a.state = 'idle'"""
+
+
+def claim_direction(conn: Conn, source: str, stale_after_s: float = 15.0) -> None:
+    """Hold, for this session, the right to apply ``source``'s changes here: one replicator per direction.
+
+    A live replicator touches its target session at least every heartbeat. A holder idle for ``stale_after_s`` is
+    the session of a replicator that died behind a partition (the server never saw the socket close): it is
+    terminated, so a restarted replicator does not wait for TCP keepalives.
+    """
+    if _try_claim(conn, source):
+        return
+    stale = conn.execute(STALE_HOLDER, {"cls": INBOUND_LOCK, "source": source}).fetchone()
+    if stale and stale["idle_s"] is not None and float(stale["idle_s"]) >= stale_after_s:
+        conn.execute("select pg_terminate_backend(%s, 5000)", (stale["pid"],))
+        if _try_claim(conn, source):
+            return
+    raise ConflictError(f"another replicator is already applying changes from {source} into this database")
+
+
+def _try_claim(conn: Conn, source: str) -> bool:
     row = conn.execute("select pg_try_advisory_lock(%s, hashtext(%s)) as ok", (INBOUND_LOCK, source)).fetchone()
-    if not (row and row["ok"]):
-        raise ConflictError(f"another replicator is already applying changes from {source} into this database")
+    return bool(row and row["ok"])
 
 
 def read_cursor(conn: Conn, source: str) -> Cursor:
