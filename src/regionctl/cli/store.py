@@ -32,8 +32,8 @@ def _directions(source: str | None, target: str | None) -> list[Direction]:
 
 def _status_table(result: status.ReplicationStatus) -> Table:
     table = Table(title="regional store replication")
-    for column in ("direction", "state", "shipped seq", "backlog", "lag p50 ms", "lag p99 ms", "applied",
-                   "conflicts", "replicator seen", "problems"):
+    for column in ("direction", "state", "shipped", "backlog", "lag p50 ms", "lag p99 ms", "applied", "conflicts",
+                   "seen", "problems"):
         table.add_column(column)
     for d in result.directions:
         state = "unknown" if d.paused is None else f"paused ({d.pause_reason})" if d.paused else "running"
