@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -49,6 +50,7 @@ def pg_instances() -> Iterator[dict[str, PgInstance]]:
     yield instances
     for pg in instances.values():
         pg.stop("immediate")
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
