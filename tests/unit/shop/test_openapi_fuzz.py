@@ -1,0 +1,30 @@
+"""Schemathesis against each JSON service's own OpenAPI, in process, on fakes: no server error, and every
+answer is one the schema documents (status, content type, body shape)."""
+
+from __future__ import annotations
+
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from regionctl.shop.catalog.service import create_catalog_app
+from regionctl.shop.kit.app import ServiceKit
+from tests.unit.shop.fakes import MemoryCatalog
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+
+catalog_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_catalog_app(ServiceKit.create("catalog", "us-east-1"), MemoryCatalog())
+)
+
+
+@catalog_schema.parametrize()
+@FUZZ
+def test_catalog_api(case: schemathesis.Case) -> None:
+    case.call_and_validate(checks=CHECKS)
