@@ -14,7 +14,8 @@ from schemathesis.specs.openapi.checks import (
 
 from regionctl.shop.catalog.service import create_catalog_app
 from regionctl.shop.kit.app import ServiceKit
-from tests.unit.shop.fakes import MemoryCatalog
+from regionctl.shop.orders.service import create_orders_app
+from tests.unit.shop.fakes import MemoryCatalog, MemoryOrders
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -27,4 +28,15 @@ catalog_schema = schemathesis.openapi.from_asgi(
 @catalog_schema.parametrize()
 @FUZZ
 def test_catalog_api(case: schemathesis.Case) -> None:
+    case.call_and_validate(checks=CHECKS)
+
+
+orders_schema = schemathesis.openapi.from_asgi(
+    "/openapi.json", create_orders_app(ServiceKit.create("orders", "us-east-1"), MemoryOrders())
+)
+
+
+@orders_schema.parametrize()
+@FUZZ
+def test_orders_api(case: schemathesis.Case) -> None:
     case.call_and_validate(checks=CHECKS)
