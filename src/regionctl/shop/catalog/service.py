@@ -13,7 +13,7 @@ from regionctl.shop.catalog.repository import CatalogRepository, PgCatalog
 from regionctl.shop.catalog.schema import COMPONENT, MIGRATIONS
 from regionctl.shop.kit.app import ServiceKit, create_app, errors
 from regionctl.shop.kit.db import open_global_database
-from regionctl.shop.kit.migrate import MigrationRunner
+from regionctl.shop.kit.migrate import migration_task
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
 
@@ -58,7 +58,7 @@ def from_settings(settings: ServiceSettings) -> FastAPI:
     """The real service: catalog database, migrations at start (retried until the writer answers)."""
     kit = ServiceKit.create("catalog", settings.region)
     db = open_global_database(settings, "catalog", "catalog", kit.metrics.db_retry)
-    runner = MigrationRunner(db.writer, COMPONENT, MIGRATIONS)
+    runner = migration_task(db.writer, COMPONENT, MIGRATIONS)
     kit.on_start.append(runner.start)
     kit.on_stop.extend([runner.stop, db.close])
     kit.readiness.add(Check("migrations", runner.status, critical=False))

@@ -6,15 +6,12 @@ take turns, and a versions table makes a second run a no-op. Readiness stays fal
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from regionctl.shop.kit.background import StartupTask
 from regionctl.shop.kit.db import Conn, Database
-from regionctl.shop.kit.retry import backoff_s
 
-log = logging.getLogger(__name__)
 VERSIONS_TABLE = "shop_schema_migrations"
 
 
@@ -72,50 +69,6 @@ def apply_migrations(db: Database, component: str, migrations: Sequence[Migratio
     return db.run(migrate)
 
 
-class MigrationRunner:
-    """Applies migrations in a background thread, retrying forever with backoff until they succeed."""
-
-    def __init__(self, db: Database, component: str, migrations: Sequence[Migration], max_delay_s: float = 2.0):
-        self.db = db
-        self.component = component
-        self.migrations = list(migrations)
-        self.max_delay_s = max_delay_s
-        self.done = threading.Event()
-        self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    @property
-    def target_version(self) -> int:
-        return max(m.version for m in self.migrations)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"migrate-{self.component}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run_once(self) -> bool:
-        try:
-            applied = apply_migrations(self.db, self.component, self.migrations)
-        except Exception as exc:
-            self.last_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log.warning("migrations of %s not applied yet: %s", self.component, self.last_error)
-            return False
-        self.last_error = None
-        self.done.set()
-        log.info("schema of %s is current", self.component, extra={"applied": str(applied)})
-        return True
-
-    def _loop(self) -> None:
-        attempt = 0
-        while not self._stop.is_set() and not self.run_once():
-            attempt += 1
-            self._stop.wait(backoff_s(attempt, base_s=0.2, cap_s=self.max_delay_s))
-
-    def status(self) -> str:
-        """For readiness: raises while the schema is not applied, naming the last error."""
-        if self.done.is_set():
-            return f"schema v{self.target_version}"
-        raise RuntimeError(f"migrations pending: {self.last_error or 'not attempted yet'}")
+def migration_task(db: Database, component: str, migrations: Sequence[Migration]) -> StartupTask:
+    """Migrations applied at start in the background, retried until the writer answers."""
+    return StartupTask(f"migrations of {component}", lambda: apply_migrations(db, component, migrations))

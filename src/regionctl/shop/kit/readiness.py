@@ -76,6 +76,10 @@ class Readiness:
 
     def add(self, check: Check) -> None:
         self.checks.append(check)
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget the cached report (a state the service itself changed must show at once)."""
         self._cached = None
 
     def evaluate(self) -> ReadinessReport:

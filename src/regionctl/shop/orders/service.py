@@ -12,7 +12,7 @@ from fastapi import FastAPI, Header, Path, Query, Response
 from regionctl.errors import NotFoundError
 from regionctl.shop.kit.app import ServiceKit, create_app, errors
 from regionctl.shop.kit.db import open_global_database
-from regionctl.shop.kit.migrate import MigrationRunner
+from regionctl.shop.kit.migrate import migration_task
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.orders.models import (
@@ -88,7 +88,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
 def from_settings(settings: ServiceSettings) -> FastAPI:
     kit = ServiceKit.create("orders", settings.region)
     db = open_global_database(settings, "orders", "orders", kit.metrics.db_retry)
-    runner = MigrationRunner(db.writer, COMPONENT, MIGRATIONS)
+    runner = migration_task(db.writer, COMPONENT, MIGRATIONS)
     delivery = HttpDelivery(settings.order_events_endpoint or f"{settings.self_url}/events/order-created")
     pending = kit.metrics.gauge("shop_outbox_pending", "undelivered order events on the writer")
     relayed = kit.metrics.counter("shop_outbox_events", "outbox delivery attempts", ("outcome",))
