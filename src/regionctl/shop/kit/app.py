@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +26,7 @@ from regionctl.shop.kit.metrics import CONTENT_TYPE, ServiceMetrics
 from regionctl.shop.kit.readiness import Readiness
 
 log = logging.getLogger("regionctl.shop.access")
+HANDLED_ERRORS = (InputError, NotFoundError, ConflictError, ExternalError, OperationTimeout)
 QUIET_PREFIXES = ("/health", "/actuator/health", "/livez", "/metrics", "/static/", "/assets/")
 
 
@@ -53,6 +54,7 @@ class ServiceKit:
     readiness: Readiness = field(default_factory=Readiness)
     on_start: list[Callable[[], None]] = field(default_factory=list)
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    on_stop_async: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     @classmethod
     def create(cls, name: str, region: str) -> ServiceKit:
@@ -71,6 +73,8 @@ def create_app(kit: ServiceKit, *, title: str, description: str, health_paths: S
         try:
             yield
         finally:
+            for stop_async in reversed(kit.on_stop_async):
+                await stop_async()
             for stop in reversed(kit.on_stop):
                 try:
                     stop()
@@ -150,7 +154,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(RequestValidationError, validation)
     app.add_exception_handler(StarletteHTTPException, http)
-    for kind in (InputError, NotFoundError, ConflictError, ExternalError, OperationTimeout):
+    for kind in HANDLED_ERRORS:
         app.add_exception_handler(kind, ours)
     app.add_exception_handler(Exception, unexpected)
 
