@@ -26,8 +26,10 @@ from regionctl.shop.kit.metrics import CONTENT_TYPE, ServiceMetrics
 from regionctl.shop.kit.readiness import Readiness
 
 log = logging.getLogger("regionctl.shop.access")
+lifecycle = logging.getLogger("regionctl.shop.service")
 HANDLED_ERRORS = (InputError, NotFoundError, ConflictError, ExternalError, OperationTimeout)
-QUIET_PREFIXES = ("/health", "/actuator/health", "/livez", "/metrics", "/static/", "/assets/")
+PROBE_PATHS = ("/health", "/actuator/health", "/health.html", "/livez", "/metrics")  # polled: never at info
+QUIET_PREFIXES = ("/static/", "/assets/")  # at info only when they fail
 
 
 class ErrorBody(BaseModel):
@@ -69,7 +71,7 @@ def create_app(kit: ServiceKit, *, title: str, description: str, health_paths: S
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         for start in kit.on_start:
             start()
-        log.info("%s ready to serve in %s", kit.name, kit.region)
+        lifecycle.info("%s started in %s", kit.name, kit.region)
         try:
             yield
         finally:
@@ -79,7 +81,7 @@ def create_app(kit: ServiceKit, *, title: str, description: str, health_paths: S
                 try:
                     stop()
                 except Exception:
-                    log.exception("error while stopping %s", kit.name)
+                    lifecycle.exception("error while stopping %s", kit.name)
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
                   docs_url="/docs" if json_api else None, redoc_url=None,
@@ -216,7 +218,8 @@ class ObserveMiddleware:
             template = getattr(route, "path", None) or "<unmatched>"
             self.kit.metrics.observe_request(scope["method"], template, status, elapsed)
             path = scope.get("path", "")
-            level = logging.DEBUG if path.startswith(QUIET_PREFIXES) and status < 500 else logging.INFO
+            quiet = path in PROBE_PATHS or (path.startswith(QUIET_PREFIXES) and status < 500)
+            level = logging.DEBUG if quiet else logging.INFO
             log.log(level, "%s %s %d", scope["method"], path, status,
                     extra={"method": scope["method"], "path": path, "route": template, "status": status,
                            "ms": round(elapsed * 1000, 1)})
