@@ -8,8 +8,10 @@ import os
 import random
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -20,6 +22,7 @@ from regionctl.runtime.process import ProcessSpec
 from regionctl.shop.launch import DataSources, process_specs, ui_url
 from tests.integration.shop.pg import destroy, dsn, multi_host_dsn, scratch_dir, start_primary, start_standby
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[3]
 STAND_IN = "tests.integration.shop.pg_regional:PgRegionalStore"
 
@@ -120,3 +123,15 @@ def stop_deployment(deployment: Deployment) -> None:
             proc.kill()
             proc.wait()
     destroy([deployment.standby, deployment.writer], deployment.root)
+
+
+def eventually(fn: Callable[[], T], timeout_s: float = 20.0) -> T:
+    """``fn()`` once it stops raising AssertionError (replication and relays are asynchronous)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fn()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -4,10 +4,7 @@ either region land on the one writer, show in both regions, and their events are
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -15,22 +12,9 @@ import pytest
 from regionctl.shop import SERVICES
 from regionctl.shop.catalog.seed import PRODUCTS
 from regionctl.shop.loadgen import purchase, read_acks, run_load
-from tests.integration.shop.stack import Deployment
+from tests.integration.shop.stack import Deployment, eventually
 
 pytestmark = pytest.mark.integration
-T = TypeVar("T")
-
-
-def eventually(fn: Callable[[], T], timeout_s: float = 20.0) -> T:
-    """``fn()`` once it stops raising AssertionError (replication and relays are asynchronous)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return fn()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def buy(ui: str, email: str) -> tuple[str, str]:

@@ -84,7 +84,7 @@ class PgCatalog:
     def ready(self) -> str:
         """The schema is present where we read (the local member, or the writer if it is down)."""
         target = max(m.version for m in MIGRATIONS)
-        version = self.db.read(lambda conn: schema_version(conn, COMPONENT))
+        version = self.db.read(lambda conn: schema_version(conn, COMPONENT), deadline_s=0)
         if version is None or version < target:
             raise RuntimeError(f"catalog schema v{version or 0} where we read, need v{target}")
         return f"schema v{version}"

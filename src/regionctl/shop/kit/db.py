@@ -205,12 +205,13 @@ class GlobalDatabase:
     def write(self, fn: Callable[[Conn], T]) -> T:
         return self.writer.run(fn)
 
-    def read(self, fn: Callable[[Conn], T]) -> T:
+    def read(self, fn: Callable[[Conn], T], deadline_s: float | None = None) -> T:
+        """``fn`` on the local member, else on the writer; ``deadline_s=0`` tries each once (readiness)."""
         try:
-            return self.reader.run(fn, deadline_s=self.reader_deadline_s)
+            return self.reader.run(fn, deadline_s=self.reader_deadline_s if deadline_s is None else deadline_s)
         except DatabaseError as exc:
             log.warning("local reader %s unavailable, reading from the writer: %s", self.reader.name, exc)
-            return self.writer.run(fn)
+            return self.writer.run(fn, deadline_s=deadline_s)
 
     def close(self) -> None:
         self.writer.close()

@@ -168,7 +168,7 @@ class PgOrders:
         if role != "writer":
             raise RuntimeError(f"the orders writer DSN reached a {role}")
         target = max(m.version for m in MIGRATIONS)
-        version = self.db.read(lambda conn: schema_version(conn, COMPONENT))
+        version = self.db.read(lambda conn: schema_version(conn, COMPONENT), deadline_s=0)
         if version is None or version < target:
             raise RuntimeError(f"orders schema v{version or 0} where we read, need v{target}")
         return f"writer reachable, schema v{version}"
