@@ -33,9 +33,9 @@ def show_config(fmt: str = FormatOption) -> None:
 
 def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
-    from regionctl.cli import db, deployment, link
+    from regionctl.cli import db, deployment, link, load
 
-    for module in (deployment, db, link):
+    for module in (deployment, db, link, load):
         module.register(app)
 
 

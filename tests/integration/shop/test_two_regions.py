@@ -4,6 +4,7 @@ either region land on the one writer, show in both regions, and their events are
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -104,3 +105,18 @@ def test_fail_cart_makes_the_region_unready_until_recovered(shop_deployment: Dep
 def _ok(response: httpx.Response) -> dict[str, object]:
     assert response.status_code == 200, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+def test_regionctl_load_runs_the_purchase_flow_and_reports(shop_deployment: Deployment, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from regionctl.cli.main import app
+
+    log = tmp_path / "cli-acks.jsonl"
+    ui = shop_deployment.ui(shop_deployment.settings.primary_region)
+    result = CliRunner().invoke(app, ["load", "--rate", "2", "--duration", "1", "--endpoint", ui,
+                                      "--ack-log", str(log), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["acknowledged"] == report["attempted"] == 2 and report["latency_ms"]["p50"] > 0
+    assert len(read_acks(log)) == 2
