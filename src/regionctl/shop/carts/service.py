@@ -44,7 +44,7 @@ class ChaosSwitch:
 
 def create_carts_app(kit: ServiceKit, store: GuardedStore) -> FastAPI:
     chaos = ChaosSwitch()
-    kit.readiness.add(Check("regional-store", store.ready))
+    kit.readiness.add(Check("regional-store", lambda: store.ready(carts.TABLE)))
     kit.readiness.add(Check("chaos", chaos.check))
     app = create_app(kit, title="carts", description="Shopping carts, one per customer.", health_paths=HEALTH_PATHS)
     app.state.chaos = chaos

@@ -66,7 +66,7 @@ class CheckoutState:
 def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClient, shipping_prefix: str = "",
                         rng: random.Random | None = None) -> FastAPI:
     rng = rng or random.SystemRandom()
-    kit.readiness.add(Check("regional-store", store.ready))
+    kit.readiness.add(Check("regional-store", lambda: store.ready(TABLE)))
     kit.readiness.add(Check("orders", orders.ready))
     app = create_app(kit, title="checkout", description="Checkouts in progress and their submission.",
                      health_paths=HEALTH_PATHS)

@@ -60,6 +60,10 @@ async def cart_count(request: Request) -> int | None:
 async def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     ctx = ui(request)
     if "cart_count" not in context:
-        context["cart_count"] = await cart_count(request)
+        checkout = context.get("checkout")
+        if checkout is not None:  # during checkout the cart is what is being checked out: no extra call
+            context["cart_count"] = sum(int(i["quantity"]) for i in checkout["request"]["items"])
+        else:
+            context["cart_count"] = await cart_count(request)
     page = {"region": ctx.region, "banner": ctx.banner, **context}
     return ctx.templates.TemplateResponse(request, template, page, status_code=status_code)
