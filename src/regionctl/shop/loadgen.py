@@ -183,7 +183,7 @@ async def run_load(endpoint: str, rate: float, duration_s: float, ack_log: Path,
 
 def read_acks(path: Path) -> list[Ack]:
     """The acknowledged orders in an ack log (torn last lines from a killed run are skipped)."""
-    acks = []
+    acks: list[Ack] = []
     if not path.exists():
         return acks
     for line in path.read_text().splitlines():

@@ -63,10 +63,10 @@ def test_concurrent_retries_with_one_key_make_one_order(orders: PgOrders, shop_p
 def test_listing_filters_by_email_and_pages(orders: PgOrders) -> None:
     for n in range(5):
         orders.create(OrderIn.model_validate({**ORDER.model_dump(), "email": f"u{n % 2}@x.org"}), None, "us-east-1")
-    page, total = orders.list("U0@x.org", 1, 2)
+    page, total = orders.page("U0@x.org", 1, 2)
     assert total == 3 and len(page) == 2 and all(o.email == "u0@x.org" for o in page)
     assert page[0].createdOn >= page[1].createdOn
-    assert len(orders.list(None, 3, 2)[0]) == 1
+    assert len(orders.page(None, 3, 2)[0]) == 1
 
 
 def test_the_relay_delivers_everything_and_duplicates_are_applied_once(orders: PgOrders, shop_pg: PgInstance) -> None:

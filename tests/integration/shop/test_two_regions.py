@@ -14,6 +14,7 @@ from regionctl.shop import SERVICES
 from regionctl.shop.catalog.seed import PRODUCTS
 from regionctl.shop.loadgen import purchase, read_acks, run_load
 from tests.integration.shop.stack import Deployment, eventually
+from tests.offloop import off_loop
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,7 @@ def buy(ui: str, email: str) -> tuple[str, str]:
             order_id, region, _ = await purchase(client, PRODUCTS[0].id, email)
             return order_id, region
 
-    return asyncio.run(go())
+    return off_loop(lambda: asyncio.run(go()))
 
 
 def test_every_service_in_both_regions_is_ready_and_exposes_metrics(shop_deployment: Deployment) -> None:
@@ -78,7 +79,7 @@ def test_every_order_event_is_consumed_once(shop_deployment: Deployment) -> None
 def test_the_load_generator_logs_every_acknowledged_order(shop_deployment: Deployment, tmp_path: Path) -> None:
     region = shop_deployment.settings.standby_region
     log = tmp_path / "acks.jsonl"
-    report = asyncio.run(run_load(shop_deployment.ui(region), rate=4, duration_s=1.5, ack_log=log, seed=1))
+    report = off_loop(lambda: asyncio.run(run_load(shop_deployment.ui(region), 4, 1.5, log, seed=1)))
     acks = read_acks(log)
     assert report.acknowledged == report.attempted == len(acks) == 6, report
     assert {a.region for a in acks} == {region}
@@ -114,8 +115,8 @@ def test_regionctl_load_runs_the_purchase_flow_and_reports(shop_deployment: Depl
 
     log = tmp_path / "cli-acks.jsonl"
     ui = shop_deployment.ui(shop_deployment.settings.primary_region)
-    result = CliRunner().invoke(app, ["load", "--rate", "2", "--duration", "1", "--endpoint", ui,
-                                      "--ack-log", str(log), "--format", "json"])
+    argv = ["load", "--rate", "2", "--duration", "1", "--endpoint", ui, "--ack-log", str(log), "--format", "json"]
+    result = off_loop(lambda: CliRunner().invoke(app, argv))
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["acknowledged"] == report["attempted"] == 2 and report["latency_ms"]["p50"] > 0

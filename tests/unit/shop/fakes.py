@@ -93,7 +93,7 @@ class MemoryOrders:
         self.orders[order_id] = (created, digest)
         return created, True
 
-    def list(self, email: str | None, page: int, size: int) -> tuple[list[ExistingOrder], int]:
+    def page(self, email: str | None, page: int, size: int) -> tuple[list[ExistingOrder], int]:
         rows = sorted((o for o, _ in self.orders.values() if not email or o.email.lower() == email.lower()),
                       key=lambda o: (o.createdOn, o.id), reverse=True)
         return rows[(page - 1) * size: page * size], len(rows)

@@ -11,6 +11,7 @@ from regionctl.config import Paths, load_settings
 from regionctl.errors import InputError, NotFoundError
 from regionctl.runtime.ports import PortRegistry
 from regionctl.shop.loadgen import Ack, latency_summary, percentile, read_acks, run_load
+from tests.offloop import off_loop
 
 
 def test_percentiles_by_nearest_rank() -> None:
@@ -29,13 +30,13 @@ def test_the_ack_log_survives_a_torn_last_line(tmp_path: Path) -> None:
 
 def test_bad_rates_and_endpoints_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="rate"):
-        asyncio.run(run_load("http://127.0.0.1:1", 0, 1, tmp_path / "a"))
+        off_loop(lambda: asyncio.run(run_load("http://127.0.0.1:1", 0, 1, tmp_path / "a")))
     with pytest.raises(InputError, match="endpoint"):
-        asyncio.run(run_load("127.0.0.1:1", 1, 1, tmp_path / "a"))
+        off_loop(lambda: asyncio.run(run_load("127.0.0.1:1", 1, 1, tmp_path / "a")))
 
 
 def test_an_unreachable_ui_means_no_acks_and_errors_by_step(tmp_path: Path) -> None:
-    report = asyncio.run(run_load("http://127.0.0.1:9", 4, 0.5, tmp_path / "acks.jsonl", timeout_s=1))
+    report = off_loop(lambda: asyncio.run(run_load("http://127.0.0.1:9", 4, 0.5, tmp_path / "acks.jsonl", timeout_s=1)))
     assert report.acknowledged == 0 and report.failed == report.attempted == 2
     assert report.errors == {"add to cart: ConnectError": 2}
 

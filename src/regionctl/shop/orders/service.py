@@ -60,7 +60,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
         page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         size: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[ExistingOrder]:
-        orders, total = repo.list(email or None, page, size)
+        orders, total = repo.page(email or None, page, size)
         response.headers["X-Total-Count"] = str(total)
         return orders
 
