@@ -37,6 +37,7 @@ class Deployment:
     ports: PortRegistry
     writer: PgInstance
     standby: PgInstance
+    regional: PgInstance  # both regions' regional databases (the stand-in does not replicate)
     root: Path
     specs: list[ProcessSpec] = field(default_factory=list)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -53,7 +54,8 @@ class Deployment:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def data_sources(settings: Settings, writer: PgInstance, standby: PgInstance) -> dict[str, DataSources]:
+def data_sources(settings: Settings, writer: PgInstance, standby: PgInstance,
+                 regional: PgInstance) -> dict[str, DataSources]:
     members = {settings.primary_region: writer, settings.standby_region: standby}
     result = {}
     for region in settings.regions:
@@ -61,7 +63,7 @@ def data_sources(settings: Settings, writer: PgInstance, standby: PgInstance) ->
         result[region] = DataSources(
             orders_writer=multi_host_dsn([writer, standby], "orders"), orders_reader=dsn(local, "orders"),
             catalog_writer=multi_host_dsn([writer, standby], "catalog"), catalog_reader=dsn(local, "catalog"),
-            regional=dsn(writer, regional_db(region)),
+            regional=dsn(regional, regional_db(region)),
         )
     return result
 
@@ -96,12 +98,13 @@ def wait_healthy(deployment: Deployment, timeout_s: float = 90.0) -> None:
 def start_deployment() -> Deployment:
     root = scratch_dir("regionctl-shop-stack-")
     settings = load_settings(data_dir=root / "data", base_port=random.randint(20000, 50000))
-    writer = start_primary(root, "writer", ("orders", "catalog", *(regional_db(r) for r in settings.regions)))
+    writer = start_primary(root, "writer", ("orders", "catalog"))
     standby = start_standby(root, "standby", writer)
+    regional = start_primary(root, "regional", tuple(regional_db(r) for r in settings.regions))
     ports = PortRegistry(root / "ports.json", settings.base_port)
-    deployment = Deployment(settings, ports, writer, standby, root)
+    deployment = Deployment(settings, ports, writer, standby, regional, root)
     (root / "logs").mkdir(exist_ok=True)
-    deployment.specs = process_specs(settings, ports, data_sources(settings, writer, standby))
+    deployment.specs = process_specs(settings, ports, data_sources(settings, writer, standby, regional))
     try:
         for spec in deployment.specs:
             deployment.procs[spec.key] = start_process(spec, root / "logs")
@@ -122,7 +125,7 @@ def stop_deployment(deployment: Deployment) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    destroy([deployment.standby, deployment.writer], deployment.root)
+    destroy([deployment.standby, deployment.writer, deployment.regional], deployment.root)
 
 
 def eventually(fn: Callable[[], T], timeout_s: float = 20.0) -> T:

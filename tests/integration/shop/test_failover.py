@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 
 from regionctl.runtime.postgres import PgInstance
 from regionctl.runtime.process import ProcessSpec, python_module
+from regionctl.shop.catalog.seed import PRODUCTS
+from regionctl.shop.loadgen import CUSTOMER, ORDER_ID
 from tests.integration.shop.pg import (
     TEST_SETTINGS,
     destroy,
@@ -26,7 +29,7 @@ from tests.integration.shop.pg import (
     start_primary,
     start_standby,
 )
-from tests.integration.shop.stack import eventually, start_process
+from tests.integration.shop.stack import Deployment, eventually, start_deployment, start_process, stop_deployment
 
 pytestmark = pytest.mark.integration
 ORDER = {"firstName": "Ada", "lastName": "L", "email": "ada@example.com",
@@ -118,3 +121,61 @@ def test_a_service_whose_writer_is_down_at_start_becomes_ready_by_itself() -> No
     finally:
         stop(proc)
         destroy([late], root)
+
+
+@pytest.fixture(scope="module")
+def doomed() -> Iterator[Deployment]:
+    """A deployment of its own: this test kills its writer."""
+    deployment = start_deployment()
+    try:
+        yield deployment
+    finally:
+        stop_deployment(deployment)
+
+
+def _session(ui: str) -> httpx.Client:
+    return httpx.Client(base_url=ui, timeout=60, cookies={"SESSIONID": str(uuid.uuid4())})
+
+
+def _to_review(client: httpx.Client, email: str) -> None:
+    assert client.post("/cart", data={"productId": PRODUCTS[1].id}).status_code == 303
+    assert client.get("/checkout").status_code == 200
+    assert client.post("/checkout", data={**CUSTOMER, "email": email}).status_code == 200
+    assert client.post("/checkout/delivery", data={"token": "priority-mail"}).status_code == 200
+    assert client.post("/checkout/payment").status_code == 200
+
+
+def _confirm(client: httpx.Client) -> str:
+    response = client.post("/checkout/confirm")
+    assert response.status_code == 200, response.text[-500:]
+    found = ORDER_ID.search(response.text)
+    assert found, response.text[-500:]
+    return found.group(1)
+
+
+def _buy(client: httpx.Client, email: str) -> str:
+    _to_review(client, email)
+    return _confirm(client)
+
+
+def test_purchases_through_the_standby_ui_go_on_after_the_writer_region_dies(doomed: Deployment) -> None:
+    west = doomed.ui(doomed.settings.standby_region)
+    pids = {key: proc.pid for key, proc in doomed.procs.items()}
+    with _session(west) as before, _session(west) as midway, _session(west) as after:
+        first = _buy(before, "before@example.com")
+        _to_review(midway, "midway@example.com")  # this visitor is at step 4 when the writer dies
+        eventually(lambda: ready(f"{doomed.url(doomed.settings.standby_region, 'orders')}/orders/{first}"))
+
+        doomed.writer.kill()
+        doomed.standby.run([doomed.standby.bins("pg_ctl"), "promote", "-w", "-D", str(doomed.standby.datadir)])
+
+        second = _confirm(midway)
+        third = _buy(after, "after@example.com")
+        assert _confirm(midway) == second  # a repeated click on "Order" is the same order
+    rows = doomed.standby.query("select email, count(*) as n from customer_order group by email order by email",
+                                dbname="orders")
+    assert [(r["email"], r["n"]) for r in rows] == [
+        ("after@example.com", 1), ("before@example.com", 1), ("midway@example.com", 1)]
+    assert len({first, second, third}) == 3
+    west_keys = [k for k in pids if k.startswith(doomed.settings.standby_region)]
+    assert all(doomed.procs[k].poll() is None and doomed.procs[k].pid == pids[k] for k in west_keys)
