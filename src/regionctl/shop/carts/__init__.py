@@ -1,0 +1,1 @@
+"""carts: per-customer carts, one regional-store item per cart line (key ``customerId:itemId``)."""

@@ -1,0 +1,1 @@
+"""catalog: the watches, their tags, and queries over them (the reference's Go service)."""

@@ -1,0 +1,97 @@
+"""Readiness: named dependency checks, evaluated with a short cache, aggregated by a pure function."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+CheckFn = Callable[[], str | None]  # returns a detail on success, raises on failure
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    fn: CheckFn
+    critical: bool = True  # a failing non-critical check is reported but does not make the service unready
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    up: bool
+    detail: str
+    critical: bool = True
+
+
+@dataclass(frozen=True)
+class ReadinessReport:
+    ready: bool
+    reason: str
+    components: tuple[ComponentStatus, ...] = field(default_factory=tuple)
+
+    def as_json(self, service: str, region: str) -> dict[str, object]:
+        return {
+            "status": "UP" if self.ready else "DOWN",
+            "service": service,
+            "region": region,
+            "reason": self.reason,
+            "components": {
+                c.name: {"status": "UP" if c.up else "DOWN", "detail": c.detail, "critical": c.critical}
+                for c in self.components
+            },
+        }
+
+
+def aggregate(components: Sequence[ComponentStatus]) -> ReadinessReport:
+    """Ready when every critical component is up; the reason names the ones that are not."""
+    down = [c for c in components if c.critical and not c.up]
+    if not down:
+        return ReadinessReport(True, "all dependencies up", tuple(components))
+    reason = "; ".join(f"{c.name}: {c.detail}" for c in down)
+    return ReadinessReport(False, reason, tuple(components))
+
+
+def run_check(check: Check) -> ComponentStatus:
+    try:
+        detail = check.fn() or "ok"
+        return ComponentStatus(check.name, True, detail, check.critical)
+    except Exception as exc:  # a failing check is data, not an error
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ComponentStatus(check.name, False, text[:300], check.critical)
+
+
+class Readiness:
+    """Evaluates the checks at most once per ``ttl_s`` (health checkers poll often; dependencies stay calm)."""
+
+    def __init__(self, checks: Sequence[Check] = (), ttl_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.checks = list(checks)
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, ReadinessReport] | None = None
+
+    def add(self, check: Check) -> None:
+        self.checks.append(check)
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget the cached report (a state the service itself changed must show at once)."""
+        self._cached = None
+
+    def evaluate(self) -> ReadinessReport:
+        with self._lock:
+            now = self._clock()
+            if self._cached is not None and now - self._cached[0] < self.ttl_s:
+                return self._cached[1]
+            if len(self.checks) > 1:  # checks are independent; a slow one should not delay the rest
+                with ThreadPoolExecutor(max_workers=len(self.checks), thread_name_prefix="readiness") as pool:
+                    statuses = list(pool.map(run_check, self.checks))
+            else:
+                statuses = [run_check(c) for c in self.checks]
+            report = aggregate(statuses)
+            self._cached = (self._clock(), report)
+            return report

@@ -1,0 +1,78 @@
+"""How the platform runs the shop: one ``ProcessSpec`` per service per region, wired to the region's other
+services and to its data sources. The platform calls this; it never imports the services themselves."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from regionctl.config import Settings
+from regionctl.errors import ConfigError
+from regionctl.runtime.ports import PortRegistry
+from regionctl.runtime.process import ProcessSpec, python_module
+from regionctl.shop import SERVICES
+
+HEALTH_PATHS = {"assets": "/actuator/health", "catalog": "/health", "orders": "/actuator/health",
+                "carts": "/actuator/health", "checkout": "/health", "ui": "/actuator/health"}
+CALLS = {"checkout": ("orders",), "ui": ("catalog", "carts", "checkout", "orders", "assets")}
+
+
+@dataclass(frozen=True)
+class DataSources:
+    """The DSNs one region's services use (the writer DSNs are multi-host with target_session_attrs=read-write;
+    the readers are the region's own members; ``regional`` is the region's writable regional store)."""
+
+    orders_writer: str
+    orders_reader: str
+    catalog_writer: str
+    catalog_reader: str
+    regional: str
+
+    def env_for(self, service: str) -> dict[str, str]:
+        if service == "catalog":
+            return {"CATALOG_WRITER_DSN": self.catalog_writer, "CATALOG_READER_DSN": self.catalog_reader}
+        if service == "orders":
+            return {"ORDERS_WRITER_DSN": self.orders_writer, "ORDERS_READER_DSN": self.orders_reader}
+        if service in ("carts", "checkout"):
+            return {"REGIONAL_DSN": self.regional}
+        return {}
+
+
+def port_key(region: str, service: str) -> str:
+    return f"{region}/{service}"
+
+
+def service_env(region: str, host: str, ports: Mapping[str, int], service: str,
+                sources: DataSources) -> dict[str, str]:
+    """The environment of one service: where it listens, whom it calls, which databases it uses."""
+    env = {"REGION": region, "HOST": host, "PORT": str(ports[service]), **sources.env_for(service)}
+    for callee in CALLS.get(service, ()):
+        env[f"ENDPOINTS_{callee.upper()}"] = f"http://{host}:{ports[callee]}"
+    if service == "orders":
+        env["ORDER_EVENTS_ENDPOINT"] = f"http://{host}:{ports['orders']}/events/order-created"
+    return env
+
+
+def process_specs(settings: Settings, ports: PortRegistry,
+                  datasources: Mapping[str, DataSources]) -> list[ProcessSpec]:
+    """Every shop process of every region, callees before callers; health_url is each one's readiness."""
+    specs = []
+    for region in settings.regions:
+        if region not in datasources:
+            raise ConfigError(f"no data sources for region {region!r}; the shop needs its databases there")
+        host = settings.region_address(region)
+        region_ports = {service: ports.get(port_key(region, service), host) for service in SERVICES}
+        for service in SERVICES:
+            specs.append(ProcessSpec(
+                name=service, region=region, argv=python_module("regionctl.shop", service),
+                env=service_env(region, host, region_ports, service, datasources[region]),
+                health_url=f"http://{host}:{region_ports[service]}{HEALTH_PATHS[service]}",
+                start_timeout_s=60.0,
+            ))
+    return specs
+
+
+def ui_url(settings: Settings, ports: PortRegistry, region: str) -> str:
+    """The base URL of a region's ui (what users, canaries and ``regionctl load`` talk to)."""
+    host = settings.region_address(region)
+    return f"http://{host}:{ports.get(port_key(region, 'ui'), host)}"

@@ -1,0 +1,99 @@
+"""The ui app: pages, per-visitor sessions, HTML error pages, and a readiness that reflects every backend."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from regionctl.errors import RegionctlError
+from regionctl.shop.kit.app import HANDLED_ERRORS, ServiceKit, create_app, describe_validation, status_for
+from regionctl.shop.kit.http import ServiceCallError, timeouts
+from regionctl.shop.kit.readiness import Check
+from regionctl.shop.kit.settings import ServiceSettings
+from regionctl.shop.ui import checkout_pages, pages
+from regionctl.shop.ui.clients import HEALTH_PATHS, Backends
+from regionctl.shop.ui.context import STATIC, UiContext, render
+from regionctl.shop.ui.session import SessionMiddleware
+
+log = logging.getLogger("regionctl.shop.ui")
+
+
+def create_ui_app(kit: ServiceKit, backends: Backends, banner: str = "", checks: tuple[Check, ...] = ()) -> FastAPI:
+    for check in checks:
+        kit.readiness.add(check)
+    app = create_app(kit, title="ui", description="The store front.", health_paths=("/actuator/health",),
+                     json_api=False)
+    app.state.ui = UiContext(kit.region, banner, backends)
+    app.add_middleware(SessionMiddleware)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.include_router(pages.router)
+    app.include_router(checkout_pages.router)
+    _install_error_pages(app)
+    kit.on_stop_async.append(backends.close)
+    return app
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    async def page(request: Request, status: int, message: str) -> HTMLResponse:
+        try:
+            return await render(request, "error.html", status_code=status, status=status, message=message,
+                                cart_count=None)
+        except Exception:  # rendering must not fail the error page itself
+            return HTMLResponse(f"<h1>Oops! Sorry.</h1><p>{status}</p>", status_code=status)
+
+    async def ours(request: Request, exc: Exception) -> HTMLResponse:
+        status = status_for(exc)
+        if isinstance(exc, ServiceCallError) and exc.status is not None and 400 <= exc.status < 500:
+            status = exc.status
+        if status >= 500:
+            log.warning("%s %s failed: %s", request.method, request.url.path, exc)
+            message = "Part of the store is unavailable right now. Please try again in a moment."
+        else:
+            message = str(exc)
+        return await page(request, status, message)
+
+    async def http(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        message = "Page not found." if exc.status_code == 404 else str(exc.detail)
+        return await page(request, exc.status_code, message)
+
+    async def invalid(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, RequestValidationError)
+        return await page(request, 400, describe_validation(exc.errors()))
+
+    for kind in (RegionctlError, *HANDLED_ERRORS):  # replace the kit's JSON handlers, class by class
+        app.add_exception_handler(kind, ours)
+    app.add_exception_handler(StarletteHTTPException, http)
+    app.add_exception_handler(RequestValidationError, invalid)
+
+
+def backend_check(name: str, base_url: str, client: httpx.Client) -> Check:
+    """Ready when the backend's own health endpoint answers 200."""
+    def check() -> str:
+        response = client.get(f"{base_url}{HEALTH_PATHS[name]}")
+        if response.status_code != 200:
+            reason = ""
+            if response.headers.get("content-type", "").startswith("application/json"):
+                reason = str(response.json().get("reason", ""))
+            raise RuntimeError(f"HTTP {response.status_code} {reason}".strip())
+        return "UP"
+
+    return Check(name, check)
+
+
+def from_settings(settings: ServiceSettings) -> FastAPI:
+    kit = ServiceKit.create("ui", settings.region)
+    urls = {name: settings.endpoint(name) for name in HEALTH_PATHS}
+    clients = {name: httpx.AsyncClient(base_url=url, timeout=timeouts(settings.http_timeout_s + 10))
+               for name, url in urls.items()}
+    probe = httpx.Client(timeout=timeouts(2.0))
+    checks = tuple(backend_check(name, url, probe) for name, url in urls.items())
+    backends = Backends.over(clients)
+    kit.on_stop.append(probe.close)
+    return create_ui_app(kit, backends, settings.retail_ui_banner, checks)

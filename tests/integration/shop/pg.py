@@ -1,0 +1,72 @@
+"""Throw-away PostgreSQL instances for the shop's integration tests (real binaries, real TCP, unprivileged user)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+from regionctl.runtime.osuser import RunAs, ensure_runas, make_owned_dir
+from regionctl.runtime.postgres import PgBinaries, PgInstance
+
+TEST_SETTINGS = {"archive_mode": "off", "fsync": "off", "synchronous_commit": "off", "max_connections": "100"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A directory under /tmp the PostgreSQL user can traverse."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    path.chmod(0o755)
+    return path
+
+
+def new_instance(root: Path, name: str, runas: RunAs | None = None, host: str = "127.0.0.1") -> PgInstance:
+    runas = runas or ensure_runas("regionctl-pg")
+    datadir = make_owned_dir(root / name, runas)
+    logs = root / "logs"
+    logs.mkdir(exist_ok=True)
+    logs.chmod(0o777)
+    return PgInstance(name, datadir, host, free_port(host), logs / f"{name}.log", PgBinaries.locate(None), runas)
+
+
+def start_primary(root: Path, name: str, databases: tuple[str, ...] = ()) -> PgInstance:
+    instance = new_instance(root, name)
+    instance.initdb()
+    instance.start(TEST_SETTINGS)
+    for db in databases:
+        instance.query(f"create database {db}")
+    return instance
+
+
+def start_standby(root: Path, name: str, primary: PgInstance) -> PgInstance:
+    """A streaming hot standby of ``primary`` (pg_basebackup -R)."""
+    standby = new_instance(root, name, primary.runas)
+    standby.run([primary.bins("pg_basebackup"), "-h", primary.host, "-p", str(primary.port), "-U", "postgres",
+                 "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast"])
+    standby.start(TEST_SETTINGS)
+    return standby
+
+
+def dsn(instance: PgInstance, dbname: str, **extra: object) -> str:
+    return instance.conninfo(dbname, **extra)
+
+
+def multi_host_dsn(instances: list[PgInstance], dbname: str) -> str:
+    hosts = ",".join(i.host for i in instances)
+    ports = ",".join(str(i.port) for i in instances)
+    return f"host={hosts} port={ports} user=postgres dbname={dbname} target_session_attrs=read-write"
+
+
+def destroy(instances: list[PgInstance], root: Path) -> None:
+    for instance in instances:
+        try:
+            instance.stop("immediate")
+        except Exception:
+            instance.kill()
+    shutil.rmtree(root, ignore_errors=True)

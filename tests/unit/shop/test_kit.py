@@ -1,0 +1,113 @@
+"""The service kit's pure decisions: what is retried, how readiness aggregates, how errors map to statuses."""
+
+from __future__ import annotations
+
+import random
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from psycopg import errors as pgerrors
+
+from regionctl.errors import ConfigError, ConflictError, DatabaseError, InputError, NotFoundError, OperationTimeout
+from regionctl.shop.kit.app import ServiceKit, create_app, status_for
+from regionctl.shop.kit.db import describe_dsn
+from regionctl.shop.kit.http import ServiceCallError
+from regionctl.shop.kit.migrate import Migration, pending
+from regionctl.shop.kit.readiness import Check, ComponentStatus, Readiness, aggregate
+from regionctl.shop.kit.retry import backoff_s, classify
+from regionctl.shop.kit.settings import load_service_settings
+
+
+def test_a_read_only_error_means_the_writer_moved_so_reconnect_and_retry() -> None:
+    decision = classify(pgerrors.ReadOnlySqlTransaction("cannot execute INSERT in a read-only transaction"))
+    assert decision.retry and decision.reconnect and "writer moved" in decision.reason
+
+
+def test_connection_loss_and_timeouts_are_retried_on_a_new_connection() -> None:
+    assert classify(psycopg.OperationalError("server closed the connection unexpectedly")).reconnect
+    assert classify(pgerrors.AdminShutdown("terminating connection")).reconnect
+    assert classify(OperationTimeout("no answer")).reconnect
+
+
+def test_serialization_failures_retry_on_the_same_connection_and_bugs_do_not_retry() -> None:
+    decision = classify(pgerrors.SerializationFailure("could not serialize"))
+    assert decision.retry and not decision.reconnect
+    assert not classify(pgerrors.UniqueViolation("duplicate key")).retry
+    assert not classify(pgerrors.UndefinedTable("no such table")).retry
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    rng = random.Random(1)
+    delays = [backoff_s(n, base_s=0.1, cap_s=1.0, jitter=0, rng=rng) for n in range(1, 7)]
+    assert delays == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+
+
+def test_readiness_is_down_when_a_critical_dependency_is_down_and_says_which() -> None:
+    report = aggregate([ComponentStatus("db", False, "connection refused"), ComponentStatus("x", False, "meh", False),
+                        ComponentStatus("carts", True, "ok")])
+    assert not report.ready and report.reason == "db: connection refused"
+    assert aggregate([ComponentStatus("x", False, "meh", critical=False)]).ready
+
+
+def test_readiness_runs_checks_and_caches_them_briefly() -> None:
+    calls = []
+    now = [0.0]
+
+    def check() -> str:
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    readiness = Readiness([Check("a", check), Check("b", lambda: "fine")], ttl_s=1.0, clock=lambda: now[0])
+    assert not readiness.evaluate().ready
+    readiness.evaluate()
+    assert len(calls) == 1
+    now[0] = 2.0
+    readiness.evaluate()
+    assert len(calls) == 2
+
+
+def test_errors_map_to_statuses() -> None:
+    assert status_for(InputError("x")) == 400
+    assert status_for(NotFoundError("x")) == 404
+    assert status_for(ConflictError("x")) == 409
+    assert status_for(DatabaseError("x")) == 503
+    assert status_for(ServiceCallError("orders", "down")) == 503
+    assert status_for(ServiceCallError("orders", "refused", 409)) == 502
+    assert status_for(ValueError("x")) == 500
+
+
+def test_an_unexpected_error_is_a_500_without_its_details() -> None:
+    app = create_app(ServiceKit.create("t", "us-east-1"), title="t", description="", health_paths=("/health",))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise ValueError("secret internals")
+
+    response = TestClient(app, raise_server_exceptions=False).get("/boom")
+    assert response.status_code == 500 and response.json() == {"code": 500, "message": "internal error"}
+
+
+def test_dsn_descriptions_never_show_passwords() -> None:
+    text = describe_dsn("host=a,b port=1,2 dbname=orders user=u password=hunter2 target_session_attrs=read-write")
+    assert "hunter2" not in text and text == "orders@a,b:1,2"
+
+
+def test_migrations_pending_in_order_and_duplicates_refused() -> None:
+    steps = [Migration(2, "b", "select 2"), Migration(1, "a", "select 1"), Migration(3, "c", "select 3")]
+    assert [m.version for m in pending({2}, steps)] == [1, 3]
+    with pytest.raises(ValueError, match="duplicate"):
+        pending(set(), [Migration(1, "a"), Migration(1, "b")])
+
+
+def test_settings_name_the_missing_or_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REGION", raising=False)
+    with pytest.raises(ConfigError, match="REGION"):
+        load_service_settings()
+    with pytest.raises(ConfigError, match="ENDPOINTS_ORDERS"):
+        load_service_settings(region="us-east-1", endpoints_orders="orders:8080")
+    settings = load_service_settings(region="us-east-1", endpoints_orders="false")
+    with pytest.raises(ConfigError, match="ENDPOINTS_ORDERS is not set"):
+        settings.endpoint("orders")
+    with pytest.raises(ConfigError, match="ORDERS_WRITER_DSN"):
+        settings.dsn("orders_writer_dsn")
