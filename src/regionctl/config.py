@@ -45,6 +45,17 @@ class PostgresSettings(BaseModel):
     reconcile_slot_interval_s: float = Field(1.0, gt=0, le=60)
 
 
+class WorkloadSettings(BaseModel):
+    """The application the platform runs in each region. The platform knows it only through these values."""
+
+    launcher: str = Field(
+        "regionctl.shop.launch:workload", pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:function returning the workload's processes; empty runs no workload",
+    )
+    probe_path: str = Field("/actuator/canary-order", pattern=r"^/",
+                            description="POST here through the global entry places one real order (recovery probe)")
+
+
 class RoutingSettings(BaseModel):
     """The global entry point, DNS and endpoint health checks (Route 53's knobs, with local defaults)."""
 
@@ -87,6 +98,7 @@ class Settings(BaseSettings):
     link: LinkSettings = LinkSettings()
     postgres: PostgresSettings = PostgresSettings()
     routing: RoutingSettings = RoutingSettings()
+    workload: WorkloadSettings = WorkloadSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod

@@ -21,9 +21,6 @@ from regionctl.routing.client import ControlClient
 from regionctl.runbooks.ports import DatabaseStatus, MemberStatus
 from regionctl.runtime.topology import Topology
 
-# The probe places a real order through the global entry: the ui's JSON order path (the shop's contract, by HTTP).
-PROBE_ORDER_PATH = "/api/probe-order"
-PROBE_ORDER = {"email": "probe@regionctl.invalid", "firstName": "Recovery", "lastName": "Probe"}
 ROLE_FOR_RUNBOOKS = {"writer": "writer", "standby": "standby", "stopped": "down", "unreachable": "down"}
 
 
@@ -109,7 +106,7 @@ def global_write_probe(settings: Settings) -> Callable[[], bool]:
 
     def probe() -> bool:
         try:
-            response = httpx.post(f"{entry_url(settings)}{PROBE_ORDER_PATH}", json=PROBE_ORDER, timeout=3.0,
+            response = httpx.post(f"{entry_url(settings)}{settings.workload.probe_path}", timeout=3.0,
                                   headers={"Idempotency-Key": f"probe-{uuid.uuid4()}"})
         except (httpx.HTTPError, KeyError):
             return False

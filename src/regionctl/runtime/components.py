@@ -6,8 +6,15 @@ then the global plane that routes users to it and the runbook engine that operat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
+from regionctl.config import Settings
+from regionctl.errors import ConfigError
+from regionctl.globaldb.endpoints import reader_dsn, writer_dsn
+from regionctl.globaldb.service import GlobalDatabases
+from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
 from regionctl.runtime.topology import REGIONAL_DB, Network, Topology
 
@@ -35,6 +42,40 @@ def regional_store_replicators(topo: Topology, network: Network) -> Iterable[Pro
     return process_specs(topo.settings, local, remote)
 
 
+@dataclass(frozen=True)
+class RegionData:
+    """What the platform offers a workload in one region: its databases, found the platform's way."""
+
+    writers: Mapping[str, str]  # global database -> writer DSN (multi-host, follows the writer after failover)
+    readers: Mapping[str, str]  # global database -> the region's own member
+    regional: str  # the region's writable multi-active store
+
+
+Workload = Callable[[Settings, PortRegistry, Mapping[str, RegionData]], Iterable[ProcessSpec]]
+
+
+def workload(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
+    """The configured workload (the shop by default), loaded by name: the platform never imports it."""
+    launcher = topo.settings.workload.launcher
+    if not launcher:
+        return []
+    module_name, _, function = launcher.partition(":")
+    try:
+        launch: Workload = getattr(importlib.import_module(module_name), function)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"workload.launcher {launcher!r} cannot be loaded: {exc}") from None
+    gdbs = GlobalDatabases(topo, network)
+    data = {
+        region: RegionData(
+            writers={n: writer_dsn(gdbs.cluster(n), region) for n in gdbs.names},
+            readers={n: reader_dsn(gdbs.cluster(n), region) for n in gdbs.names},
+            regional=regional_dsn(topo, network, region, region),
+        )
+        for region in topo.settings.regions
+    }
+    return launch(topo.settings, topo.ports, data)
+
+
 def routing_plane(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
     from regionctl.routing.launch import process_specs
 
@@ -48,4 +89,4 @@ def runbook_engine(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
 
 
 def sources() -> list[SpecSource]:
-    return [reconciliation_slot_advancer, regional_store_replicators, routing_plane, runbook_engine]
+    return [reconciliation_slot_advancer, regional_store_replicators, workload, routing_plane, runbook_engine]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from regionctl.config import Settings
 from regionctl.errors import ConfigError
@@ -76,3 +77,14 @@ def ui_url(settings: Settings, ports: PortRegistry, region: str) -> str:
     """The base URL of a region's ui (what users, canaries and ``regionctl load`` talk to)."""
     host = settings.region_address(region)
     return f"http://{host}:{ports.get(port_key(region, 'ui'), host)}"
+
+
+def workload(settings: Settings, ports: PortRegistry, data: Mapping[str, Any]) -> list[ProcessSpec]:
+    """The platform's entry into the shop (``workload.launcher``): its per-region databases as DataSources."""
+    return process_specs(settings, ports, {
+        region: DataSources(
+            orders_writer=d.writers["orders"], orders_reader=d.readers["orders"],
+            catalog_writer=d.writers["catalog"], catalog_reader=d.readers["catalog"], regional=d.regional,
+        )
+        for region, d in data.items()
+    })

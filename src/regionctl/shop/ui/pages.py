@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from regionctl.errors import NotFoundError
 from regionctl.shop.ui.context import load_cart, render, session_id, ui
@@ -17,6 +18,7 @@ router = APIRouter()
 IMAGE_NAME = re.compile(r"^[a-z0-9_]{1,60}\.svg$")
 IMAGE_CACHE = "public, max-age=2592000"  # 30 days, as the reference's ui
 PAGE_SIZES = (3, 9)
+CANARY_EMAIL = "canary@regionctl.invalid"
 
 
 @router.get("/")
@@ -112,3 +114,20 @@ async def recover_cart(request: Request) -> PlainTextResponse:
     """Undo ``fail-cart`` (the reference had no way back short of a restart)."""
     await ui(request).backends.carts.call("POST", "/actuator/recover")
     return PlainTextResponse("OK")
+
+
+@router.post("/actuator/canary-order", include_in_schema=False)
+async def canary_order(request: Request) -> JSONResponse:
+    """One real order of the first catalog product, for canaries and a runbook's recovery probe: "the shop takes
+    orders" measured end to end (catalog read, order written on the global writer). The caller's Idempotency-Key
+    makes a retried probe the same order."""
+    backends = ui(request).backends
+    key = request.headers.get("Idempotency-Key") or f"canary-{uuid.uuid4()}"
+    products = await backends.products(None, 1, 1)
+    if not products:
+        raise NotFoundError("the catalog has no product to order")
+    first = products[0]
+    order = {"email": CANARY_EMAIL, "firstName": "Canary", "lastName": "Order",
+             "items": [{"productId": first["id"], "quantity": 1, "price": first["price"], "name": first["name"]}]}
+    created = await backends.orders.call("POST", "/orders", json=order, headers={"Idempotency-Key": key})
+    return JSONResponse({"orderId": created["id"], "region": created["region"]})
