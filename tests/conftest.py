@@ -1,1 +1,16 @@
+"""Suite-wide configuration: shared fixtures, and browser tests last.
+
+The sync Playwright of the browser tests keeps an event loop in the main thread for the rest of the session,
+after which a plain ``asyncio.run`` in another test fails; running them last keeps every other test independent
+of that.
+"""
+
+from __future__ import annotations
+
+import pytest
+
 pytest_plugins = ("tests.integration.shop.fixtures",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
