@@ -7,9 +7,20 @@ of that.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
+from tests.support.deploy import RunningDeployment, running_deployment
+
 pytest_plugins = ("tests.integration.shop.fixtures",)
+
+
+@pytest.fixture(scope="session")
+def deployment() -> Iterator[RunningDeployment]:
+    """The one real deployment of the session (what `regionctl up` starts); tests that break it heal it."""
+    with running_deployment() as running:
+        yield running
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
