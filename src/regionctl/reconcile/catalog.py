@@ -29,6 +29,7 @@ class Column:
     type: str  # format_type with typmod: what a cast or a schema diff needs
     not_null: bool
     default: str | None
+    generated: bool = False  # GENERATED ... STORED: never written directly
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class TableInfo:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def writable_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if not c.generated)
 
     def types(self) -> dict[str, str]:
         return {c.name: c.type for c in self.columns}
@@ -90,7 +95,7 @@ def _columns(conn: psycopg.Connection[Any]) -> dict[int, list[Column]]:
     rows = conn.execute(
         """
         select a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod) as type, a.attnotnull,
-               pg_get_expr(d.adbin, d.adrelid) as default
+               pg_get_expr(d.adbin, d.adrelid) as default, a.attgenerated <> '' as generated
         from pg_attribute a
         join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
         left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
@@ -101,7 +106,8 @@ def _columns(conn: psycopg.Connection[Any]) -> dict[int, list[Column]]:
     ).fetchall()
     found: dict[int, list[Column]] = {}
     for r in rows:
-        found.setdefault(r["attrelid"], []).append(Column(r["attname"], r["type"], r["attnotnull"], r["default"]))
+        found.setdefault(r["attrelid"], []).append(Column(r["attname"], r["type"], r["attnotnull"], r["default"],
+                                                          r["generated"]))
     return found
 
 
