@@ -33,9 +33,9 @@ def show_config(fmt: str = FormatOption) -> None:
 
 def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
-    from regionctl.cli import db, deployment, link
+    from regionctl.cli import db, deployment, link, reconcile
 
-    for module in (deployment, db, link):
+    for module in (deployment, db, link, reconcile):
         module.register(app)
 
 
