@@ -30,7 +30,7 @@ _IDENT = r'"(?:[^"]|"")*"|[^\s"\[.,:]+'
 _COLUMN = re.compile(
     r'(?P<name>"(?:[^"]|"")*"|[^\s"\[]+)'  # column name, quoted when it needs to be
     r'\[(?P<type>(?:"(?:[^"]|"")*"|[^"\]]|\](?!:))*)\]:'  # [type]: where the type may end in []
-    r"(?P<value>'(?:[^']|'')*'|B'[01]*'|\S+)",
+    r"(?P<value>'(?:[^']|'')*'(?=\s|$)|B'[01]*'(?=\s|$)|(?!B')[^\s']\S*)",  # quoted, bits, or bare
     re.S,
 )
 _TABLE = re.compile(rf"(?P<schema>{_IDENT})\.(?P<rel>{_IDENT})")
