@@ -143,8 +143,26 @@ class Report:
             "rpo_seconds": self.window.get("rpo_seconds"),
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; built by hand because ``asdict`` deep-copies every value (slow for large reports)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["transactions"] = [
+            {"id": t.id, "commit_lsn": t.commit_lsn, "commit_time": t.commit_time, "xid": t.xid,
+             "tables": list(t.tables), "changes": [_change_dict(c) for c in t.changes], "note": t.note}
+            for t in self.transactions
+        ]
+        data["conflicts"] = [asdict(c) for c in self.conflicts]
+        data["schema"] = asdict(self.schema)
+        data["tables"] = {n: {"columns": m.columns, "key": list(m.key)} for n, m in self.tables.items()}
+        return data
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=False)
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+
+def _change_dict(c: RowChange) -> dict[str, Any]:
+    return {"table": c.table, "kind": c.kind, "key": c.key, "new": c.new, "old": c.old, "old_key": c.old_key,
+            "old_source": c.old_source, "unchanged": list(c.unchanged), "note": c.note, "action": c.action}
 
 
 def _row(value: Any) -> Row | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import asdict
 from functools import lru_cache
 from typing import Any
 
@@ -17,7 +16,8 @@ from regionctl.reconcile.model import Report
 FORMATS = ("json", "csv", "html")
 CSV_COLUMNS = ("report_id", "transaction", "commit_lsn", "commit_time", "table", "kind", "key", "new", "old",
                "old_source", "action", "conflict", "note")
-HTML_TRANSACTION_LIMIT = 2000
+HTML_TRANSACTION_LIMIT = 500  # the page is for reading; JSON and CSV hold everything
+_encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps(...) rebuilds one per call
 
 
 def render(report: Report, fmt: str) -> str:
@@ -31,7 +31,7 @@ def render(report: Report, fmt: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return "" if value is None else _encode(value)
 
 
 def _conflict_keys(report: Report) -> set[tuple[str, str]]:
@@ -62,9 +62,11 @@ def _environment() -> Environment:
 
 
 def to_html(report: Report) -> str:
-    data = asdict(report)
+    data = report.to_dict()
     shown = data["transactions"][:HTML_TRANSACTION_LIMIT]
+    data["lenses"] = {name: docs[:HTML_TRANSACTION_LIMIT] for name, docs in report.lenses.items()}
     return _environment().get_template("report.html").render(
-        r=data, summary=report.summary(), transactions=shown,
-        hidden=len(report.transactions) - len(shown), conflicts=_conflict_keys(report),
+        r=data, summary=report.summary(), transactions=shown, hidden=len(report.transactions) - len(shown),
+        conflicts=_conflict_keys(report), limit=HTML_TRANSACTION_LIMIT,
+        lens_sizes={name: len(docs) for name, docs in report.lenses.items()},
     )

@@ -72,11 +72,18 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
             result = _build(report_id, database, state.writer, record, source, writer.conninfo(database), method,
                             lenses if lenses is not None else lens.DEFAULT_LENSES.get(database, ()))
         finally:
+            built_at = time.monotonic()
             if not keep_instance:
                 source.drop()
-        result.seconds.update({"capture": round(captured_at - started, 3),
-                               "total": round(time.monotonic() - started, 3)})
+        result.seconds.update({"capture": round(captured_at - started, 3), "cleanup": round(
+            time.monotonic() - built_at, 3)})
+        stored_at = time.monotonic()
         store.save(result)
+        done = time.monotonic()
+        # Figures of the save itself are known only after it: returned, not stored.
+        result.seconds.update({"store": round(done - stored_at, 3),
+                               "analysis": round(built_at - captured_at + done - stored_at, 3),
+                               "total": round(done - started, 3)})
     return result
 
 

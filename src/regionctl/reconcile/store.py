@@ -54,6 +54,7 @@ class ReportStore:
         directory.mkdir(parents=True, exist_ok=True)
         for fmt in ("csv", "html"):
             _write(directory / f"report.{fmt}", render(report, fmt))
+        _write(directory / "summary.json", json.dumps(_summary(report)))
         _write(directory / "report.json", report.to_json())  # last: its presence means the report is whole
         return directory
 
@@ -72,18 +73,15 @@ class ReportStore:
         return path.read_text()
 
     def list(self, database: str | None = None) -> list[dict[str, Any]]:
+        """Every whole report (its summary file; the report itself may be large), oldest first."""
         found = []
         for path in sorted(self.directory.glob("*/report.json")):
-            raw = json.loads(path.read_text())
+            summary_file = path.with_name("summary.json")
+            raw = json.loads(summary_file.read_text()) if summary_file.exists() else _summary(
+                report_from_json(path.read_text()))
             if database is not None and raw["database"] != database:
                 continue
-            found.append({
-                "report_id": raw["id"], "database": raw["database"], "former_writer": raw["former_writer"],
-                "new_writer": raw["new_writer"], "method": raw["method"], "complete": raw["complete"],
-                "created_at": raw["created_at"], "lost_transactions": len(raw["transactions"]),
-                "conflicts": len(raw["conflicts"]), "promotion_id": raw["promotion_id"],
-                "replays": len(self.replays(raw["id"])),
-            })
+            found.append({**raw, "replays": len(self.replays(raw["report_id"]))})
         return sorted(found, key=lambda r: r["created_at"])
 
     def for_promotion(self, promotion_id: str) -> list[str]:
@@ -99,3 +97,12 @@ class ReportStore:
     def replays(self, report_id: str) -> list[dict[str, Any]]:
         directory = self._dir(report_id) / "replays"
         return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
+
+
+def _summary(report: Report) -> dict[str, Any]:
+    return {
+        "report_id": report.id, "database": report.database, "former_writer": report.former_writer,
+        "new_writer": report.new_writer, "method": report.method, "complete": report.complete,
+        "created_at": report.created_at, "lost_transactions": len(report.transactions),
+        "conflicts": len(report.conflicts), "promotion_id": report.promotion_id,
+    }

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from regionctl.errors import InputError
 
@@ -27,11 +28,10 @@ UNCHANGED_TOAST = "unchanged-toast-datum"
 NO_TUPLE = "(no-tuple-data)"
 
 _IDENT = r'"(?:[^"]|"")*"|[^\s"\[.,:]+'
-_COLUMN = re.compile(
-    r'(?P<name>"(?:[^"]|"")*"|[^\s"\[]+)'  # column name, quoted when it needs to be
-    r'\[(?P<type>(?:"(?:[^"]|"")*"|[^"\]]|\](?!:))*)\]:'  # [type]: where the type may end in []
-    r"(?P<value>'(?:[^']|'')*'(?=\s|$)|B'[01]*'(?=\s|$)|(?!B')[^\s']\S*)",  # quoted, bits, or bare
-    re.S,
+_COLUMN = re.compile(  # loops unrolled ("normal* (special normal*)*"): this runs once per decoded column
+    r'(?P<name>"[^"]*(?:""[^"]*)*"|[^\s"\[]+)'  # column name, quoted when it needs to be
+    r'\[(?P<type>[^"\]]*(?:(?:"[^"]*(?:""[^"]*)*"|\](?!:))[^"\]]*)*)\]:'  # [type]: where the type may end in []
+    r"(?P<value>'[^']*(?:''[^']*)*'(?=\s|$)|B'[01]*'(?=\s|$)|(?!B')[^\s']\S*)",  # quoted, bits, or bare
 )
 _TABLE = re.compile(rf"(?P<schema>{_IDENT})\.(?P<rel>{_IDENT})")
 _ACTION = re.compile(r": (INSERT|UPDATE|DELETE|TRUNCATE): ")
@@ -69,10 +69,13 @@ def unquote_ident(text: str) -> str:
     return text
 
 
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
 def quote_ident(name: str) -> str:
     """PostgreSQL's quote_identifier for display and reversible table names (keywords are not tracked:
     only names that would not survive unquoted get quotes)."""
-    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+    if _PLAIN.fullmatch(name):
         return name
     return '"' + name.replace('"', '""') + '"'
 
@@ -89,6 +92,7 @@ def split_qualified(name: str) -> tuple[str, str]:
     return unquote_ident(match["schema"]), unquote_ident(match["rel"])
 
 
+@lru_cache(maxsize=4096)
 def normalise_table(name: str) -> str:
     """One spelling per table, so names from decoding, catalogs and config compare equal."""
     schema, rel = split_qualified(name)
@@ -107,25 +111,37 @@ def parse_value(raw: str) -> str | None:
 
 def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
                 ) -> tuple[dict[str, str | None], dict[str, str], list[str], int]:
-    """Parse ``name[type]:value`` pairs from ``start``; return values, types, unchanged columns, end offset."""
+    """Parse ``name[type]:value`` pairs from ``start``; return values, types, unchanged columns, end offset.
+
+    Written for speed (it runs once per decoded row): one regex match per column, values decoded inline.
+    """
     values: dict[str, str | None] = {}
     types: dict[str, str] = {}
     unchanged: list[str] = []
     pos, end = start, len(text)
+    match = _COLUMN.match
     while pos < end:
         if stop_at_new_tuple and text.startswith("new-tuple: ", pos):
             break
-        match = _COLUMN.match(text, pos)
-        if match is None:
+        found = match(text, pos)
+        if found is None:
             raise InputError(f"cannot parse test_decoding column at offset {pos}: {text[pos:pos + 60]!r}")
-        name = unquote_ident(match["name"])
-        types[name] = match["type"]
-        raw = match["value"]
-        if raw == UNCHANGED_TOAST:
+        name, type_name, raw = found.group(1, 2, 3)
+        if name[0] == '"':
+            name = name[1:-1].replace('""', '"')
+        types[name] = type_name
+        first = raw[0]
+        if first == "'":
+            values[name] = raw[1:-1].replace("''", "'")
+        elif raw == "null":
+            values[name] = None
+        elif raw == UNCHANGED_TOAST:
             unchanged.append(name)
+        elif first == "B" and raw[1] == "'":
+            values[name] = raw[2:-1]
         else:
-            values[name] = parse_value(raw)
-        pos = match.end()
+            values[name] = raw  # numbers, NaN, Infinity, true/false: already the text output
+        pos = found.end()
         if pos < end:
             if text[pos] != " ":
                 raise InputError(f"unexpected {text[pos:pos + 20]!r} after a value at offset {pos}")
