@@ -73,9 +73,12 @@ def transaction_id(timeline: int | None, commit_lsn: int) -> str:
 
 
 def key_of(values: Row | None, columns: tuple[str, ...]) -> Key | None:
-    if values is None or not columns or any(c not in values for c in columns):
+    if values is None or not columns:
         return None
-    return tuple(values[c] for c in columns)
+    try:
+        return tuple([values[c] for c in columns])
+    except KeyError:
+        return None
 
 
 def _keys(change: DecodedChange, meta: TableMeta | None) -> tuple[Key | None, Key | None]:
@@ -88,16 +91,23 @@ def _keys(change: DecodedChange, meta: TableMeta | None) -> tuple[Key | None, Ke
     return key, (old_key if old_key is not None and old_key != key else None)
 
 
-def build_chains(captured: Sequence[Captured], tables: dict[str, TableMeta]) -> dict[tuple[str, Key], Chain]:
+def all_keys(captured: Sequence[Captured], tables: dict[str, TableMeta]) -> list[list[tuple[Key | None, Key | None]]]:
+    """(key, old key) of every change, computed once."""
+    return [[_keys(change, tables.get(change.table)) for change in tx.changes] for tx in captured]
+
+
+def build_chains(captured: Sequence[Captured], tables: dict[str, TableMeta],
+                 keys: list[list[tuple[Key | None, Key | None]]] | None = None) -> dict[tuple[str, Key], Chain]:
     """Per (table, key), the lost changes in commit order with the state each leaves behind."""
     chains: dict[tuple[str, Key], Chain] = {}
+    keys = keys if keys is not None else all_keys(captured, tables)
 
     def step(table: str, key: Key, s: Step) -> None:
         chains.setdefault((table, key), Chain(table, key)).steps.append(s)
 
     for t, tx in enumerate(captured):
         for c, change in enumerate(tx.changes):
-            key, old_key = _keys(change, tables.get(change.table))
+            key, old_key = keys[t][c]
             if key is None or change.action != "apply":
                 continue  # unkeyed, or carried by a later lost change: not part of any chain
             if change.kind == INSERT:
@@ -130,7 +140,8 @@ def judge_chain(chain: Chain, new: Version | None, shared: bool) -> tuple[str, s
 
 def classify(captured: Sequence[Captured], tables: dict[str, TableMeta], new_side: RowSource,
              copy_side: RowSource) -> Classified:
-    chains = build_chains(captured, tables)
+    keys = all_keys(captured, tables)
+    chains = build_chains(captured, tables, keys)
     new_rows = _lookup(chains, tables, new_side)
     shared = {k: is_shared(v, copy_side) for k, v in new_rows.items()}
     before = _before_images(chains, new_rows, shared)
@@ -147,7 +158,7 @@ def classify(captured: Sequence[Captured], tables: dict[str, TableMeta], new_sid
             lost_kinds=tuple(s.kind for s in chain.steps), new_writer=verdict[0],
             new_row=None if new is None else new.values, reason=verdict[1],
         ))
-    transactions = tuple(_transaction(tx, t, tables, before) for t, tx in enumerate(captured))
+    transactions = tuple(_transaction(tx, t, tables, before, keys[t]) for t, tx in enumerate(captured))
     return Classified(transactions, tuple(conflicts), chains)
 
 
@@ -187,12 +198,13 @@ def _before_images(chains: dict[tuple[str, Key], Chain], new_rows: dict[tuple[st
 
 
 def _transaction(tx: Captured, t: int, tables: dict[str, TableMeta],
-                 before: dict[tuple[int, int], tuple[State, str | None]]) -> LostTransaction:
+                 before: dict[tuple[int, int], tuple[State, str | None]],
+                 keys: list[tuple[Key | None, Key | None]]) -> LostTransaction:
     changes = []
     for c, change in enumerate(tx.changes):
         meta = tables.get(change.table)
         columns = meta.key if meta else ()
-        key, old_key = _keys(change, meta)
+        key, old_key = keys[c]
         old, source = _old_image(change, meta, before.get((t, c), (UNKNOWN, None)))
         note, action = change.note, change.action
         if change.kind == "truncate":
@@ -203,7 +215,7 @@ def _transaction(tx: Captured, t: int, tables: dict[str, TableMeta],
         changes.append(RowChange(
             table=change.table, kind=change.kind,
             key=None if key is None else dict(zip(columns, key, strict=True)),
-            new=None if change.new is None else dict(change.new), old=old,
+            new=change.new, old=old,
             old_key=None if old_key is None else dict(zip(columns, old_key, strict=True)),
             old_source=source, unchanged=change.unchanged, note=note, action=action,
         ))
@@ -220,8 +232,8 @@ def _old_image(change: DecodedChange, meta: TableMeta | None, before: tuple[Stat
         return None, None
     full = meta is not None and change.old is not None and set(meta.columns) <= set(change.old)
     if full or (change.old_full and change.old is not None):
-        return dict(change.old or {}), "decoded"
+        return change.old, "decoded"
     state, source = before
     if isinstance(state, dict):
-        return dict(state), source
-    return (None if change.old is None else dict(change.old)), ("decoded_key" if change.old else None)
+        return state, source
+    return change.old, ("decoded_key" if change.old else None)

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.rows import tuple_row
+
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.members import RECON_SLOT
 from regionctl.reconcile.testdecoding import DecodedChange, parse_begin, parse_change, parse_commit
@@ -116,14 +118,14 @@ def read_lost(conn: Any, database: str, divergence_lsn: int, upto_lsn: int | Non
     lost: list[DecodedTransaction] = []
     seen = replicated = 0
     last_replicated: str | None = None
-    with conn.transaction(), conn.cursor(name="recon_peek") as cur:
-        cur.itersize = 2000
+    with conn.transaction(), conn.cursor(name="recon_peek", row_factory=tuple_row) as cur:
+        cur.itersize = 10_000
         cur.execute(
             "select lsn::text as lsn, data from pg_logical_slot_peek_changes(%s, %s::pg_lsn, NULL, "
             + ", ".join(["%s"] * len(PEEK_OPTIONS)) + ")",
             (RECON_SLOT, upto, *PEEK_OPTIONS),
         )
-        for item in split_lost(((r["lsn"], r["data"]) for r in cur), divergence_lsn):
+        for item in split_lost(cur, divergence_lsn):
             seen += 1
             if isinstance(item, DecodedTransaction):
                 lost.append(item)

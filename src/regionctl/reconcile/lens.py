@@ -43,7 +43,9 @@ def _state(change: RowChange) -> Row | None:
     """The row as this change left it (deletes: as it was before)."""
     if change.kind == DELETE:
         return change.old
-    return {**(change.old or {}), **(change.new or {})}
+    if change.old is None:
+        return change.new
+    return {**change.old, **(change.new or {})}
 
 
 def _status(kinds: list[str]) -> str:
@@ -64,14 +66,15 @@ def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts
 
     for tx in transactions:
         for change in tx.changes:
-            state = _state(change) or {}
             if change.table == root:
+                state = _state(change) or {}
                 entry = doc((change.key or {}).get(config.root_key, state.get(config.root_key)))
                 entry["kinds"].append(change.kind)
                 entry["fields"] = {f: state[f] for f in config.fields if f in state} or entry["fields"]
-            elif child is not None and change.table == child and config.child_fk:
+            elif change.table == child and config.child_fk:
+                state = _state(change) or {}
                 entry = doc(state.get(config.child_fk))
-                line_key = tuple(sorted((change.key or state).items()))
+                line_key = tuple((change.key or state).values())
                 entry["lines"][line_key] = {"change": change.kind,
                                             **{f: state[f] for f in config.child_fields if f in state}}
             else:

@@ -161,8 +161,23 @@ class Report:
 
 
 def _change_dict(c: RowChange) -> dict[str, Any]:
-    return {"table": c.table, "kind": c.kind, "key": c.key, "new": c.new, "old": c.old, "old_key": c.old_key,
-            "old_source": c.old_source, "unchanged": list(c.unchanged), "note": c.note, "action": c.action}
+    """Fields at their default are left out (``change_from_dict`` restores them): reports hold many changes."""
+    out: dict[str, Any] = {"table": c.table, "kind": c.kind, "key": c.key}
+    if c.new is not None:
+        out["new"] = c.new
+    if c.old is not None:
+        out["old"] = c.old
+    if c.old_key is not None:
+        out["old_key"] = c.old_key
+    if c.old_source is not None:
+        out["old_source"] = c.old_source
+    if c.unchanged:
+        out["unchanged"] = list(c.unchanged)
+    if c.note is not None:
+        out["note"] = c.note
+    if c.action != "apply":
+        out["action"] = c.action
+    return out
 
 
 def _row(value: Any) -> Row | None:

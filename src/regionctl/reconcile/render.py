@@ -8,7 +8,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from regionctl.errors import InputError
 from regionctl.reconcile.model import Report
@@ -31,7 +31,7 @@ def render(report: Report, fmt: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else _encode(value)
+    return "" if value is None or isinstance(value, Undefined) else _encode(value)
 
 
 def _conflict_keys(report: Report) -> set[tuple[str, str]]:

@@ -49,11 +49,14 @@ class ReportStore:
     def exists(self, report_id: str) -> bool:
         return (self._dir(report_id) / "report.json").exists()
 
-    def save(self, report: Report) -> Path:
+    def save(self, report: Report, renderings: bool = False) -> Path:
+        """Write the report (JSON, the record) and its summary; CSV and HTML now, or on first request."""
         directory = self._dir(report.id)
         directory.mkdir(parents=True, exist_ok=True)
         for fmt in ("csv", "html"):
-            _write(directory / f"report.{fmt}", render(report, fmt))
+            (directory / f"report.{fmt}").unlink(missing_ok=True)
+            if renderings:
+                _write(directory / f"report.{fmt}", render(report, fmt))
         _write(directory / "summary.json", json.dumps(_summary(report)))
         _write(directory / "report.json", report.to_json())  # last: its presence means the report is whole
         return directory
@@ -65,11 +68,14 @@ class ReportStore:
         return report_from_json(path.read_text())
 
     def rendering(self, report_id: str, fmt: str) -> str:
+        """The report as json, csv or html; renderings are made from the JSON on first request and kept."""
         if fmt not in FORMATS:
             raise InputError(f"report format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         path = self._dir(report_id) / f"report.{fmt}"
         if not path.exists():
-            self.load(report_id)  # raises NotFound with the helpful message
+            text = render(self.load(report_id), fmt)  # load raises NotFound with the helpful message
+            _write(path, text)
+            return text
         return path.read_text()
 
     def list(self, database: str | None = None) -> list[dict[str, Any]]:
