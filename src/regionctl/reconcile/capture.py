@@ -128,5 +128,5 @@ def _from_archive(cluster: Any, record: PromotionRecord) -> CaptureSource:
         wal_dirs=tuple(archive_sources(cluster, survivor)), wal_end=None,
         details={"snapshot": restored.snapshot, "recovered_to_lsn": restored.recovered_to_lsn,
                  "promotion_id": record.id},
-        drop=lambda: restore.drop_restore(cluster, restored.id),
+        drop=lambda: None if restore.drop_restore(cluster, restored.id) else None,
     )

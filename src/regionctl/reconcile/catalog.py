@@ -142,4 +142,6 @@ def read_sequences(conn: psycopg.Connection[Any]) -> dict[str, int | None]:
 
 
 def database_oid(conn: psycopg.Connection[Any]) -> int:
-    return int(conn.execute("select oid from pg_database where datname = current_database()").fetchone()["oid"])
+    row = conn.execute("select oid from pg_database where datname = current_database()").fetchone()
+    assert row is not None
+    return int(row["oid"])

@@ -79,7 +79,7 @@ class HashSide:
         self.key_text = sql.SQL(", ").join(sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in key_columns)
 
     def segments(self, bits: int, parent_bits: int | None, parents: list[int]) -> dict[int, tuple[int, int]]:
-        where = sql.SQL("")
+        where: sql.Composable = sql.SQL("")
         params: list[Any] = [(1 << bits) - 1]
         if parent_bits is not None:
             where = sql.SQL(" where ({} & %s) = any(%s::bigint[])").format(self.key_hash)

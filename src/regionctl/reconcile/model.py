@@ -204,10 +204,13 @@ def report_from_json(text: str) -> Report:
         for c in raw["conflicts"]
     )
     schema = raw["schema"]
-    raw["schema"] = SchemaDiff(**{
-        f.name: tuple(ColumnDiff(**c) for c in schema.get(f.name, ())) if f.name == "columns"
-        else tuple(schema.get(f.name, ())) for f in fields(SchemaDiff)
-    })
+    raw["schema"] = SchemaDiff(
+        tables_only_in_copy=tuple(schema.get("tables_only_in_copy", ())),
+        tables_only_in_new_writer=tuple(schema.get("tables_only_in_new_writer", ())),
+        columns=tuple(ColumnDiff(**c) for c in schema.get("columns", ())),
+        constraints=tuple(schema.get("constraints", ())), indexes=tuple(schema.get("indexes", ())),
+        sequences_ahead_in_copy=tuple(schema.get("sequences_ahead_in_copy", ())),
+    )
     raw["tables"] = {name: TableMeta(t["columns"], tuple(t["key"])) for name, t in raw["tables"].items()}
     for name in ("method_trail", "warnings"):
         raw[name] = tuple(raw.get(name, ()))

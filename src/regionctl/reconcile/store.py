@@ -5,6 +5,7 @@ report or replaying it holds a per-report lock, so two operators never interleav
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -78,7 +79,7 @@ class ReportStore:
             return text
         return path.read_text()
 
-    def list(self, database: str | None = None) -> list[dict[str, Any]]:
+    def list(self, database: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every whole report (its summary file; the report itself may be large), oldest first."""
         found = []
         for path in sorted(self.directory.glob("*/report.json")):
@@ -90,7 +91,7 @@ class ReportStore:
             found.append({**raw, "replays": len(self.replays(raw["report_id"]))})
         return sorted(found, key=lambda r: r["created_at"])
 
-    def for_promotion(self, promotion_id: str) -> list[str]:
+    def for_promotion(self, promotion_id: str) -> builtins.list[str]:
         return [r["report_id"] for r in self.list() if r["promotion_id"] == promotion_id]
 
     def save_replay(self, report_id: str, outcome: dict[str, Any]) -> Path:
@@ -100,7 +101,7 @@ class ReportStore:
         _write(path, json.dumps(outcome, indent=1))
         return path
 
-    def replays(self, report_id: str) -> list[dict[str, Any]]:
+    def replays(self, report_id: str) -> builtins.list[dict[str, Any]]:
         directory = self._dir(report_id) / "replays"
         return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
 

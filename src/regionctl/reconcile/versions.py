@@ -67,13 +67,13 @@ class PgRowSource:
         self.track_commit_ts = row is not None and row["on"] == "on"
         self._commit_cache: dict[str, str | None] = {}
 
-    def _select(self, info: TableInfo) -> sql.Composable:
+    def _select(self, info: TableInfo) -> sql.Composed:
         commit = sql.SQL("pg_xact_commit_timestamp(t.xmin)::text") if self.track_commit_ts else sql.SQL("null")
         cols = [sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in info.column_names]
         return sql.SQL("select t.ctid::text, t.xmin::text, {}, {} from {} t").format(
             commit, sql.SQL(", ").join(cols) if cols else sql.SQL("null"), info.ident())
 
-    def _versions(self, info: TableInfo, query: sql.Composable, params: Sequence[Any]) -> list[Version]:
+    def _versions(self, info: TableInfo, query: sql.Composed, params: Sequence[Any]) -> list[Version]:
         names = info.column_names
         with self.conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(query, params)

@@ -115,21 +115,20 @@ def heap_op(rmgr: str, desc: str, xid: int, lsn: int) -> HeapOp | None:
     if not blocks or 0 not in blocks:
         return None
     b0 = blocks[0]
-    common = {"lsn": lsn, "xid": xid, "spc": int(b0["spc"]), "db": int(b0["db"]), "filenode": int(b0["rel"]),
-              "blk": int(b0["blk"])}
+    spc, db, rel, blk = int(b0["spc"]), int(b0["db"]), int(b0["rel"]), int(b0["blk"])
     if rmgr == "Heap" and base in ("INSERT", "DELETE"):
         off = _OFF.search(desc)
-        return HeapOp(base.lower(), off=int(off.group(1)) if off else None, **common)  # type: ignore[arg-type]
+        return HeapOp(base.lower(), lsn, xid, spc, db, rel, blk, int(off.group(1)) if off else None)
     if rmgr == "Heap" and base in ("UPDATE", "HOT_UPDATE"):
         old_off, new_off = _OLD_OFF.search(desc), _NEW_OFF.search(desc)
-        old_blk = int(blocks[1]["blk"]) if 1 in blocks else int(b0["blk"])
-        return HeapOp("update", off=int(new_off.group(1)) if new_off else None, old_blk=old_blk,  # type: ignore[arg-type]
-                      old_off=int(old_off.group(1)) if old_off else None, **common)
+        old_blk = int(blocks[1]["blk"]) if 1 in blocks else blk
+        return HeapOp("update", lsn, xid, spc, db, rel, blk, int(new_off.group(1)) if new_off else None,
+                      old_blk=old_blk, old_off=int(old_off.group(1)) if old_off else None)
     if rmgr == "Heap2" and base == "MULTI_INSERT":
         ntuples = _NTUPLES.search(desc)
         n = int(ntuples.group(1)) if ntuples else 0
         # +INIT: a fresh page filled from offset 1; otherwise the offsets are only in the block data
-        return HeapOp("multi_insert", off=1 if verb.endswith("+INIT") else None, ntuples=n, **common)  # type: ignore[arg-type]
+        return HeapOp("multi_insert", lsn, xid, spc, db, rel, blk, 1 if verb.endswith("+INIT") else None, ntuples=n)
     return None
 
 

@@ -125,11 +125,13 @@ def _follow(op: HeapOp, table: str, t: int, live: dict[tuple[str, int, int], Ide
             live[(table, op.blk, op.off + i)] = ident
             idents.append(ident)
         return
-    source = (op.old_blk, op.old_off) if op.kind == "update" else (op.blk, op.off)
-    ident = live.pop((table, source[0], source[1]), None) if source[1] is not None else None  # type: ignore[arg-type]
-    if ident is None:
-        ident = Ident(table, source if source[1] is not None else None)  # type: ignore[arg-type]
-        idents.append(ident)
+    blk, off = (op.old_blk, op.old_off) if op.kind == "update" else (op.blk, op.off)
+    origin = (blk, off) if blk is not None and off is not None else None
+    found = live.pop((table, *origin), None) if origin is not None else None
+    if found is None:
+        found = Ident(table, origin)
+        idents.append(found)
+    ident = found
     ident.ops.append((t, UPDATE if op.kind == "update" else DELETE, op.lsn))
     if op.kind == "update":
         ident.final = (op.blk, op.off)  # type: ignore[assignment]
