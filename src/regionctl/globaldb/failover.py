@@ -86,12 +86,14 @@ def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverRes
         cluster.member(to_region).query("select pg_promote(false)")
         cluster.wait_writable(to_region)
         first_write_ms = (time.monotonic() - promote_start) * 1000
+        last_replayed = _last_replayed_commit(cluster, to_region)
         new_timeline, history = cluster.latest_history(to_region)
         divergence = format_lsn(history[-1][1]) if history else None
         cluster.ensure_recon_slot(to_region)
         cluster.ensure_standby_slot(to_region, old)
         done = replace(record, finished_at=time.time(), new_timeline=new_timeline, divergence_lsn=divergence,
-                       details={"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1)})
+                       details={"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1),
+                                "last_replayed_commit_at": last_replayed})
         store.update_record(cluster.name, done)
         store.save(replace(_load(store, cluster.name), in_progress=None))
     return FailoverResult(
@@ -101,3 +103,13 @@ def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverRes
         reason=f"{reason}; old writer {'fenced (stopped)' if fenced else 'was not running'}; transactions "
                f"committed on timeline {record.old_timeline} after {divergence} are kept in {old}'s diverged copy",
     )
+
+
+def _last_replayed_commit(cluster: Cluster, region: str) -> str | None:
+    """Commit time (old writer's clock) of the last transaction the new writer replayed: where the lost window
+    starts. Read right after promotion, while the startup process's value is still in shared memory."""
+    try:
+        value = cluster.member(region).scalar("select pg_last_xact_replay_timestamp()")
+    except DatabaseError:
+        return None
+    return None if value is None else value.isoformat()

@@ -108,11 +108,21 @@ class Cluster:
         )
 
     def ensure_recon_slot(self, writer: str) -> None:
-        """The logical slot the reconciler decodes lost transactions from (re-created after every promotion)."""
-        self.member(writer).query(
+        """The logical slot the reconciler decodes lost transactions from (re-created after every promotion).
+
+        A logical slot decodes only the database it was created in, so it lives in this cluster's database; a
+        slot of the same name left in another database (created by an older version) is replaced.
+        """
+        member = self.member(writer)
+        member.query(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s "
+            "and database is distinct from %s and not active",
+            (RECON_SLOT, self.name),
+        )
+        member.query(
             "select pg_create_logical_replication_slot(%s, 'test_decoding', false, false) where not exists "
             "(select 1 from pg_replication_slots where slot_name = %s)",
-            (RECON_SLOT, RECON_SLOT),
+            (RECON_SLOT, RECON_SLOT), dbname=self.name,
         )
 
     def drop_stale_slots(self, region: str) -> None:
