@@ -190,11 +190,19 @@ class MemoryRegionalStore:
         self.rows[(table, key)] = item
         return item
 
-    def update(self, table: str, key: str, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> MemoryItem | None:
+    def update(self, table: str, key: str,
+               fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> MemoryItem | None:
+        """The real store's contract: ``fn`` sees None for an absent item; returning None deletes."""
         old = self.get(table, key)
-        if old is None or old.deleted:
+        live = None if old is None or old.deleted else dict(old.value)
+        new = fn(live)
+        if new is None:
+            if live is not None:
+                self.delete(table, key)
             return None
-        return self.put(table, key, fn(dict(old.value)))
+        if new == live and old is not None:
+            return old
+        return self.put(table, key, new)
 
     def delete(self, table: str, key: str) -> bool:
         old = self.get(table, key)

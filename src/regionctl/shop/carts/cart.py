@@ -41,23 +41,27 @@ def item(store: GuardedStore, customer_id: str, item_id: str) -> Item:
 
 def add(store: GuardedStore, customer_id: str, new: Item) -> Item:
     """Add ``new.quantity`` units: to the existing line if there is one (keeping its price), else a new line
-    with the quantity asked for (the reference stored 1 whatever was asked)."""
-    def bump(value: Value) -> Value:
+    with the quantity asked for (the reference stored 1 whatever was asked). One read-modify-write either way:
+    the store calls ``bump`` with None when the line does not exist yet."""
+    def bump(value: Value | None) -> Value:
+        if value is None:
+            return _value(customer_id, new)
         quantity = int(value["quantity"]) + new.quantity
         if quantity > MAX_QUANTITY:
             raise InputError(f"quantity: {new.itemId} would reach {quantity}, more than {MAX_QUANTITY} in one cart")
         return {**value, "quantity": quantity}
 
     updated = store.update(TABLE, item_key(customer_id, new.itemId), bump)
-    if updated is not None:
-        return _item(updated)
-    return _item(store.put(TABLE, item_key(customer_id, new.itemId), _value(customer_id, new)))
+    assert updated is not None, "bump never deletes"
+    return _item(updated)
 
 
 def replace(store: GuardedStore, customer_id: str, new: Item) -> Item:
     """Set quantity and unit price of an existing line."""
-    updated = store.update(TABLE, item_key(customer_id, new.itemId),
-                           lambda v: {**v, "quantity": new.quantity, "unitPrice": new.unitPrice})
+    def change(value: Value | None) -> Value | None:
+        return None if value is None else {**value, "quantity": new.quantity, "unitPrice": new.unitPrice}
+
+    updated = store.update(TABLE, item_key(customer_id, new.itemId), change)
     if updated is None:
         raise NotFoundError(f"item {new.itemId} is not in the cart of {customer_id}")
     return _item(updated)
