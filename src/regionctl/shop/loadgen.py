@@ -84,12 +84,29 @@ def latency_summary(values: list[float]) -> dict[str, float]:
             "p99": round(percentile(values, 0.99), 1), "max": round(max(values, default=0.0), 1)}
 
 
-async def _step(client: httpx.AsyncClient, kind: str, method: str, path: str, expect: int,
+class Visitor:
+    """One shopper's cookies, kept like a browser keeps them: the shop's session, and the global entry's
+    region cookie that keeps a visitor in one region (without it a cart added in one region may not have
+    replicated yet when the next page is served by the other)."""
+
+    def __init__(self) -> None:
+        self.cookies = {"SESSIONID": str(uuid.uuid4())}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+
+    def saw(self, response: httpx.Response) -> None:
+        self.cookies.update({name: value for name, value in response.cookies.items() if value})
+
+
+async def _step(client: httpx.AsyncClient, visitor: Visitor, kind: str, method: str, path: str, expect: int,
                 **kwargs: object) -> httpx.Response:
     try:
-        response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        response = await client.request(method, path, headers=visitor.headers, **kwargs)  # type: ignore[arg-type]
     except httpx.HTTPError as exc:
         raise PurchaseError(f"{kind}: {type(exc).__name__}") from None
+    visitor.saw(response)
     if response.status_code != expect:
         raise PurchaseError(f"{kind}: HTTP {response.status_code}")
     return response
@@ -97,17 +114,16 @@ async def _step(client: httpx.AsyncClient, kind: str, method: str, path: str, ex
 
 async def purchase(client: httpx.AsyncClient, product_id: str, email: str) -> tuple[str, str, int]:
     """One visitor buying one watch: (order id, serving region, confirm attempts). Raises PurchaseError."""
-    session = {"Cookie": f"SESSIONID={uuid.uuid4()}"}
-    await _step(client, "add to cart", "POST", "/cart", 303, data={"productId": product_id}, headers=session)
-    await _step(client, "checkout", "GET", "/checkout", 200, headers=session)
-    await _step(client, "customer", "POST", "/checkout", 200, data={**CUSTOMER, "email": email}, headers=session)
-    await _step(client, "delivery", "POST", "/checkout/delivery", 200, data={"token": "priority-mail"},
-                headers=session)
-    await _step(client, "payment", "POST", "/checkout/payment", 200, headers=session)
+    visitor = Visitor()
+    await _step(client, visitor, "add to cart", "POST", "/cart", 303, data={"productId": product_id})
+    await _step(client, visitor, "checkout", "GET", "/checkout", 200)
+    await _step(client, visitor, "customer", "POST", "/checkout", 200, data={**CUSTOMER, "email": email})
+    await _step(client, visitor, "delivery", "POST", "/checkout/delivery", 200, data={"token": "priority-mail"})
+    await _step(client, visitor, "payment", "POST", "/checkout/payment", 200)
     last: PurchaseError | None = None
     for attempt in range(1, CONFIRM_ATTEMPTS + 1):
         try:
-            response = await _step(client, "confirm", "POST", "/checkout/confirm", 200, headers=session)
+            response = await _step(client, visitor, "confirm", "POST", "/checkout/confirm", 200)
         except PurchaseError as exc:  # the order may exist already: asking again with this session is safe
             last = exc
             await asyncio.sleep(0.5 * attempt)

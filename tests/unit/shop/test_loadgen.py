@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
 from regionctl.config import Paths, load_settings
 from regionctl.errors import InputError, NotFoundError
 from regionctl.runtime.ports import PortRegistry
-from regionctl.shop.loadgen import Ack, latency_summary, percentile, read_acks, run_load
+from regionctl.shop.loadgen import Ack, Visitor, latency_summary, percentile, read_acks, run_load
 from tests.offloop import off_loop
 
 
@@ -49,3 +50,13 @@ def test_the_default_endpoint_is_the_registered_ui_and_never_a_new_port(tmp_path
         default_endpoint(settings, None)
     PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).get("us-west-2/ui", "127.0.2.1")
     assert default_endpoint(settings, "us-west-2").startswith("http://127.0.2.1:")
+
+
+def test_a_visitor_keeps_the_cookies_it_is_given_like_a_browser() -> None:
+    """Through the global entry, the region cookie keeps a visitor's next pages in the region holding its cart."""
+    visitor = Visitor()
+    session = visitor.cookies["SESSIONID"]
+    visitor.saw(httpx.Response(303, headers=[("set-cookie", "regionctl-region=us-west-2; Path=/; Max-Age=3600")],
+                               request=httpx.Request("POST", "http://127.0.0.1/cart")))
+    assert visitor.headers == {"Cookie": f"SESSIONID={session}; regionctl-region=us-west-2"}
+    assert Visitor().cookies["SESSIONID"] != session
