@@ -9,21 +9,21 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.integration.shop.stack import Deployment
+from tests.support.deploy import RunningDeployment
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("region_index", [0, 1], ids=["primary-region", "standby-region"])
 def test_a_visitor_buys_a_watch_and_finds_the_order_in_both_regions(
-    page: Page, shop_deployment: Deployment, region_index: int
+    page: Page, deployment: RunningDeployment, region_index: int
 ) -> None:
-    regions = shop_deployment.settings.regions
+    regions = deployment.settings.regions
     region, other = regions[region_index], regions[1 - region_index]
     email = f"browser-{region}@example.com"
     page.set_default_timeout(20_000)
 
-    page.goto(shop_deployment.ui(region) + "/home")
+    page.goto(deployment.ui(region) + "/home")
     expect(page.locator("#region-banner")).to_contain_text(region)
     page.get_by_role("link", name="Catalog", exact=True).first.click()
     page.locator("ul.tags").get_by_role("link", name="Luxury").click()
@@ -66,7 +66,7 @@ def test_a_visitor_buys_a_watch_and_finds_the_order_in_both_regions(
     expect(page.locator("#cart-count")).to_have_text("0")
 
     for where in (region, other):
-        page.goto(shop_deployment.ui(where) + f"/orders?email={email}")
+        page.goto(deployment.ui(where) + f"/orders?email={email}")
         row = page.locator(f'tr[data-order-id="{order_id}"]')
         for _ in range(50):  # the other region may see it a moment later (replication)
             if row.count():

@@ -53,7 +53,8 @@ def wait_up(env: dict[str, str], proc: subprocess.Popen[bytes], log: Path, timeo
 def test_up_status_link_down_and_a_second_up_reusing_the_data() -> None:
     root = scratch_root("regionctl-cli-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONCTL_")}
-    env.update(REGIONCTL_DATA_DIR=str(root / "data"), REGIONCTL_BASE_PORT=str(random.randrange(40000, 50000, 100)))
+    env.update(REGIONCTL_DATA_DIR=str(root / "data"), REGIONCTL_BASE_PORT=str(random.randrange(40000, 50000, 100)),
+               REGIONCTL_WORKLOAD__LAUNCHER="")  # the platform alone: the shared deployment runs the whole shop
     env.pop("ENV", None)
     try:
         log = root / "up.log"

@@ -36,6 +36,16 @@ class RunningDeployment:
     def link(self) -> LinkClient:
         return link_client(self.settings)
 
+    def ui(self, region: str) -> str:
+        """The region's store front (what the global entry routes users to)."""
+        host, port = self.topo.ports.all()[f"{region}/ui"]
+        return f"http://{host}:{port}"
+
+    @property
+    def entry(self) -> str:
+        host, port = self.topo.ports.all()["global/entry"]
+        return f"http://{host}:{port}"
+
     @property
     def cli_env(self) -> dict[str, str]:
         """Environment that points the ``regionctl`` CLI at this deployment."""

@@ -103,11 +103,13 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
         target.query("select pg_promote(false)")
     cluster.wait_writable(new)
     first_write_ms = (time.monotonic() - promote_start) * 1000
+    last_replayed = _last_replayed_commit(cluster, new)
     new_timeline, history = cluster.latest_history(new)
     divergence = format_lsn(history[-1][1]) if history else None
     cluster.ensure_recon_slot(new)
     cluster.ensure_standby_slot(new, old)
-    details: dict[str, Any] = {"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1)}
+    details: dict[str, Any] = {"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1),
+                               "last_replayed_commit_at": last_replayed}
     if resumed:
         details |= {"resumed": True, "promoted_by_resumed_run": promoted_now}
     done = replace(record, finished_at=time.time(), new_timeline=new_timeline, divergence_lsn=divergence,
@@ -129,3 +131,13 @@ def _in_recovery(member: PgInstance) -> bool:
         return member.in_recovery()
     except DatabaseError:
         return True  # not answering yet: promote (pg_promote on a promoting server is harmless) or fail loudly
+
+
+def _last_replayed_commit(cluster: Cluster, region: str) -> str | None:
+    """Commit time (old writer's clock) of the last transaction the new writer replayed: where the lost window
+    starts. Read right after promotion, while the startup process's value is still in shared memory."""
+    try:
+        value = cluster.member(region).scalar("select pg_last_xact_replay_timestamp()")
+    except DatabaseError:
+        return None
+    return None if value is None else value.isoformat()

@@ -104,11 +104,20 @@ class Cluster:
         self._ensure_slot(writer, standby_slot(for_region), "select pg_create_physical_replication_slot(%s, true)")
 
     def ensure_recon_slot(self, writer: str) -> None:
-        """The logical slot the reconciler decodes lost transactions from (re-created after every promotion)."""
-        self._ensure_slot(writer, RECON_SLOT,
-                          "select pg_create_logical_replication_slot(%s, 'test_decoding', false, false)")
+        """The logical slot the reconciler decodes lost transactions from (re-created after every promotion).
 
-    def _ensure_slot(self, region: str, slot: str, create: str) -> None:
+        A logical slot decodes only the database it was created in, so it lives in this cluster's database; a
+        slot of the same name left in another database (created by an older version) is replaced.
+        """
+        self.member(writer).query(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s "
+            "and database is distinct from %s and not active",
+            (RECON_SLOT, self.name),
+        )
+        self._ensure_slot(writer, RECON_SLOT,
+                          "select pg_create_logical_replication_slot(%s, 'test_decoding', false, false)", self.name)
+
+    def _ensure_slot(self, region: str, slot: str, create: str, dbname: str = "postgres") -> None:
         """Create ``slot`` unless it exists. Another process (the reconciliation slot advancer, the supervisor)
         may create it at the same moment, right after a promotion: losing that race is success."""
         member = self.member(region)
@@ -116,7 +125,7 @@ class Cluster:
         if member.scalar(exists, (slot,)):
             return
         try:
-            member.query(create, (slot,))
+            member.query(create, (slot,), dbname=dbname)
         except DatabaseError:
             if not member.scalar(exists, (slot,)):
                 raise

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from regionctl.errors import ConflictError
+from regionctl.regionalstore.memory import MemoryStore
 from regionctl.shop.catalog.models import Product, ProductQuery, Tag
 from regionctl.shop.catalog.seed import PRODUCTS, TAGS
 from regionctl.shop.orders.models import (
@@ -151,69 +150,32 @@ class MemoryOutbox:
         return len(self.events) - len(self.done)
 
 
-@dataclass(frozen=True)
-class MemoryItem:
-    table: str
-    key: str
-    value: dict[str, Any]
-    hlc: int
-    origin: str
-    deleted: bool = False
+class MemoryRegionalStore(MemoryStore):
+    """The regional store's own in-memory fake (the real store's semantics: update is an upsert, ``fn`` gets None
+    when the item is absent; a fake of our own once drifted from them and hid a bug), plus an outage switch."""
 
+    broken: Exception | None = None
 
-class MemoryRegionalStore:
-    """The regional store's API in memory (one region, no replication); tombstones kept like the real one."""
-
-    def __init__(self, region: str = "us-east-1") -> None:
-        self.region = region
-        self.rows: dict[tuple[str, str], MemoryItem] = {}
-        self.clock = 0
-        self.broken: Exception | None = None
-        self.migrated = False
-
-    def _tick(self) -> int:
+    def _check(self) -> None:
         if self.broken is not None:
             raise self.broken
-        self.clock += 1
-        return self.clock
 
-    def migrate(self) -> None:
-        self._tick()
-        self.migrated = True
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().get(*args, **kwargs)
 
-    def get(self, table: str, key: str) -> MemoryItem | None:
-        self._tick()
-        return self.rows.get((table, key))
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().put(*args, **kwargs)
 
-    def put(self, table: str, key: str, value: dict[str, Any]) -> MemoryItem:
-        item = MemoryItem(table, key, dict(value), self._tick(), self.region)
-        self.rows[(table, key)] = item
-        return item
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().update(*args, **kwargs)
 
-    def update(self, table: str, key: str,
-               fn: Callable[[dict[str, Any] | None], dict[str, Any] | None]) -> MemoryItem | None:
-        """The real store's contract: ``fn`` sees None for an absent item; returning None deletes."""
-        old = self.get(table, key)
-        live = None if old is None or old.deleted else dict(old.value)
-        new = fn(live)
-        if new is None:
-            if live is not None:
-                self.delete(table, key)
-            return None
-        if new == live and old is not None:
-            return old
-        return self.put(table, key, new)
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().delete(*args, **kwargs)
 
-    def delete(self, table: str, key: str) -> bool:
-        old = self.get(table, key)
-        if old is None or old.deleted:
-            return False
-        self.rows[(table, key)] = MemoryItem(table, key, {}, self._tick(), self.region, deleted=True)
-        return True
-
-    def scan(self, table: str, prefix: str) -> list[MemoryItem]:
-        self._tick()
-        return [i for (t, k), i in sorted(self.rows.items()) if t == table and k.startswith(prefix)]
-
-    def close(self) -> None:
-        pass
+    def scan(self, *args: Any, **kwargs: Any) -> Any:
+        self._check()
+        return super().scan(*args, **kwargs)

@@ -16,7 +16,7 @@ WATCH = {"itemId": "a0a4f044-b040-410d-8ead-4de0446aec7e", "quantity": 3, "unitP
 
 @pytest.fixture()
 def memory() -> MemoryRegionalStore:
-    return MemoryRegionalStore()
+    return MemoryRegionalStore("us-east-1")
 
 
 @pytest.fixture()

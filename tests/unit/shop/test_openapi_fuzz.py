@@ -48,7 +48,7 @@ def test_orders_api(case: schemathesis.Case) -> None:
 
 carts_schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
-    create_carts_app(ServiceKit.create("carts", "us-east-1"), GuardedStore(MemoryRegionalStore)),
+    create_carts_app(ServiceKit.create("carts", "us-east-1"), GuardedStore(lambda: MemoryRegionalStore("us-east-1"))),
 )
 
 
@@ -61,8 +61,8 @@ def test_carts_api(case: schemathesis.Case) -> None:
 _orders_for_checkout = TestClient(create_orders_app(ServiceKit.create("orders", "us-east-1"), MemoryOrders()))
 checkout_schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
-    create_checkout_app(ServiceKit.create("checkout", "us-east-1"), GuardedStore(MemoryRegionalStore),
-                        HttpOrders(_orders_for_checkout)),
+    create_checkout_app(ServiceKit.create("checkout", "us-east-1"),
+                        GuardedStore(lambda: MemoryRegionalStore("us-east-1")), HttpOrders(_orders_for_checkout)),
 )
 
 

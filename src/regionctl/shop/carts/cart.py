@@ -41,10 +41,9 @@ def item(store: GuardedStore, customer_id: str, item_id: str) -> Item:
 
 def add(store: GuardedStore, customer_id: str, new: Item) -> Item:
     """Add ``new.quantity`` units: to the existing line if there is one (keeping its price), else a new line
-    with the quantity asked for (the reference stored 1 whatever was asked). One read-modify-write either way:
-    the store calls ``bump`` with None when the line does not exist yet."""
+    with the quantity asked for (the reference stored 1 whatever was asked)."""
     def bump(value: Value | None) -> Value:
-        if value is None:
+        if value is None:  # a new line: in the same locked read-modify-write, so concurrent adds both count
             return _value(customer_id, new)
         quantity = int(value["quantity"]) + new.quantity
         if quantity > MAX_QUANTITY:
@@ -52,16 +51,14 @@ def add(store: GuardedStore, customer_id: str, new: Item) -> Item:
         return {**value, "quantity": quantity}
 
     updated = store.update(TABLE, item_key(customer_id, new.itemId), bump)
-    assert updated is not None, "bump never deletes"
+    assert updated is not None  # bump never deletes
     return _item(updated)
 
 
 def replace(store: GuardedStore, customer_id: str, new: Item) -> Item:
     """Set quantity and unit price of an existing line."""
-    def change(value: Value | None) -> Value | None:
-        return None if value is None else {**value, "quantity": new.quantity, "unitPrice": new.unitPrice}
-
-    updated = store.update(TABLE, item_key(customer_id, new.itemId), change)
+    updated = store.update(TABLE, item_key(customer_id, new.itemId),
+                           lambda v: None if v is None else {**v, "quantity": new.quantity, "unitPrice": new.unitPrice})
     if updated is None:
         raise NotFoundError(f"item {new.itemId} is not in the cart of {customer_id}")
     return _item(updated)
