@@ -1,9 +1,10 @@
 """Region drills with the bundled runbooks on the running deployment, shoppers buying through the global entry.
 
 The failover drill: us-east-1 is cut off from us-west-2 (it keeps taking orders that never reach us-west-2), an
-operator starts an ungraceful RegionFailover with the CLI, and the runbook engine is killed while it promotes
-the databases. The failback drill: the link is back, the operator starts Failback, and the engine is killed
-while it switches the databases back. Every acknowledged order is compared with the databases afterwards.
+operator starts an ungraceful RegionFailover with the CLI, naming an approver, and the runbook engine is killed
+while it promotes the orders database. The runbook reports what was lost and waits; the approver approves the
+replay with the CLI. The failback drill: the link is back, the operator starts Failback, and the engine is
+killed while it switches the orders database back. Every acknowledged order is compared with the databases.
 
 Both drills share one deployment with the rest of the suite, so the module leaves it as it found it: writers in
 us-east-1, both routing controls On, both standbys streaming.
@@ -18,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance
 from regionctl.shop.loadgen import Ack
 from tests.support.deploy import RunningDeployment
 from tests.support.drills import (
@@ -26,18 +26,31 @@ from tests.support.drills import (
     history_kinds,
     kill_engine_while_promoting,
     leave_healthy,
+    lost_orders_in_report,
     orders_held_in,
     promotions,
+    regionctl,
     routing_controls,
     start_runbook,
     started,
-    wait_finished,
+    step_outputs,
+    wait_settled,
     writer_region,
 )
 
 pytestmark = pytest.mark.integration
 EAST, WEST = "us-east-1", "us-west-2"
 DATABASES = ("orders", "catalog")
+APPROVER = "drill-lead"
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    """What the runbook showed while it waited for the approver."""
+
+    report_id: str
+    lost_orders_in_report: set[str]
+    on_new_writer: set[str]
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class Drill:
     execution: dict[str, Any]
     acks: list[Ack]
     cut_off_at: float | None
+    awaiting: Awaiting | None
     started_at: float
     ended_at: float
     killed_pid: int
@@ -63,16 +77,23 @@ class Drill:
 
 def run_drill(deployment: RunningDeployment, shoppers: Shoppers, cut_off_at: float | None, runbook: str,
               **params: str) -> Drill:
-    """Start ``runbook`` with the CLI and kill the engine while it promotes the orders database."""
+    """Start ``runbook`` with the CLI, kill the engine while it promotes the orders database; approve the replay
+    of what was lost when the runbook asks (looking at the report first)."""
     before = {name: promotions(deployment, name) for name in DATABASES}
     started = time.time()
     execution_id = start_runbook(deployment, runbook, **params)
     killed = kill_engine_while_promoting(deployment, "orders")
-    view = wait_finished(deployment, execution_id)
+    view = wait_settled(deployment, execution_id)
+    awaiting = None
+    if view["waiting"]:
+        report_id = step_outputs(view, "ReportOrders")["report_id"]
+        awaiting = Awaiting(report_id, lost_orders_in_report(deployment, report_id), orders_held_in(deployment, WEST))
+        regionctl(deployment, "runbook", "approve", execution_id, "--as", APPROVER, "-m", "replay what was lost")
+        view = wait_settled(deployment, execution_id)
     ended = time.time()
     if view["status"] == "succeeded":
         shoppers.wait_for_orders(3, after=ended)
-    return Drill(view, shoppers.stop(), cut_off_at, started, ended, killed, before,
+    return Drill(view, shoppers.stop(), cut_off_at, awaiting, started, ended, killed, before,
                  history_kinds(deployment, execution_id))
 
 
@@ -91,7 +112,8 @@ def failover_drill(deployment: RunningDeployment, home: None, tmp_path_factory: 
     cut_off_at = time.time()
     try:
         shoppers.wait_for_orders(2, after=cut_off_at)
-        return run_drill(deployment, shoppers, cut_off_at, "RegionFailover", region=EAST, mode="ungraceful")
+        return run_drill(deployment, shoppers, cut_off_at, "RegionFailover", region=EAST, mode="ungraceful",
+                         approver=APPROVER)
     finally:
         shoppers.stop()
         deployment.link.heal("both")
@@ -132,22 +154,26 @@ def test_the_shop_takes_orders_on_the_us_west_2_writer_through_the_global_entry_
     assert failover_drill.execution["recovery_s"] is not None
 
 
-def test_every_acknowledged_order_is_on_the_new_writer_or_was_lost_in_the_failover_window(
+def test_every_acknowledged_order_is_on_the_new_writer_or_in_the_missing_transaction_report(
+    failover_drill: Drill,
+) -> None:
+    awaiting = failover_drill.awaiting
+    assert awaiting is not None, "the runbook never asked for the approval of a replay"
+    acked = {a.order_id for a in failover_drill.acks if a.ts < failover_drill.started_at}
+    assert acked <= awaiting.on_new_writer | awaiting.lost_orders_in_report
+    assert awaiting.lost_orders_in_report.isdisjoint(awaiting.on_new_writer)
+    sold_while_cut_off = {a.order_id for a in failover_drill.acks
+                          if started(a) > (failover_drill.cut_off_at or 0) and a.ts < failover_drill.started_at}
+    assert sold_while_cut_off and sold_while_cut_off <= awaiting.lost_orders_in_report
+
+
+def test_the_approved_replay_puts_every_acknowledged_order_on_the_new_writer(
     deployment: RunningDeployment, failover_drill: Drill,
 ) -> None:
-    on_new_writer = orders_held_in(deployment, WEST)
-    lost = [a for a in failover_drill.acks if a.order_id not in on_new_writer]
-    assert all(a.region == EAST and a.ts < failover_drill.ended_at for a in lost), lost  # sold while cut off
-    sold_while_cut_off = [a for a in failover_drill.acks if started(a) > (failover_drill.cut_off_at or 0)
-                          and a.ts < failover_drill.started_at]
-    assert sold_while_cut_off and set(sold_while_cut_off) <= set(lost)
-    copy = next(c for c in reversed(deployment.gdbs.preserved("orders")) if c.region == EAST)
-    kept = start_recon_instance(deployment.topo, copy)
-    try:
-        in_the_kept_copy = {str(r["id"]) for r in kept.query("select id from customer_order", dbname="orders")}
-    finally:
-        drop_recon_instance(deployment.topo, kept)
-    assert {a.order_id for a in lost} <= in_the_kept_copy
+    assert failover_drill.awaiting is not None
+    replayed = step_outputs(failover_drill.execution, "ReplayOrders")
+    assert replayed["applied"]  # conflicting ones (a sales counter both sides changed) may be refused
+    assert {a.order_id for a in failover_drill.acks} <= orders_held_in(deployment, WEST)
 
 
 def test_a_killed_engine_finishes_the_failover_with_one_promotion_per_database(

@@ -149,16 +149,25 @@ def kill_engine_while_promoting(deployment: RunningDeployment, database: str, ti
     return pid
 
 
-def wait_finished(deployment: RunningDeployment, execution_id: str, timeout: float = 300.0) -> dict[str, Any]:
+def wait_settled(deployment: RunningDeployment, execution_id: str, timeout: float = 300.0) -> dict[str, Any]:
+    """Until the execution has finished or waits for an approver; returns its view."""
     view: dict[str, Any] = {}
 
-    def finished() -> bool:
+    def settled() -> bool:
         nonlocal view
         view = execution(deployment, execution_id)
-        return view["status"] in FINISHED
+        return view["status"] in FINISHED or bool(view["waiting"])
 
-    wait_for(finished, timeout, f"execution {execution_id} to finish", interval=0.2)
+    wait_for(settled, timeout, f"execution {execution_id} to finish or wait for an approver", interval=0.2)
     return view
+
+
+def step_outputs(view: dict[str, Any], step: str) -> dict[str, Any]:
+    """The outputs of the last run of ``step`` (top level or inside a parallel block)."""
+    runs = [run for top in view["steps"] for run in (top, *top["parallel"]) if run["step"] == step]
+    if not runs:
+        raise AssertionError(f"execution {view['id']} has not run step {step}")
+    return dict(runs[-1]["outputs"] or {})
 
 
 def history_kinds(deployment: RunningDeployment, execution_id: str) -> list[str]:
@@ -186,6 +195,14 @@ def orders_held_in(deployment: RunningDeployment, region: str) -> set[str]:
     """Ids of the orders held by the orders database member in ``region``."""
     member = deployment.gdbs.cluster("orders").member(region)
     return {str(row["id"]) for row in member.query("select id from customer_order", dbname="orders")}
+
+
+def lost_orders_in_report(deployment: RunningDeployment, report_id: str) -> set[str]:
+    """Ids of the orders a missing-transaction report lists (its orders lens)."""
+    from regionctl.reconcile import service
+
+    report = service.show(deployment.topo, report_id)
+    return {str(doc["id"]) for doc in report.lenses.get("orders", [])}
 
 
 def routing_controls(deployment: RunningDeployment) -> dict[str, str]:

@@ -182,8 +182,9 @@ class FakeReconciler:
             raise InputError(f"no report {report_id!r}")
         first = report_id not in self.replays
         self.replays.setdefault(report_id, approved_by)
-        lost = self.reports[report_id]["lost_transactions"]
-        return {"applied": lost if first else 0, "already_applied": 0 if first else lost, "refused": 0}
+        lost = [f"{report_id}-tx{n}" for n in range(self.reports[report_id]["lost_transactions"])]
+        return {"report_id": report_id, "approved_by": approved_by, "applied": lost if first else [],
+                "already_applied": [] if first else lost, "refused": []}
 
 
 def fake_ports(regions: tuple[str, ...], **probes: Any) -> Ports:

@@ -126,6 +126,8 @@ def test_an_ungraceful_failover_reports_what_was_lost_and_replays_it_only_once_a
     ex = h.session(body)
     assert ex.status == J.SUCCEEDED, ex.error
     assert _reconciler(h).replays == {"orders-us-east-1-1": "oncall", "catalog-us-east-1-2": "oncall"}
+    replayed = next(r for r in h.journal().runs(ex.id) if r.step == "ReplayOrders")
+    assert replayed.outputs == {"applied": [f"orders-us-east-1-1-tx{n}" for n in range(3)], "refused": []}
 
 
 @pytest.mark.parametrize("approver", ["", "oncall"])
