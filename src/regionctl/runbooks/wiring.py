@@ -41,7 +41,9 @@ class GlobalDatabasesPort:
             for m in status.members
         }
         writer = next((r for r, m in members.items() if m.role == "writer"), None)
-        return DatabaseStatus(database=database, writer=writer, members=members)
+        interrupted = self.gdbs.state(database).interrupted()
+        return DatabaseStatus(database=database, writer=writer, members=members,
+                              interrupted_to=interrupted.to_region if interrupted else None)
 
     def switchover(self, database: str, to_region: str) -> Any:
         return to_jsonable(self.gdbs.switchover(database, to_region))
