@@ -39,6 +39,7 @@ class DatabaseStatus:
     database: str
     writer: str | None  # region of the member accepting writes, None when there is none
     members: Mapping[str, MemberStatus]
+    interrupted_to: str | None = None  # target region of a promotion that started and did not finish
 
     def member(self, region: str) -> MemberStatus:
         found = self.members.get(region)
