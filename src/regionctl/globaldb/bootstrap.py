@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from regionctl.errors import DatabaseError
 from regionctl.globaldb.members import Cluster, standby_slot
 from regionctl.globaldb.state import DatabaseState, StateStore
 from regionctl.runtime.osuser import make_owned_dir
@@ -60,6 +61,10 @@ def _ensure_writer(cluster: Cluster, state: DatabaseState) -> MemberAction:
     member = cluster.member(region)
     if member.running:
         return MemberAction(region, "running", "writer already running")
+    promoted = _promoted_by_interrupted_switchover(cluster, state)
+    if promoted is not None:  # starting the recorded writer now would make two writers
+        return MemberAction(region, "held", f"switchover {state.in_progress} already promoted {promoted} and did "
+                                            "not finish; run it again to finish it")
     created = not member.exists
     if created:
         make_owned_dir(member.datadir, member.runas)
@@ -73,6 +78,21 @@ def _ensure_writer(cluster: Cluster, state: DatabaseState) -> MemberAction:
         if other != region:
             cluster.ensure_standby_slot(region, other)
     return MemberAction(region, "created" if created else "started", "the recorded writer")
+
+
+def _promoted_by_interrupted_switchover(cluster: Cluster, state: DatabaseState) -> str | None:
+    """The target of a switchover that died after promoting it and before recording the new writer (or when
+    it cannot tell: holding the old writer back is the safe side)."""
+    record = state.interrupted()
+    if record is None or record.kind != "switchover":
+        return None
+    target = cluster.member(record.to_region)
+    if not target.running:
+        return None  # not promoted (a promotion needs it running): restarting the old writer backs out
+    try:
+        return None if target.in_recovery() else record.to_region
+    except DatabaseError:
+        return record.to_region
 
 
 def _ensure_standby(cluster: Cluster, state: DatabaseState, region: str) -> MemberAction:

@@ -15,9 +15,10 @@ from typing import Any
 from regionctl.errors import ConflictError, DatabaseError
 from regionctl.globaldb.lsn import format_lsn, maybe_lsn
 from regionctl.globaldb.members import Cluster
-from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id
+from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id, resumable
 from regionctl.globaldb.status import DatabaseStatus, read_status
 from regionctl.globaldb.switchover import _load
+from regionctl.runtime.postgres import PgInstance
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,14 @@ def lag_before(status: DatabaseStatus, cluster: Cluster, to_region: str) -> dict
 
 
 def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverResult:
+    """Fail over to ``to_region``; run again after its process died, it finishes the same promotion."""
     cluster.topo.settings.require_region(to_region)
     with store.locked(cluster.name):
         state = _load(store, cluster.name)
+        interrupted = resumable(state, "failover", to_region)
+        if interrupted is not None:
+            return _promote(cluster, store, interrupted, f"resumed failover {interrupted.id}, interrupted before "
+                                                         "it finished (its intent was recorded)", resumed=True)
         status = read_status(cluster, state)
         reason = check_failover(state, {m.region: m.role for m in status.members}, to_region)
         old = state.writer
@@ -81,23 +87,57 @@ def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverRes
         # Intent first: from here on the old writer is fenced and the target is the writer.
         store.save(replace(state, writer=to_region, diverged=tuple(sorted({*state.diverged, old})),
                            in_progress=record.id, history=(*state.history, record)))
-        fenced = cluster.member(old).stop("immediate") if cluster.member(old).running else False
-        promote_start = time.monotonic()
-        cluster.member(to_region).query("select pg_promote(false)")
-        cluster.wait_writable(to_region)
-        first_write_ms = (time.monotonic() - promote_start) * 1000
-        new_timeline, history = cluster.latest_history(to_region)
-        divergence = format_lsn(history[-1][1]) if history else None
-        cluster.ensure_recon_slot(to_region)
-        cluster.ensure_standby_slot(to_region, old)
-        done = replace(record, finished_at=time.time(), new_timeline=new_timeline, divergence_lsn=divergence,
-                       details={"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1)})
-        store.update_record(cluster.name, done)
-        store.save(replace(_load(store, cluster.name), in_progress=None))
+        return _promote(cluster, store, record, reason)
+
+
+def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reason: str,
+             resumed: bool = False) -> FailoverResult:
+    """Fence, promote (unless a first, interrupted run already did), record the divergence point. Each part
+    checks before acting, so it is safe to run again."""
+    old, new = record.from_region, record.to_region
+    fenced = cluster.member(old).stop("immediate") if cluster.member(old).running else False
+    target = cluster.member(new)
+    promote_start = time.monotonic()
+    promoted_now = _in_recovery(target)
+    if promoted_now:
+        target.query("select pg_promote(false)")
+    cluster.wait_writable(new)
+    first_write_ms = (time.monotonic() - promote_start) * 1000
+    last_replayed = _last_replayed_commit(cluster, new)
+    new_timeline, history = cluster.latest_history(new)
+    divergence = format_lsn(history[-1][1]) if history else None
+    cluster.ensure_recon_slot(new)
+    cluster.ensure_standby_slot(new, old)
+    details: dict[str, Any] = {"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1),
+                               "last_replayed_commit_at": last_replayed}
+    if resumed:
+        details |= {"resumed": True, "promoted_by_resumed_run": promoted_now}
+    done = replace(record, finished_at=time.time(), new_timeline=new_timeline, divergence_lsn=divergence,
+                   details=details)
+    store.update_record(cluster.name, done)
+    store.save(replace(_load(store, cluster.name), in_progress=None))
     return FailoverResult(
-        database=cluster.name, from_region=old, to_region=to_region, promotion_id=record.id, fenced=fenced,
+        database=cluster.name, from_region=old, to_region=new, promotion_id=record.id, fenced=fenced,
         old_timeline=record.old_timeline, new_timeline=new_timeline, divergence_lsn=divergence or "unknown",
         lag_before=record.lag_before, promote_to_first_write_ms=round(first_write_ms, 1),
         reason=f"{reason}; old writer {'fenced (stopped)' if fenced else 'was not running'}; transactions "
                f"committed on timeline {record.old_timeline} after {divergence} are kept in {old}'s diverged copy",
     )
+
+
+def _in_recovery(member: PgInstance) -> bool:
+    """Whether the target still has to be promoted (a promotion asked for by a dead run may be under way)."""
+    try:
+        return member.in_recovery()
+    except DatabaseError:
+        return True  # not answering yet: promote (pg_promote on a promoting server is harmless) or fail loudly
+
+
+def _last_replayed_commit(cluster: Cluster, region: str) -> str | None:
+    """Commit time (old writer's clock) of the last transaction the new writer replayed: where the lost window
+    starts. Read right after promotion, while the startup process's value is still in shared memory."""
+    try:
+        value = cluster.member(region).scalar("select pg_last_xact_replay_timestamp()")
+    except DatabaseError:
+        return None
+    return None if value is None else value.isoformat()

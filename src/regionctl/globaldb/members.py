@@ -101,19 +101,34 @@ class Cluster:
 
     # ----- slots ------------------------------------------------------------------------------------------
     def ensure_standby_slot(self, writer: str, for_region: str) -> None:
-        self.member(writer).query(
-            "select pg_create_physical_replication_slot(%s, true) where not exists "
-            "(select 1 from pg_replication_slots where slot_name = %s)",
-            (standby_slot(for_region), standby_slot(for_region)),
-        )
+        self._ensure_slot(writer, standby_slot(for_region), "select pg_create_physical_replication_slot(%s, true)")
 
     def ensure_recon_slot(self, writer: str) -> None:
-        """The logical slot the reconciler decodes lost transactions from (re-created after every promotion)."""
+        """The logical slot the reconciler decodes lost transactions from (re-created after every promotion).
+
+        A logical slot decodes only the database it was created in, so it lives in this cluster's database; a
+        slot of the same name left in another database (created by an older version) is replaced.
+        """
         self.member(writer).query(
-            "select pg_create_logical_replication_slot(%s, 'test_decoding', false, false) where not exists "
-            "(select 1 from pg_replication_slots where slot_name = %s)",
-            (RECON_SLOT, RECON_SLOT),
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = %s "
+            "and database is distinct from %s and not active",
+            (RECON_SLOT, self.name),
         )
+        self._ensure_slot(writer, RECON_SLOT,
+                          "select pg_create_logical_replication_slot(%s, 'test_decoding', false, false)", self.name)
+
+    def _ensure_slot(self, region: str, slot: str, create: str, dbname: str = "postgres") -> None:
+        """Create ``slot`` unless it exists. Another process (the reconciliation slot advancer, the supervisor)
+        may create it at the same moment, right after a promotion: losing that race is success."""
+        member = self.member(region)
+        exists = "select count(*) from pg_replication_slots where slot_name = %s"
+        if member.scalar(exists, (slot,)):
+            return
+        try:
+            member.query(create, (slot,), dbname=dbname)
+        except DatabaseError:
+            if not member.scalar(exists, (slot,)):
+                raise
 
     def drop_stale_slots(self, region: str) -> None:
         """A member that became a standby keeps slots copied from its writer days; they pin WAL for nothing."""

@@ -37,7 +37,8 @@ def advance_once(cluster: Cluster, store: StateStore) -> AdvanceResult:
     writer = cluster.member(state.writer)
     if not writer.running or writer.in_recovery():
         return AdvanceResult(cluster.name, state.writer, False, None, "no running writer")
-    existed = bool(writer.scalar("select count(*) from pg_replication_slots where slot_name = %s", (RECON_SLOT,)))
+    existed = bool(writer.scalar("select count(*) from pg_replication_slots where slot_name = %s and database = %s",
+                                 (RECON_SLOT, cluster.name)))
     if not existed:
         cluster.ensure_recon_slot(state.writer)
     rows = writer.query("select replay_lsn::text as lsn from pg_stat_replication where replay_lsn is not null")
@@ -49,7 +50,8 @@ def advance_once(cluster: Cluster, store: StateStore) -> AdvanceResult:
     )
     if confirmed is not None and parse_lsn(confirmed) >= replayed:
         return AdvanceResult(cluster.name, state.writer, not existed, None, "already at the standby's replay position")
-    writer.query("select pg_replication_slot_advance(%s, %s::pg_lsn)", (RECON_SLOT, format_lsn(replayed)))
+    writer.query("select pg_replication_slot_advance(%s, %s::pg_lsn)", (RECON_SLOT, format_lsn(replayed)),
+                 dbname=cluster.name)
     return AdvanceResult(cluster.name, state.writer, not existed, format_lsn(replayed),
                          "advanced to the standby's replay position")
 

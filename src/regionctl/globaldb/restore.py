@@ -197,3 +197,54 @@ def _wait_promoted(instance: PgInstance, timeout: float) -> None:
             pass
         time.sleep(0.05)
     raise OperationTimeout(f"{instance.name} did not reach its recovery target within {timeout:.0f}s")
+
+
+def restore_timeline_end(cluster: Cluster, timeline: int, region: str, taken_before: float) -> RestoredInstance:
+    """Restore the newest snapshot taken before ``taken_before`` and replay every archived WAL file of
+    ``timeline`` to its end: the old writer's last archived state, when its own disk is gone.
+
+    Used by reconciliation after a failover: the recovery target timeline is the old one (never "latest",
+    which would follow the new writer's history). With no recovery target the instance promotes at the end of
+    the archive; it never archives, like every restored instance.
+    """
+    snaps = [s for s in list_snapshots(cluster)
+             if region in s.held_in and s.timeline <= timeline and s.started_at <= taken_before]
+    if not snaps:
+        raise NotFoundError(f"no snapshot of {cluster.name} on timeline {timeline} or earlier is held in {region}")
+    snap = snaps[-1]
+    started = time.monotonic()
+    for origin in cluster.regions:
+        if origin != region and cluster.topo.paths.archive(origin, cluster.name).exists():
+            ship_archive(cluster, origin, region)
+    restore_id = f"restore-{cluster.name}-tl{timeline}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    instance = _prepare(cluster, region, snap, restore_id)
+    settings = {
+        **RESTORE_SETTINGS,
+        "restore_command": _restore_command(archive_sources(cluster, region)),
+        "recovery_target_timeline": str(timeline),
+    }
+    try:
+        instance.start(settings, timeout=600)
+        _wait_promoted(instance, timeout=600)
+    except (DatabaseError, OperationTimeout) as exc:
+        instance.stop("immediate")
+        raise DatabaseError(f"restore of timeline {timeline} failed: {exc}; log: {instance.log_tail(3)}") from None
+    result = RestoredInstance(
+        id=restore_id, database=cluster.name, region=region, snapshot=snap.id, target=f"end of timeline {timeline}",
+        address=f"{instance.host}:{instance.port}", dsn=instance.conninfo(cluster.name),
+        datadir=str(instance.datadir), recovered_to_lsn=_recovered_to(instance),
+        archiving=str(instance.scalar("show archive_mode")), seconds=round(time.monotonic() - started, 3),
+    )
+    (instance.datadir.parent / "restore.json").write_text(json.dumps(asdict(result), indent=2))
+    return result
+
+
+def _recovered_to(instance: PgInstance) -> str:
+    """The end of the WAL replayed from the archive (the promotion's switchpoint in the new history file)."""
+    rows = instance.query("select name from pg_ls_waldir() where name like '%%.history' order by name desc limit 1")
+    if rows:
+        text = str(instance.scalar("select pg_read_file(%s)", (f"pg_wal/{rows[0]['name']}",)))
+        lines = [line.split() for line in text.splitlines() if line.strip() and line.split()[0].isdigit()]
+        if lines:
+            return lines[-1][1]
+    return str(instance.scalar("select pg_current_wal_lsn()::text"))

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from regionctl.errors import ConflictError
+
 
 @dataclass(frozen=True)
 class PromotionRecord:
@@ -51,9 +53,30 @@ class DatabaseState:
     def record(self, promotion_id: str) -> PromotionRecord | None:
         return next((r for r in self.history if r.id == promotion_id), None)
 
+    def interrupted(self) -> PromotionRecord | None:
+        """The promotion that started and did not finish (its process died), if any."""
+        record = self.record(self.in_progress) if self.in_progress else None
+        return record if record is not None and record.finished_at is None else None
+
     def last_failover_from(self, region: str) -> PromotionRecord | None:
         matches = [r for r in self.history if r.kind == "failover" and r.from_region == region]
         return matches[-1] if matches else None
+
+
+def resumable(state: DatabaseState, kind: str, to_region: str) -> PromotionRecord | None:
+    """The interrupted promotion a new ``kind`` to ``to_region`` must finish instead of starting another one.
+
+    Running an operation again after its process died completes the recorded promotion, so the history holds
+    one promotion however often it is asked for. An interrupted promotion of another kind or target is refused:
+    it has to be finished first (it may have promoted its own target already).
+    """
+    record = state.interrupted()
+    if record is None:
+        return None
+    if record.kind == kind and record.to_region == to_region:
+        return record
+    raise ConflictError(f"{state.name}: {record.kind} {record.id} to {record.to_region} did not finish; run that "
+                        f"{record.kind} again to complete it before a {kind} to {to_region}")
 
 
 def new_promotion_id(kind: str, database: str) -> str:

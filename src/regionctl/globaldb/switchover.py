@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
-from regionctl.errors import ConflictError, OperationTimeout
+from regionctl.errors import ConflictError, DatabaseError, OperationTimeout
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.members import Cluster
-from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id
+from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id, resumable
 from regionctl.globaldb.status import read_status
+from regionctl.runtime.postgres import PgInstance
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,13 @@ def check_switchover(state: DatabaseState, status_roles: dict[str, str], to_regi
 
 
 def switchover(cluster: Cluster, store: StateStore, to_region: str, catchup_timeout: float = 30.0) -> SwitchoverResult:
+    """Switch over to ``to_region``; run again after its process died, it finishes the same promotion."""
     cluster.topo.settings.require_region(to_region)
     with store.locked(cluster.name):
         state = _load(store, cluster.name)
+        interrupted = resumable(state, "switchover", to_region)
+        if interrupted is not None:
+            return _resume(cluster, store, interrupted, catchup_timeout)
         status = read_status(cluster, state)
         reason = check_switchover(state, {m.region: m.role for m in status.members}, to_region)
         record = PromotionRecord(
@@ -85,26 +91,58 @@ def _switch(
     cluster.member(new).query("select pg_promote(false)")
     cluster.wait_writable(new)
     outage_ms = (time.monotonic() - outage_start) * 1000
+    return _finish(cluster, store, record, checkpoint, replayed, {"write_outage_ms": round(outage_ms, 1)},
+                   f"{reason}; {new} replayed past the shutdown checkpoint, so no committed transaction was lost")
+
+
+def _resume(cluster: Cluster, store: StateStore, record: PromotionRecord, timeout: float) -> SwitchoverResult:
+    """Finish a switchover whose process died. Promotion only ever follows a full replay of the old writer's
+    shutdown checkpoint, so a target that is already writable lost nothing: finish around it. Otherwise start
+    the switch again from the top (the old writer may have been restarted meanwhile)."""
+    old, new = record.from_region, record.to_region
+    said = f"resumed switchover {record.id}, interrupted before it finished"
+    if not _promoted(cluster.member(new)):
+        return _switch(cluster, store, record, timeout, f"{said} before its promotion")
+    cluster.wait_writable(new)
+    cluster.member(old).stop("fast")
+    checkpoint = parse_lsn(cluster.control_data(old)["Latest checkpoint location"])
+    switchpoint = cluster.latest_history(new)[1]
+    replayed = switchpoint[-1][1] if switchpoint else checkpoint
+    return _finish(cluster, store, record, checkpoint, replayed, {"resumed": True},
+                   f"{said} after promoting {new}, which it does only once every committed transaction is there")
+
+
+def _promoted(member: PgInstance) -> bool:
+    try:
+        return member.running and not member.in_recovery()
+    except DatabaseError:
+        return False
+
+
+def _finish(cluster: Cluster, store: StateStore, record: PromotionRecord, checkpoint: int, replayed: int,
+            details: dict[str, Any], reason: str) -> SwitchoverResult:
+    """Record the new writer, then rejoin the old one as a standby; each part safe to run again."""
+    old, new = record.from_region, record.to_region
     store.save(replace(_load(store, cluster.name), writer=new))  # intent: the writer is now `new`
     cluster.ensure_standby_slot(new, old)
     cluster.ensure_recon_slot(new)
-    cluster.start_standby(old, new)
+    if not cluster.member(old).running:
+        cluster.start_standby(old, new)
     cluster.drop_stale_slots(old)
     streaming = _streams(cluster, new, old)
     timeline = cluster.latest_history(new)[0]
     done = replace(
         record, finished_at=time.time(), new_timeline=timeline,
         details={"shutdown_checkpoint_lsn": format_lsn(checkpoint), "replayed_lsn": format_lsn(replayed),
-                 "write_outage_ms": round(outage_ms, 1), "old_writer_streaming": streaming},
+                 "old_writer_streaming": streaming, **details},
     )
     store.update_record(cluster.name, done)
     store.save(replace(_load(store, cluster.name), in_progress=None))
     return SwitchoverResult(
         database=cluster.name, from_region=old, to_region=new, promotion_id=record.id,
         shutdown_checkpoint_lsn=format_lsn(checkpoint), target_replayed_lsn=format_lsn(replayed),
-        replayed_everything=replayed >= checkpoint, new_timeline=timeline, write_outage_ms=round(outage_ms, 1),
-        old_writer_streaming=streaming,
-        reason=f"{reason}; {new} replayed past the shutdown checkpoint, so no committed transaction was lost",
+        replayed_everything=replayed >= checkpoint, new_timeline=timeline,
+        write_outage_ms=float(details.get("write_outage_ms", 0.0)), old_writer_streaming=streaming, reason=reason,
     )
 
 

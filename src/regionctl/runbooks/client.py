@@ -60,8 +60,13 @@ class RunbookClient:
     def runbooks(self) -> Any:
         return self._call("GET", "/runbooks")
 
-    def start(self, runbook: str, parameters: dict[str, Any], actor: str) -> Any:
-        return self._call("POST", "/executions", {"runbook": runbook, "parameters": parameters, "actor": actor})
+    def start(self, runbook: str, parameters: dict[str, Any], actor: str, recovery_probe: str | None = None,
+              recovery_after: str | None = None) -> Any:
+        """Start an execution; ``recovery_probe``/``recovery_after`` override the runbook's recovery measure."""
+        body: dict[str, Any] = {"runbook": runbook, "parameters": parameters, "actor": actor}
+        if recovery_probe is not None:
+            body |= {"recovery_probe": recovery_probe, "recovery_after": recovery_after}
+        return self._call("POST", "/executions", body)
 
     def executions(self, status: str | None = None, limit: int = 50) -> Any:
         params: dict[str, Any] = {"limit": limit}

@@ -163,22 +163,28 @@ class FakeRouting:
 
 @dataclass
 class FakeReconciler:
+    """Reports shaped like ``reconcile.service``'s summary; ``lost`` sets how many transactions each one lists."""
+
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)
     replays: dict[str, str] = field(default_factory=dict)
+    lost: int = 0
 
     def report(self, database: str, region: str) -> Any:
         report_id = f"{database}-{region}-{len(self.reports) + 1}"
         for existing, body in self.reports.items():
-            if body["database"] == database and body["region"] == region:
+            if body["database"] == database and body["former_writer"] == region:
                 return {"report_id": existing, **body}
-        self.reports[report_id] = {"database": database, "region": region, "lost": 0}
+        self.reports[report_id] = {"database": database, "former_writer": region, "lost_transactions": self.lost}
         return {"report_id": report_id, **self.reports[report_id]}
 
     def replay(self, report_id: str, approved_by: str) -> Any:
         if report_id not in self.reports:
             raise InputError(f"no report {report_id!r}")
+        first = report_id not in self.replays
         self.replays.setdefault(report_id, approved_by)
-        return {"applied": 0, "conflicts": 0}
+        lost = [f"{report_id}-tx{n}" for n in range(self.reports[report_id]["lost_transactions"])]
+        return {"report_id": report_id, "approved_by": approved_by, "applied": lost if first else [],
+                "already_applied": [] if first else lost, "refused": []}
 
 
 def fake_ports(regions: tuple[str, ...], **probes: Any) -> Ports:

@@ -1,9 +1,8 @@
 """Everything the runbook actions need from the rest of the platform, as small protocols bound in one place.
 
-The engine and its actions only talk to the world through a ``Ports`` bundle. ``bind(settings)`` is the single
-function that wires the real implementations (globaldb, routing, reconcile, the shop's probes); until those land
-it returns ports that refuse with a clear error, so a runbook that needs them fails its step instead of
-pretending. Unit tests use the in-memory fakes in ``fakes.py``.
+The engine and its actions only talk to the world through a ``Ports`` bundle. ``wiring.bind(settings)`` is the
+single function that wires the real implementations (globaldb, routing, reconcile, the global-write probe). Unit tests
+use the in-memory fakes in ``fakes.py``.
 
 Contract for every implementation: methods are synchronous (the engine calls them in a worker thread), raise
 ``regionctl.errors`` exceptions naming the problem, and are idempotent on their own: asked to do what is already
@@ -16,9 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from regionctl.config import Settings
-from regionctl.errors import ExternalError
 
 ON, OFF = "On", "Off"
 
@@ -123,42 +119,3 @@ class Ports:
     reconciler: Reconciler
     probes: Mapping[str, Probe] = field(default_factory=dict)
     functions: Mapping[str, Function] = field(default_factory=dict)
-
-
-# --- not bound yet ----------------------------------------------------------------------------------------------
-
-
-class _Unbound:
-    """Stands in for a part of the platform that is not wired to the runbook engine yet."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        if name.startswith("__"):
-            raise AttributeError(name)
-
-        def refuse(*_args: Any, **_kwargs: Any) -> Any:
-            raise ExternalError(f"{self._what} is not bound to the runbook engine (regionctl.runbooks.ports.bind)")
-
-        return refuse
-
-
-def bind(settings: Settings) -> Ports:
-    """The real ports of a deployment. The one place to wire globaldb, routing, reconcile and the shop's probes.
-
-    Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
-    """
-    from regionctl.globaldb.service import GlobalDatabases
-    from regionctl.runbooks.wiring import GlobalDatabasesPort, RoutingPort, global_write_probe
-    from regionctl.runtime.deployment import deployment_network
-    from regionctl.runtime.topology import Topology
-
-    topo = Topology(settings)
-    return Ports(
-        databases=GlobalDatabasesPort(GlobalDatabases(topo, deployment_network(topo))),
-        routing=RoutingPort(settings),
-        reconciler=_Unbound("reconciliation"),  # type: ignore[arg-type]
-        probes={"global_write": global_write_probe(settings)},
-        functions={},
-    )

@@ -159,6 +159,16 @@ def test_promotion_is_planned_only_when_the_target_is_not_the_writer() -> None:
     assert not done.act and done.reason == "us-west-2 is already the writer of orders; no failover"
 
 
+def test_a_promotion_interrupted_after_the_target_took_writes_is_finished_not_skipped() -> None:
+    """The engine died inside db.failover after the promotion: the target writes, but the operation has not
+    recorded its divergence point nor its slots yet. The re-run must finish it (the port resumes the same
+    promotion, so there is still one)."""
+    promoted = DatabaseStatus("orders", WEST, {EAST: MemberStatus(EAST, "diverged", 1),
+                                               WEST: MemberStatus(WEST, "writer", 2)}, interrupted_to=WEST)
+    plan = plan_promotion(promoted, WEST, "failover")
+    assert plan.act and plan.reason == "finish the interrupted promotion of orders to us-west-2 (failover)"
+
+
 def test_preserve_and_rebuild_decisions() -> None:
     diverged = _status(WEST, MemberStatus(EAST, "diverged", 1), MemberStatus(WEST, "writer", 2))
     assert plan_preserve(diverged, EAST).act

@@ -12,7 +12,7 @@ import pytest
 from regionctl.runbooks import journal as J
 from regionctl.runbooks.actions import default_registry
 from regionctl.runbooks.engine import Engine
-from regionctl.runbooks.fakes import FakeDatabases, FakeRouting
+from regionctl.runbooks.fakes import FakeDatabases, FakeReconciler, FakeRouting
 from regionctl.runbooks.loader import RunbookCatalog
 from tests.unit.runbooks.harness import Harness, crash_at
 
@@ -77,7 +77,7 @@ def test_ungraceful_region_failover_then_failback(tmp_path: Path) -> None:
     dbs.lose_region(PRIMARY)
     ex = h.run("RegionFailover", {"region": PRIMARY})
     assert ex.status == J.SUCCEEDED, ex.error
-    assert ex.parameters == {"region": PRIMARY, "to_region": STANDBY, "mode": "ungraceful"}
+    assert ex.parameters == {"region": PRIMARY, "to_region": STANDBY, "mode": "ungraceful", "approver": ""}
     assert {d: dbs.state[d].writer for d in dbs.state} == {"orders": STANDBY, "catalog": STANDBY}
     assert {(d, r) for d, r, _ in dbs.preserved} == {("orders", PRIMARY), ("catalog", PRIMARY)}
     assert ex.recovery_seconds is not None and ex.recovery_seconds > 0
@@ -100,6 +100,58 @@ def test_ungraceful_region_failover_then_failback(tmp_path: Path) -> None:
     assert back.recovery_seconds is not None
 
 
+def _reconciler(h: Harness) -> FakeReconciler:
+    assert isinstance(h.ports.reconciler, FakeReconciler)
+    return h.ports.reconciler
+
+
+def test_an_ungraceful_failover_reports_what_was_lost_and_replays_it_only_once_approved(tmp_path: Path) -> None:
+    h = _h(tmp_path)
+    _dbs(h).lose_region(PRIMARY)
+    _reconciler(h).lost = 3
+
+    async def body(engine: Engine) -> J.Execution:
+        ex = await engine.start("RegionFailover", {"region": PRIMARY, "approver": "oncall"}, "tester")
+        for _ in range(500):
+            if engine.waiting_approvals(ex.id):
+                break
+            await asyncio.sleep(0.01)
+        (_, waiting), = engine.waiting_approvals(ex.id)
+        assert waiting.step == "ApproveReplay" and "(3 transactions)" in (waiting.wait or {})["message"]
+        assert set(_reconciler(h).reports) == {"orders-us-east-1-1", "catalog-us-east-1-2"}
+        assert not _reconciler(h).replays  # nothing replayed before the approval
+        engine.decide(ex.id, "oncall", True, "the customers are waiting")
+        return await engine.wait(ex.id, 30)
+
+    ex = h.session(body)
+    assert ex.status == J.SUCCEEDED, ex.error
+    assert _reconciler(h).replays == {"orders-us-east-1-1": "oncall", "catalog-us-east-1-2": "oncall"}
+    replayed = next(r for r in h.journal().runs(ex.id) if r.step == "ReplayOrders")
+    assert replayed.outputs == {"applied": [f"orders-us-east-1-1-tx{n}" for n in range(3)], "refused": []}
+
+
+@pytest.mark.parametrize("approver", ["", "oncall"])
+def test_without_an_approver_or_when_declined_the_reports_wait_for_a_later_replay(tmp_path: Path,
+                                                                                 approver: str) -> None:
+    h = _h(tmp_path)
+    _dbs(h).lose_region(PRIMARY)
+
+    async def body(engine: Engine) -> J.Execution:
+        ex = await engine.start("RegionFailover", {"region": PRIMARY, "approver": approver}, "tester")
+        if approver:
+            for _ in range(500):
+                if engine.waiting_approvals(ex.id):
+                    break
+                await asyncio.sleep(0.01)
+            engine.decide(ex.id, approver, False, "replay by hand after checking the conflicts")
+        return await engine.wait(ex.id, 30)
+
+    ex = h.session(body)
+    assert ex.status == J.SUCCEEDED, ex.error
+    assert len(_reconciler(h).reports) == 2 and not _reconciler(h).replays
+    assert [r.step for r in h.journal().runs(ex.id) if r.parent_seq is None][-1] == "ReportOnly"
+
+
 def test_graceful_region_failover_switches_over_and_keeps_nothing(tmp_path: Path) -> None:
     h = _h(tmp_path)
     ex = h.run("RegionFailover", {"region": PRIMARY, "mode": "graceful"})
@@ -111,6 +163,7 @@ def test_graceful_region_failover_switches_over_and_keeps_nothing(tmp_path: Path
     back = h.run("Failback", {"region": PRIMARY})
     assert back.status == J.SUCCEEDED, back.error
     assert not dbs.preserved and not [op for op in dbs.log if op[0] == "rebuild"]
+    assert not _reconciler(h).reports  # nothing was lost
     assert {d: dbs.promotions(d) for d in dbs.state} == {"orders": 2, "catalog": 2}
 
 

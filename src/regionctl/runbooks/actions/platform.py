@@ -34,6 +34,8 @@ class Plan:
 
 
 def plan_promotion(status: DatabaseStatus, to_region: str, how: str) -> Plan:
+    if status.interrupted_to == to_region:
+        return Plan(True, f"finish the interrupted promotion of {status.database} to {to_region} ({how})")
     if status.writer == to_region:
         return Plan(False, f"{to_region} is already the writer of {status.database}; no {how}")
     return Plan(True, f"{how} of {status.database} from {status.writer or 'no writer'} to {to_region}")

@@ -1,0 +1,130 @@
+"""``regionctl reconcile``: the missing-transaction report of a failover, and its approved replay."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from typing import Any
+
+import typer
+from rich.console import Group
+from rich.table import Table
+
+from regionctl.cli import context
+from regionctl.cli.render import FormatOption, check_format, emit, err_console, rows_table
+from regionctl.errors import InputError
+from regionctl.reconcile import service
+from regionctl.reconcile.model import Report
+from regionctl.reconcile.render import FORMATS
+from regionctl.runtime.deployment import deployment_network
+
+reconcile_app = typer.Typer(no_args_is_help=True, help="Lost transactions of a failover: report, then replay.")
+
+
+def _deps() -> tuple[Any, Any]:
+    topo = context.topology()
+    return topo, deployment_network(topo)
+
+
+def _summary_table(data: dict[str, Any]) -> Table:
+    return rows_table([{"field": k, "value": "" if v is None else str(v)} for k, v in data.items()])
+
+
+def _report_view(report: Report) -> Group:
+    parts: list[Any] = [_summary_table({**report.summary(), "method_trail": "; ".join(report.method_trail)})]
+    if report.counts:
+        parts.append(rows_table([{"table": t, **c} for t, c in report.counts.items()], title="row changes"))
+    for name, docs in report.lenses.items():
+        if docs:
+            rows = [{k: v for k, v in d.items() if k not in ("lines", "transactions")} | {"lines": len(d["lines"])}
+                    for d in docs]
+            parts.append(rows_table(rows, title=name))
+    if report.conflicts:
+        parts.append(rows_table([{"table": c.table, "key": c.key, "new writer": c.new_writer, "why": c.reason}
+                                 for c in report.conflicts], title="conflicts"))
+    if report.warnings:
+        parts.append(rows_table([{"warning": w} for w in report.warnings]))
+    return Group(*parts)
+
+
+@reconcile_app.command("report")
+def report(
+    database: str = typer.Argument(..., help="the global database, e.g. orders"),
+    region: str = typer.Option(..., "--region", help="the former writer whose lost transactions to report"),
+    method: str = typer.Option("auto", "--method", help="auto (slot, then wal, then diff), slot, wal or diff"),
+    fresh: bool = typer.Option(False, "--fresh", help="build a new report even if this failover has one"),
+    keep_instance: bool = typer.Option(False, "--keep-instance", help="leave the reconciliation instance running"),
+    fmt: str = FormatOption,
+) -> None:
+    """Build (or show the existing) missing-transaction report of the last failover away from --region."""
+    check_format(fmt)
+    topo, network = _deps()
+    with err_console.status(f"reconciling {database} (former writer {region})"):
+        result = service.report(topo, network, database, region, method=method, fresh=fresh,
+                                keep_instance=keep_instance)
+    path = topo.paths.root / "reports" / result.id
+    emit({**result.summary(), "stored_in": str(path)}, fmt,
+         (lambda _: _report_view(result)) if fmt == "table" else None)
+
+
+@reconcile_app.command("show")
+def show(
+    report_id: str,
+    render: str = typer.Option(None, "--render", help="print the stored rendering: json, csv or html"),
+    fmt: str = FormatOption,
+) -> None:
+    """Show a report: a summary table, the whole report with --format json, or a rendering with --render."""
+    check_format(fmt)
+    topo, _ = _deps()
+    if render is not None:
+        if render not in FORMATS:
+            raise InputError(f"--render must be one of {', '.join(FORMATS)}, not {render!r}")
+        from regionctl.reconcile.store import ReportStore
+
+        sys.stdout.write(ReportStore(topo.paths.root).rendering(report_id, render))
+        return
+    result = service.show(topo, report_id)
+    emit(result, fmt, lambda r: _report_view(r))
+
+
+@reconcile_app.command("list")
+def list_reports(database: str = typer.Argument(None, help="only this database's reports"),
+                 fmt: str = FormatOption) -> None:
+    """Stored reports, oldest first."""
+    check_format(fmt)
+    topo, _ = _deps()
+    emit(service.list_reports(topo, database), fmt)
+
+
+def default_approver() -> str:
+    return os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+@reconcile_app.command("replay")
+def replay(
+    report_id: str,
+    approver: str = typer.Option(None, "--approver", help="who approves the replay (default: the login name)"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    fmt: str = FormatOption,
+) -> None:
+    """Re-apply the report's lost transactions that do not conflict; idempotent, recorded with the approver."""
+    check_format(fmt)
+    topo, network = _deps()
+    loaded = service.show(topo, report_id)
+    who = approver or default_approver()
+    if not yes and not typer.confirm(
+        f"replay {len(loaded.transactions)} lost transaction(s) of {report_id} onto the {loaded.database} writer "
+        f"as {who}? ({len(loaded.conflicts)} conflict(s) will be refused)"
+    ):
+        raise typer.Abort()
+    with err_console.status(f"replaying {report_id}"):
+        outcome = service.replay(topo, network, report_id, who)
+    summary = {k: v for k, v in outcome.items() if k != "transactions"}
+    summary["applied"] = len(outcome["applied"])
+    summary["already_applied"] = len(outcome["already_applied"])
+    emit(outcome if fmt == "json" else summary, fmt)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(reconcile_app, name="reconcile")

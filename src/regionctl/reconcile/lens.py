@@ -1,0 +1,96 @@
+"""Domain lenses: a business view of the lost changes, configured by table names only.
+
+The platform never imports the shop; it is told which tables hold a "document" (an order) and its lines (the
+order's items), and which columns to show. A lens turns row changes into one entry per document: what happened
+to it, its fields as the old writer last had them, its lines, the transactions involved and whether it conflicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from regionctl.reconcile.model import DELETE, INSERT, Conflict, LostTransaction, Row, RowChange
+from regionctl.reconcile.testdecoding import normalise_table
+
+
+@dataclass(frozen=True)
+class LensConfig:
+    name: str
+    root_table: str  # "customer_order" or "public.customer_order"
+    root_key: str
+    fields: tuple[str, ...]
+    child_table: str | None = None
+    child_fk: str | None = None
+    child_fields: tuple[str, ...] = ()
+
+
+ORDERS_LENS = LensConfig(
+    name="orders", root_table="customer_order", root_key="id",
+    fields=("email", "first_name", "last_name", "created_on", "subtotal", "tax", "shipping", "total"),
+    child_table="customer_order_item", child_fk="order_id",
+    child_fields=("product_id", "name", "quantity", "unit_cost", "price", "total_cost"),
+)
+DEFAULT_LENSES: dict[str, tuple[LensConfig, ...]] = {"orders": (ORDERS_LENS,)}
+
+
+def _table(name: str) -> str:
+    return normalise_table(name if "." in name else f"public.{name}")
+
+
+def _state(change: RowChange) -> Row | None:
+    """The row as this change left it (deletes: as it was before)."""
+    if change.kind == DELETE:
+        return change.old
+    if change.old is None:
+        return change.new
+    return {**change.old, **(change.new or {})}
+
+
+def _status(kinds: list[str]) -> str:
+    if kinds[0] == INSERT and kinds[-1] == DELETE:
+        return "created and deleted"
+    if kinds[-1] == DELETE:
+        return "deleted"
+    return "created" if kinds[0] == INSERT else "changed"
+
+
+def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts: Sequence[Conflict]
+          ) -> list[dict[str, Any]]:
+    root, child = _table(config.root_table), _table(config.child_table) if config.child_table else None
+    docs: dict[str | None, dict[str, Any]] = {}
+
+    def doc(key: str | None) -> dict[str, Any]:
+        return docs.setdefault(key, {"key": key, "kinds": [], "fields": {}, "lines": {}, "transactions": []})
+
+    for tx in transactions:
+        for change in tx.changes:
+            if change.table == root:
+                state = _state(change) or {}
+                entry = doc((change.key or {}).get(config.root_key, state.get(config.root_key)))
+                entry["kinds"].append(change.kind)
+                entry["fields"] = {f: state[f] for f in config.fields if f in state} or entry["fields"]
+            elif change.table == child and config.child_fk:
+                state = _state(change) or {}
+                entry = doc(state.get(config.child_fk))
+                line_key = tuple((change.key or state).values())
+                entry["lines"][line_key] = {"change": change.kind,
+                                            **{f: state[f] for f in config.child_fields if f in state}}
+            else:
+                continue
+            if tx.id not in entry["transactions"]:
+                entry["transactions"].append(tx.id)
+    conflicting = {c.key.get(config.root_key) for c in conflicts if c.table == root}
+    conflicting |= {(c.new_row or c.key).get(config.child_fk or "") for c in conflicts if c.table == child}
+    return [
+        {config.root_key: key, "status": _status(d["kinds"]) if d["kinds"] else "lines changed",
+         **d["fields"], "lines": list(d["lines"].values()), "transactions": d["transactions"],
+         "conflict": key in conflicting}
+        for key, d in docs.items() if key is not None
+    ]
+
+
+def build_all(configs: Sequence[LensConfig], transactions: Sequence[LostTransaction],
+              conflicts: Sequence[Conflict]) -> dict[str, list[dict[str, Any]]]:
+    return {c.name: build(c, transactions, conflicts) for c in configs}

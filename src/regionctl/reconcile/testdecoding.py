@@ -1,0 +1,219 @@
+"""Parse test_decoding's text output into row changes, robustly.
+
+test_decoding prints one line per change::
+
+    table public."Weird T": UPDATE: old-key: id[integer]:1 new-tuple: id[integer]:2 "a b"[text]:'it''s'
+    table public.t: DELETE: id[bigint]:7
+    table public.t: DELETE: (no-tuple-data)
+    table public.a, public.b: TRUNCATE: restart_seqs cascade
+    COMMIT 754 (at 2026-11-29 15:54:06.673158+00)
+
+Identifiers are quoted only when needed (``""`` inside quotes), type names come from ``format_type_be`` (no
+typmod; arrays end in ``[]``), and values are: ``null``; ``unchanged-toast-datum``; numbers and NaN/Infinity
+unquoted; ``true``/``false``; bit strings as ``B'0101'``; everything else single-quoted with ``''`` for a quote
+(newlines and backslashes printed raw). Values come back as the column's text output (what ``col::text``
+returns) so they compare with rows read over SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+
+from regionctl.errors import InputError
+
+UNCHANGED_TOAST = "unchanged-toast-datum"
+NO_TUPLE = "(no-tuple-data)"
+
+_IDENT = r'"(?:[^"]|"")*"|[^\s"\[.,:]+'
+_COLUMN = re.compile(  # loops unrolled ("normal* (special normal*)*"): this runs once per decoded column
+    r'(?P<name>"[^"]*(?:""[^"]*)*"|[^\s"\[]+)'  # column name, quoted when it needs to be
+    r'\[(?P<type>[^"\]]*(?:(?:"[^"]*(?:""[^"]*)*"|\](?!:))[^"\]]*)*)\]:'  # [type]: where the type may end in []
+    r"(?P<value>'[^']*(?:''[^']*)*'(?=\s|$)|B'[01]*'(?=\s|$)|(?!B')[^\s']\S*)",  # quoted, bits, or bare
+)
+_TABLE = re.compile(rf"(?P<schema>{_IDENT})\.(?P<rel>{_IDENT})")
+_ACTION = re.compile(r": (INSERT|UPDATE|DELETE|TRUNCATE): ")
+_COMMIT = re.compile(r"COMMIT(?: (?P<xid>\d+))?(?: \(at (?P<at>[^)]+)\))?$")
+_BEGIN = re.compile(r"BEGIN(?: (?P<xid>\d+))?$")
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedChange:
+    """One change as decoded: ``new`` is the new tuple, ``old`` the old key (or old row with REPLICA IDENTITY
+    FULL; ``old_full`` says which). ``tables`` is set for TRUNCATE, which names several tables."""
+
+    table: str
+    kind: str  # insert | update | delete | truncate
+    new: dict[str, str | None] | None = None
+    old: dict[str, str | None] | None = None
+    old_full: bool = False
+    types: dict[str, str] = field(default_factory=dict)
+    unchanged: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    flags: str = ""
+    note: str | None = None  # set by the fallbacks (e.g. values superseded by a later lost change)
+    action: str = "apply"  # apply | covered (a later change carries its effect) | manual (cannot be replayed)
+
+
+@dataclass(frozen=True, slots=True)
+class Commit:
+    xid: int | None
+    at: str | None  # ISO 8601
+
+
+def unquote_ident(text: str) -> str:
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        return text[1:-1].replace('""', '"')
+    return text
+
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+def quote_ident(name: str) -> str:
+    """PostgreSQL's quote_identifier for display and reversible table names (keywords are not tracked:
+    only names that would not survive unquoted get quotes)."""
+    if _PLAIN.fullmatch(name):
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(schema: str, rel: str) -> str:
+    return f"{quote_ident(schema)}.{quote_ident(rel)}"
+
+
+def split_qualified(name: str) -> tuple[str, str]:
+    """``public."Weird T"`` -> ("public", "Weird T")."""
+    match = _TABLE.fullmatch(name)
+    if match is None:
+        raise InputError(f"{name!r} is not a schema-qualified table name")
+    return unquote_ident(match["schema"]), unquote_ident(match["rel"])
+
+
+@lru_cache(maxsize=4096)
+def normalise_table(name: str) -> str:
+    """One spelling per table, so names from decoding, catalogs and config compare equal."""
+    schema, rel = split_qualified(name)
+    return qualified(schema, rel)
+
+
+def parse_value(raw: str) -> str | None:
+    if raw == "null":
+        return None
+    if raw.startswith("'"):
+        return raw[1:-1].replace("''", "'")
+    if raw.startswith("B'"):
+        return raw[2:-1]
+    return raw  # numbers, NaN, Infinity, true/false: already the text output
+
+
+def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
+                ) -> tuple[dict[str, str | None], dict[str, str], list[str], int]:
+    """Parse ``name[type]:value`` pairs from ``start``; return values, types, unchanged columns, end offset.
+
+    Written for speed (it runs once per decoded row): one regex match per column, values decoded inline.
+    """
+    values: dict[str, str | None] = {}
+    types: dict[str, str] = {}
+    unchanged: list[str] = []
+    pos, end = start, len(text)
+    match = _COLUMN.match
+    while pos < end:
+        if stop_at_new_tuple and text.startswith("new-tuple: ", pos):
+            break
+        found = match(text, pos)
+        if found is None:
+            raise InputError(f"cannot parse test_decoding column at offset {pos}: {text[pos:pos + 60]!r}")
+        name, type_name, raw = found.group(1, 2, 3)
+        if name[0] == '"':
+            name = name[1:-1].replace('""', '"')
+        types[name] = type_name
+        first = raw[0]
+        if first == "'":
+            values[name] = raw[1:-1].replace("''", "'")
+        elif raw == "null":
+            values[name] = None
+        elif raw == UNCHANGED_TOAST:
+            unchanged.append(name)
+        elif first == "B" and raw[1] == "'":
+            values[name] = raw[2:-1]
+        else:
+            values[name] = raw  # numbers, NaN, Infinity, true/false: already the text output
+        pos = found.end()
+        if pos < end:
+            if text[pos] != " ":
+                raise InputError(f"unexpected {text[pos:pos + 20]!r} after a value at offset {pos}")
+            pos += 1
+    return values, types, unchanged, pos
+
+
+def parse_change(line: str) -> DecodedChange | None:
+    """A ``table ...`` line as a change; None for lines that are not row changes (messages)."""
+    if not line.startswith("table "):
+        return None
+    action = _find_action(line)
+    head, kind, rest = line[6:action.start()], action.group(1).lower(), line[action.end():]
+    if kind == "truncate":
+        tables = tuple(normalise_table(t) for t in _split_tables(head))
+        return DecodedChange(table=tables[0], kind=kind, tables=tables, flags=rest.strip())
+    table = normalise_table(head)
+    if rest == NO_TUPLE:
+        return DecodedChange(table=table, kind=kind)
+    if kind == "update" and rest.startswith("old-key: "):
+        old, old_types, _, pos = parse_tuple(rest, len("old-key: "), stop_at_new_tuple=True)
+        if not rest.startswith("new-tuple: ", pos):
+            raise InputError(f"UPDATE with old-key but no new-tuple: {line[:120]!r}")
+        new, types, unchanged, _ = parse_tuple(rest, pos + len("new-tuple: "))
+        full = set(old_types) == set(types)
+        return DecodedChange(table, kind, new=new, old=old, old_full=full, types={**old_types, **types},
+                             unchanged=tuple(unchanged))
+    values, types, unchanged, _ = parse_tuple(rest)
+    if kind == "delete":
+        return DecodedChange(table, kind, old=values, types=types, unchanged=tuple(unchanged))
+    return DecodedChange(table, kind, new=values, types=types, unchanged=tuple(unchanged))
+
+
+def _find_action(line: str) -> re.Match[str]:
+    """The ``: INSERT: `` after the table name, skipping quoted identifiers that might contain it."""
+    pos = 6
+    while True:
+        match = _TABLE.match(line, pos)
+        if match is None:
+            raise InputError(f"cannot parse test_decoding table name: {line[:120]!r}")
+        pos = match.end()
+        if line.startswith(", ", pos):
+            pos += 2
+            continue
+        action = _ACTION.match(line, pos)
+        if action is None:
+            raise InputError(f"no INSERT/UPDATE/DELETE/TRUNCATE after the table name: {line[:120]!r}")
+        return action
+
+
+def _split_tables(head: str) -> list[str]:
+    return [m.group(0) for m in _TABLE.finditer(head)]
+
+
+def parse_commit(line: str) -> Commit | None:
+    match = _COMMIT.match(line)
+    if match is None:
+        return None
+    return Commit(int(match["xid"]) if match["xid"] else None, pg_time_iso(match["at"]) if match["at"] else None)
+
+
+def parse_begin(line: str) -> int | None | bool:
+    """The xid of a BEGIN line, None when it carries none, False when the line is not a BEGIN."""
+    match = _BEGIN.match(line)
+    if match is None:
+        return False
+    return int(match["xid"]) if match["xid"] else None
+
+
+def pg_time_iso(text: str) -> str:
+    """``2026-11-29 15:54:06.673158+00`` -> ISO 8601 with a full offset."""
+    try:
+        return datetime.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        return text.strip()

@@ -1,0 +1,133 @@
+"""Row versions on either side, and whether a version is shared history or was written after the split.
+
+A row version written before the divergence point exists on both timelines with the same xmin AND the same
+commit timestamp (the new writer replayed that commit record, timestamp included). A version written after the
+split by either side carries an xid the other side either never committed or reused for an unrelated
+transaction, whose commit time differs. So "shared" is decided by (xmin, commit time) together, never by the
+xid alone (xids are reused after promotion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from regionctl.reconcile.catalog import TableInfo
+from regionctl.reconcile.model import Key, Row
+
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class Version:
+    values: Row
+    xmin: str
+    committed_at: str | None  # commit time of xmin on the side the row was read from
+    ctid: tuple[int, int] | None = None
+
+
+class RowSource(Protocol):
+    """One side (the copy or the new writer), as the classifier and the fallbacks need it."""
+
+    tables: dict[str, TableInfo]
+
+    def by_keys(self, table: str, key_columns: tuple[str, ...], keys: Sequence[Key]) -> dict[Key, Version]: ...
+
+    def by_ctids(self, table: str, ctids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Version]: ...
+
+    def by_xmins(self, table: str, xids: Sequence[int]) -> list[Version]: ...
+
+    def commit_times(self, xids: Sequence[str]) -> dict[str, str | None]: ...
+
+
+def is_shared(version: Version, other: RowSource) -> bool:
+    """Was this version committed before the divergence point (so both sides have, or had, it)?"""
+    if version.committed_at is None:  # frozen or older than commit-timestamp tracking: long before the split
+        return True
+    return other.commit_times([version.xmin]).get(version.xmin) == version.committed_at
+
+
+def parse_ctid(text: str) -> tuple[int, int]:
+    block, offset = text.strip("()").split(",")
+    return int(block), int(offset)
+
+
+class PgRowSource:
+    """A RowSource over one psycopg connection (session settings from ``catalog.connect``)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], tables: dict[str, TableInfo]) -> None:
+        self.conn = conn
+        self.tables = tables
+        row = conn.execute("select current_setting('track_commit_timestamp') as on").fetchone()
+        self.track_commit_ts = row is not None and row["on"] == "on"
+        self._commit_cache: dict[str, str | None] = {}
+
+    def _select(self, info: TableInfo) -> sql.Composed:
+        commit = sql.SQL("pg_xact_commit_timestamp(t.xmin)::text") if self.track_commit_ts else sql.SQL("null")
+        cols = [sql.SQL("t.{}::text").format(sql.Identifier(c)) for c in info.column_names]
+        return sql.SQL("select t.ctid::text, t.xmin::text, {}, {} from {} t").format(
+            commit, sql.SQL(", ").join(cols) if cols else sql.SQL("null"), info.ident())
+
+    def _versions(self, info: TableInfo, query: sql.Composed, params: Sequence[Any]) -> list[Version]:
+        names = info.column_names
+        with self.conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(query, params)
+            return [Version(dict(zip(names, r[3:], strict=False)), r[1], r[2], parse_ctid(r[0])) for r in cur]
+
+    def by_keys(self, table: str, key_columns: tuple[str, ...], keys: Sequence[Key]) -> dict[Key, Version]:
+        info = self.tables.get(table)
+        if info is None or not keys or not key_columns or not set(key_columns) <= set(info.column_names):
+            return {}
+        types = info.types()
+        arrays = sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in key_columns)
+        names = sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(len(key_columns)))
+        join = sql.SQL(" and ").join(
+            sql.SQL("t.{} = k.{}::{}").format(sql.Identifier(c), sql.Identifier(f"k{i}"), sql.SQL(types[c]))
+            for i, c in enumerate(key_columns)
+        )
+        query = sql.SQL("{} join unnest({}) as k({}) on {}").format(self._select(info), arrays, names, join)
+        found: dict[Key, Version] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            columns = [[k[i] for k in chunk] for i in range(len(key_columns))]
+            for version in self._versions(info, query, columns):
+                found[tuple(version.values.get(c) for c in key_columns)] = version
+        return found
+
+    def by_ctids(self, table: str, ctids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Version]:
+        info = self.tables.get(table)
+        if info is None or not ctids:
+            return {}
+        query = sql.SQL("{} where t.ctid = any(%s::tid[])").format(self._select(info))
+        found: dict[tuple[int, int], Version] = {}
+        for start in range(0, len(ctids), CHUNK):
+            chunk = [f"({b},{o})" for b, o in ctids[start:start + CHUNK]]
+            for version in self._versions(info, query, [chunk]):
+                assert version.ctid is not None
+                found[version.ctid] = version
+        return found
+
+    def by_xmins(self, table: str, xids: Sequence[int]) -> list[Version]:
+        info = self.tables.get(table)
+        if info is None or not xids:
+            return []
+        query = sql.SQL("{} where t.xmin = any(%s::text[]::xid[])").format(self._select(info))
+        return self._versions(info, query, [[str(x) for x in xids]])
+
+    def commit_times(self, xids: Sequence[str]) -> dict[str, str | None]:
+        missing = sorted({x for x in xids if x not in self._commit_cache})
+        if missing and self.track_commit_ts:
+            for start in range(0, len(missing), CHUNK):
+                rows = self.conn.execute(
+                    "select x, pg_xact_commit_timestamp(x::xid)::text as ts from unnest(%s::text[]) x",
+                    (missing[start:start + CHUNK],),
+                ).fetchall()
+                self._commit_cache.update({r["x"]: r["ts"] for r in rows})
+        for x in missing:
+            self._commit_cache.setdefault(x, None)
+        return {x: self._commit_cache[x] for x in xids}
