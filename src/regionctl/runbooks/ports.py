@@ -1,8 +1,8 @@
 """Everything the runbook actions need from the rest of the platform, as small protocols bound in one place.
 
-The engine and its actions only talk to the world through a ``Ports`` bundle. ``bind(settings)`` is the single
-function that wires the real implementations (globaldb, routing, reconcile, the shop's probes). Unit tests use the
-in-memory fakes in ``fakes.py``.
+The engine and its actions only talk to the world through a ``Ports`` bundle. ``wiring.bind(settings)`` is the
+single function that wires the real implementations (globaldb, routing, reconcile, the global-write probe). Unit tests
+use the in-memory fakes in ``fakes.py``.
 
 Contract for every implementation: methods are synchronous (the engine calls them in a worker thread), raise
 ``regionctl.errors`` exceptions naming the problem, and are idempotent on their own: asked to do what is already
@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from regionctl.config import Settings
 
 ON, OFF = "On", "Off"
 
@@ -122,25 +120,3 @@ class Ports:
     reconciler: Reconciler
     probes: Mapping[str, Probe] = field(default_factory=dict)
     functions: Mapping[str, Function] = field(default_factory=dict)
-
-
-def bind(settings: Settings) -> Ports:
-    """The real ports of a deployment. The one place to wire globaldb, routing, reconcile and the shop's probes.
-
-    Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
-    """
-    from regionctl.globaldb.service import GlobalDatabases
-    from regionctl.reconcile.service import Reconciler as ReportsAndReplays
-    from regionctl.runbooks.wiring import GlobalDatabasesPort, RoutingPort, global_write_probe
-    from regionctl.runtime.deployment import deployment_network
-    from regionctl.runtime.topology import Topology
-
-    topo = Topology(settings)
-    network = deployment_network(topo)
-    return Ports(
-        databases=GlobalDatabasesPort(GlobalDatabases(topo, network)),
-        routing=RoutingPort(settings),
-        reconciler=ReportsAndReplays(topo, network),
-        probes={"global_write": global_write_probe(settings)},
-        functions={},
-    )

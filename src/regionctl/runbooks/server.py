@@ -1,7 +1,7 @@
 """``python -m regionctl.runbooks.server``: the runbook engine and its API, one global-plane process.
 
 On start it resumes every execution the journal has unfinished (a killed engine carries on where it was).
-``--bind module:function`` picks the function that builds the ports (default ``regionctl.runbooks.ports:bind``),
+``--bind module:function`` picks the function that builds the ports (default ``regionctl.runbooks.wiring:bind``),
 so tests and staged deployments can run the engine against fakes.
 """
 
@@ -25,7 +25,7 @@ from regionctl.runbooks.loader import LIBRARY, RunbookCatalog
 from regionctl.runbooks.ports import Ports
 from regionctl.runtime.secrets import control_token
 
-DEFAULT_BIND = "regionctl.runbooks.ports:bind"
+DEFAULT_BIND = "regionctl.runbooks.wiring:bind"
 
 
 def load_binder(spec: str) -> Callable[[Settings], Ports]:

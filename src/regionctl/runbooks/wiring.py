@@ -18,7 +18,7 @@ from regionctl.config import Settings
 from regionctl.errors import InputError, NotFoundError
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.routing.client import ControlClient
-from regionctl.runbooks.ports import DatabaseStatus, MemberStatus
+from regionctl.runbooks.ports import DatabaseStatus, MemberStatus, Ports
 from regionctl.runtime.topology import Topology
 
 ROLE_FOR_RUNBOOKS = {"writer": "writer", "standby": "standby", "stopped": "down", "unreachable": "down"}
@@ -115,3 +115,24 @@ def global_write_probe(settings: Settings) -> Callable[[], bool]:
         return response.is_success
 
     return probe
+
+
+def bind(settings: Settings) -> Ports:
+    """The real ports of a deployment (the server's default ``--bind``): globaldb, routing, reconcile, probes.
+
+    Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
+    """
+    from regionctl.globaldb.service import GlobalDatabases
+    from regionctl.reconcile.service import Reconciler as ReconcileService
+    from regionctl.runtime.deployment import deployment_network
+    from regionctl.runtime.topology import Topology
+
+    topo = Topology(settings)
+    network = deployment_network(topo)
+    return Ports(
+        databases=GlobalDatabasesPort(GlobalDatabases(topo, network)),
+        routing=RoutingPort(settings),
+        reconciler=ReconcileService(topo, network),
+        probes={"global_write": global_write_probe(settings)},
+        functions={},
+    )
