@@ -1,19 +1,22 @@
 """Purchases per second and latency through one region's ui, and the carts replication lag under that load.
 
-Needs a running shop (``regionctl up``), or explicit URLs:
+Starts a throwaway deployment (what `regionctl up` runs: link emulator, global databases, regional store with
+its replicators through the link, the shop in both regions, the global plane), buys watches through one region's
+ui (or the global entry) at a fixed rate, then tears it all down. Prints figures; asserts nothing.
 
-    .venv/bin/python benchmarks/shop.py [--region us-east-1] [--rate 10] [--duration 20]
-        [--ui URL] [--carts-from URL --carts-to URL]
+    .venv/bin/python benchmarks/shop.py [--region us-east-1] [--via ui|entry] [--rate 10] [--duration 20]
+        [--latency-ms 30]
 
-The lag is measured end to end, whatever the regional store does inside: a probe writes a cart line in one
-region's carts service and polls the other region's carts service until the line is there. Prints figures;
-asserts nothing.
+The lag is measured end to end, as a user would see it: a probe writes a cart line through one region's carts
+service and polls the other region's carts service until the line is there (so it includes the link latency, the
+replicator's batching and both services). Next to it, the store's own measure over its recent applies.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
 import uuid
@@ -21,19 +24,14 @@ from pathlib import Path
 
 import httpx
 
-from regionctl.config import Paths, load_settings
-from regionctl.runtime.ports import PortRegistry
-from regionctl.shop.launch import port_key
-from regionctl.shop.loadgen import latency_summary, run_load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.deploy import RunningDeployment, running_deployment  # noqa: E402
 
-def registered(region: str, service: str) -> str | None:
-    settings = load_settings()
-    known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all()
-    if port_key(region, service) not in known:
-        return None
-    host, port = known[port_key(region, service)]
-    return f"http://{host}:{port}"
+from regionctl.regionalstore import endpoints, replication_status  # noqa: E402
+from regionctl.shop.loadgen import latency_summary, run_load  # noqa: E402
+
+PROBE_GIVE_UP_S = 10.0
 
 
 async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list[float], misses: list[int]) -> None:
@@ -46,7 +44,7 @@ async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list
             item = f"probe-{n}"
             await client.post(f"{source}/carts/{customer}/items", json={"itemId": item, "quantity": 1})
             written = time.monotonic()
-            while time.monotonic() - written < 10:
+            while time.monotonic() - written < PROBE_GIVE_UP_S:
                 response = await client.get(f"{target}/carts/{customer}/items/{item}")
                 if response.status_code == 200:
                     lags_ms.append((time.monotonic() - written) * 1000)
@@ -58,47 +56,53 @@ async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list
         await client.delete(f"{source}/carts/{customer}")
 
 
-async def main(args: argparse.Namespace) -> None:
-    settings = load_settings()
-    region = args.region or settings.primary_region
-    other = settings.other_region(region)
-    ui = args.ui or registered(region, "ui")
-    if ui is None:
-        raise SystemExit(f"no ui registered for {region}: run `regionctl up` or pass --ui")
-    carts_from = args.carts_from or registered(region, "carts")
-    carts_to = args.carts_to or registered(other, "carts")
+async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
+    region = args.region or dep.settings.primary_region
+    other = dep.settings.other_region(region)
+    endpoint = dep.entry if args.via == "entry" else dep.ui(region)
     ack_log = Path(tempfile.mkdtemp(prefix="shop-bench-")) / "acks.jsonl"
 
-    await run_load(ui, rate=2, duration_s=2, ack_log=ack_log.with_name("warmup.jsonl"))  # warm caches, pools
+    await run_load(endpoint, rate=2, duration_s=2, ack_log=ack_log.with_name("warmup.jsonl"))  # caches, pools
     stop = asyncio.Event()
     lags: list[float] = []
     misses: list[int] = []
-    probe = (asyncio.create_task(lag_probe(carts_from, carts_to, stop, lags, misses))
-             if carts_from and carts_to else None)
-    report = await run_load(ui, rate=args.rate, duration_s=args.duration, ack_log=ack_log)
+    probe = asyncio.create_task(lag_probe(dep.service(region, "carts"), dep.service(other, "carts"), stop, lags,
+                                          misses))
+    report = await run_load(endpoint, rate=args.rate, duration_s=args.duration, ack_log=ack_log)
     stop.set()
-    if probe is not None:
-        await probe
+    await probe
 
-    print(f"purchases through {ui} ({region}), offered {args.rate}/s for {args.duration}s:")
-    print(f"  acknowledged {report.acknowledged}/{report.attempted}, {report.purchases_per_s} purchases/s")
+    where = "the global entry" if args.via == "entry" else f"{region}'s ui"
+    print(f"shop on a throwaway deployment, link latency {args.latency_ms} ms one way")
+    print(f"purchases through {where} ({endpoint}), offered {args.rate}/s for {args.duration}s:")
+    print(f"  acknowledged {report.acknowledged}/{report.attempted}, {report.purchases_per_s} purchases/s, "
+          f"served by {report.regions}")
     print(f"  purchase latency ms (6 requests each): {report.latency_ms}")
     if report.errors:
         print(f"  errors: {report.errors}")
-    if probe is None:
-        print("  carts replication lag: not measured (no carts URLs; pass --carts-from/--carts-to)")
-    else:
-        print(f"  carts replication lag {region} -> {other} ms over {len(lags)} probes: {latency_summary(lags)}"
-              f"{f', {len(misses)} not seen within 10 s' if misses else ''}")
+    print(f"  carts replication lag {region} -> {other}, end to end through the carts services, ms over "
+          f"{len(lags)} probes: {latency_summary(lags)}"
+          f"{f', {len(misses)} not seen within {PROBE_GIVE_UP_S:.0f} s' if misses else ''}")
+    dsns = endpoints.dsns(dep.settings)
+    for d in replication_status(dsns[region], dsns[other], recent=2000).directions:
+        print(f"  regional store's own lag {d.direction} over its last {d.lag_samples} applies: "
+              f"p50={d.lag_p50_ms} p99={d.lag_p99_ms} max={d.lag_max_ms} ms, conflicts {d.conflicts_total}")
     print(f"  ack log: {ack_log}")
 
 
-if __name__ == "__main__":
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--region")
-    parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--duration", type=float, default=20.0)
-    parser.add_argument("--ui")
-    parser.add_argument("--carts-from")
-    parser.add_argument("--carts-to")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--region", help="whose ui takes the purchases and whose carts the probe writes")
+    parser.add_argument("--via", choices=("ui", "entry"), default="ui", help="the region's ui or the global entry")
+    parser.add_argument("--rate", type=float, default=10.0, help="purchases started per second")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
+    parser.add_argument("--latency-ms", type=float, default=30.0, help="the link's one-way latency")
+    args = parser.parse_args()
+    started = time.monotonic()
+    with running_deployment(latency_ms=args.latency_ms) as dep:
+        print(f"(deployment up in {time.monotonic() - started:.0f} s)")
+        asyncio.run(measure(dep, args))
+
+
+if __name__ == "__main__":
+    main()

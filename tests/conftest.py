@@ -13,8 +13,6 @@ import pytest
 
 from tests.support.deploy import RunningDeployment, running_deployment
 
-pytest_plugins = ("tests.integration.shop.fixtures",)
-
 
 @pytest.fixture(scope="session")
 def deployment() -> Iterator[RunningDeployment]:

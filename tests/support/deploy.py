@@ -19,6 +19,7 @@ from regionctl.config import EFFECTIVE_SETTINGS_ENV, Settings, load_settings
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.runtime.deployment import Deployment, deployment_network
 from regionctl.runtime.link import LinkClient, link_client
+from regionctl.runtime.supervisor import read_processes
 from regionctl.runtime.topology import Topology
 
 
@@ -38,8 +39,16 @@ class RunningDeployment:
 
     def ui(self, region: str) -> str:
         """The region's store front (what the global entry routes users to)."""
-        host, port = self.topo.ports.all()[f"{region}/ui"]
+        return self.service(region, "ui")
+
+    def service(self, region: str, name: str) -> str:
+        """The base URL of one of the region's workload services (``carts``, ``orders``, ...)."""
+        host, port = self.topo.ports.all()[f"{region}/{name}"]
         return f"http://{host}:{port}"
+
+    def pids(self) -> dict[str, int]:
+        """Every supervised process and its pid, as ``state/processes.json`` records them."""
+        return {key: state.pid for key, state in read_processes(self.topo.paths.state).items()}
 
     @property
     def entry(self) -> str:

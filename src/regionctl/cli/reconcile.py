@@ -85,6 +85,9 @@ def show(
         sys.stdout.write(ReportStore(topo.paths.root).rendering(report_id, render))
         return
     result = service.show(topo, report_id)
+    if fmt == "json":
+        sys.stdout.write(result.to_json() + "\n")
+        return
     emit(result, fmt, lambda r: _report_view(r))
 
 

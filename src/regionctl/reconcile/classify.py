@@ -44,7 +44,7 @@ class Captured:
     note: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     tx: int
     change: int
@@ -53,7 +53,7 @@ class Step:
     after: State
 
 
-@dataclass
+@dataclass(slots=True)
 class Chain:
     table: str
     key: Key
@@ -103,7 +103,10 @@ def build_chains(captured: Sequence[Captured], tables: dict[str, TableMeta],
     keys = keys if keys is not None else all_keys(captured, tables)
 
     def step(table: str, key: Key, s: Step) -> None:
-        chains.setdefault((table, key), Chain(table, key)).steps.append(s)
+        chain = chains.get((table, key))
+        if chain is None:
+            chain = chains[(table, key)] = Chain(table, key)
+        chain.steps.append(s)
 
     for t, tx in enumerate(captured):
         for c, change in enumerate(tx.changes):
@@ -212,13 +215,10 @@ def _transaction(tx: Captured, t: int, tables: dict[str, TableMeta],
         elif key is None and action == "apply":
             action = "manual"
             note = note or ("table has no primary key" if meta and not meta.key else "key not recoverable")
-        changes.append(RowChange(
-            table=change.table, kind=change.kind,
-            key=None if key is None else dict(zip(columns, key, strict=True)),
-            new=change.new, old=old,
-            old_key=None if old_key is None else dict(zip(columns, old_key, strict=True)),
-            old_source=source, unchanged=change.unchanged, note=note, action=action,
-        ))
+        key_row = None if key is None else dict(zip(columns, key, strict=True))
+        old_key_row = None if old_key is None else dict(zip(columns, old_key, strict=True))
+        changes.append(RowChange(change.table, change.kind, key_row, change.new, old, old_key_row, source,
+                                 change.unchanged, note, action))
     return LostTransaction(
         id=tx.id, commit_lsn=None if tx.commit_lsn is None else format_lsn(tx.commit_lsn),
         commit_time=tx.commit_time, xid=tx.xid, tables=tuple(dict.fromkeys(ch.table for ch in tx.changes)),

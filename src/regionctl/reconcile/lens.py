@@ -62,7 +62,10 @@ def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts
     docs: dict[str | None, dict[str, Any]] = {}
 
     def doc(key: str | None) -> dict[str, Any]:
-        return docs.setdefault(key, {"key": key, "kinds": [], "fields": {}, "lines": {}, "transactions": []})
+        found = docs.get(key)
+        if found is None:
+            found = docs[key] = {"key": key, "kinds": [], "fields": {}, "lines": {}, "transactions": []}
+        return found
 
     for tx in transactions:
         for change in tx.changes:

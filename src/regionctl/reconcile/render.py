@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 
 from regionctl.errors import InputError
@@ -17,7 +17,7 @@ FORMATS = ("json", "csv", "html")
 CSV_COLUMNS = ("report_id", "transaction", "commit_lsn", "commit_time", "table", "kind", "key", "new", "old",
                "old_source", "action", "conflict", "note")
 HTML_TRANSACTION_LIMIT = 500  # the page is for reading; JSON and CSV hold everything
-_encode = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode  # json.dumps(...) rebuilds one per call
+
 
 
 def render(report: Report, fmt: str) -> str:
@@ -31,7 +31,9 @@ def render(report: Report, fmt: str) -> str:
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None or isinstance(value, Undefined) else _encode(value)
+    if value is None or isinstance(value, Undefined):
+        return ""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _conflict_keys(report: Report) -> set[tuple[str, str]]:

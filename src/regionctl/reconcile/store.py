@@ -66,7 +66,7 @@ class ReportStore:
         path = self._dir(report_id) / "report.json"
         if not path.exists():
             raise NotFoundError(f"no reconciliation report {report_id!r}; `regionctl reconcile list` shows them")
-        return report_from_json(path.read_text())
+        return report_from_json(path.read_bytes())
 
     def rendering(self, report_id: str, fmt: str) -> str:
         """The report as json, csv or html; renderings are made from the JSON on first request and kept."""

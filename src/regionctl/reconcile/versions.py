@@ -80,23 +80,26 @@ class PgRowSource:
             return [Version(dict(zip(names, r[3:], strict=False)), r[1], r[2], parse_ctid(r[0])) for r in cur]
 
     def by_keys(self, table: str, key_columns: tuple[str, ...], keys: Sequence[Key]) -> dict[Key, Version]:
+        """Rows by primary key: ``= any(array)`` on each key column (index-friendly, whatever the planner
+        thinks of the array's size), then the exact key tuples kept."""
         info = self.tables.get(table)
         if info is None or not keys or not key_columns or not set(key_columns) <= set(info.column_names):
             return {}
         types = info.types()
-        arrays = sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in key_columns)
-        names = sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(len(key_columns)))
-        join = sql.SQL(" and ").join(
-            sql.SQL("t.{} = k.{}::{}").format(sql.Identifier(c), sql.Identifier(f"k{i}"), sql.SQL(types[c]))
-            for i, c in enumerate(key_columns)
+        where = sql.SQL(" and ").join(
+            sql.SQL("t.{} = any(%s::text[]::{}[])").format(sql.Identifier(c), sql.SQL(types[c])) for c in key_columns
         )
-        query = sql.SQL("{} join unnest({}) as k({}) on {}").format(self._select(info), arrays, names, join)
+        query = sql.SQL("{} where {}").format(self._select(info), where)
+        wanted = set(keys)
         found: dict[Key, Version] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
-            columns = [[k[i] for k in chunk] for i in range(len(key_columns))]
+        ordered = sorted(wanted, key=lambda k: tuple("" if v is None else v for v in k))  # neighbours together
+        for start in range(0, len(ordered), CHUNK):
+            chunk = ordered[start:start + CHUNK]
+            columns = [sorted({str(k[i]) for k in chunk if k[i] is not None}) for i in range(len(key_columns))]
             for version in self._versions(info, query, columns):
-                found[tuple(version.values.get(c) for c in key_columns)] = version
+                key = tuple(version.values.get(c) for c in key_columns)
+                if key in wanted:
+                    found[key] = version
         return found
 
     def by_ctids(self, table: str, ctids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Version]:

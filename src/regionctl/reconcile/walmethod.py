@@ -56,10 +56,15 @@ def run_waldump(instance: PgInstance, wal_dir: Path, start: int, timeline: int) 
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
                             env=instance.runas.env(), **instance.runas.popen_kwargs())  # type: ignore[call-overload]
     assert proc.stdout is not None and proc.stderr is not None
-    yield from proc.stdout
+    records = 0
+    for line in proc.stdout:
+        records += 1
+        yield line
     stderr = proc.stderr.read()
     code = proc.wait()
-    if code != 0 and not any(marker in stderr for marker in END_OF_WAL):
+    # Reading an archive, the end of WAL is the next segment not being there (after at least one record).
+    ended = any(marker in stderr for marker in END_OF_WAL) or (records > 0 and "could not find file" in stderr)
+    if code != 0 and not ended:
         raise ProcessError("pg_waldump", code, stderr)
 
 

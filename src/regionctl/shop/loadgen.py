@@ -85,28 +85,26 @@ def latency_summary(values: list[float]) -> dict[str, float]:
 
 
 class Visitor:
-    """One shopper's cookies, kept like a browser keeps them: the shop's session, and the global entry's
-    region cookie that keeps a visitor in one region (without it a cart added in one region may not have
-    replicated yet when the next page is served by the other)."""
+    """One visitor's cookies, as a browser keeps them: the shop's session, plus whatever the responses set (the
+    global entry's region cookie keeps every step of one purchase in the region that holds its cart)."""
 
     def __init__(self) -> None:
         self.cookies = {"SESSIONID": str(uuid.uuid4())}
 
-    @property
     def headers(self) -> dict[str, str]:
-        return {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        return {"Cookie": "; ".join(f"{name}={value}" for name, value in self.cookies.items())}
 
-    def saw(self, response: httpx.Response) -> None:
-        self.cookies.update({name: value for name, value in response.cookies.items() if value})
+    def remember(self, response: httpx.Response) -> None:
+        self.cookies.update({name: response.cookies[name] for name in response.cookies})
 
 
 async def _step(client: httpx.AsyncClient, visitor: Visitor, kind: str, method: str, path: str, expect: int,
                 **kwargs: object) -> httpx.Response:
     try:
-        response = await client.request(method, path, headers=visitor.headers, **kwargs)  # type: ignore[arg-type]
+        response = await client.request(method, path, headers=visitor.headers(), **kwargs)  # type: ignore[arg-type]
     except httpx.HTTPError as exc:
         raise PurchaseError(f"{kind}: {type(exc).__name__}") from None
-    visitor.saw(response)
+    visitor.remember(response)
     if response.status_code != expect:
         raise PurchaseError(f"{kind}: HTTP {response.status_code}")
     return response

@@ -44,15 +44,6 @@ def start_primary(root: Path, name: str, databases: tuple[str, ...] = ()) -> PgI
     return instance
 
 
-def start_standby(root: Path, name: str, primary: PgInstance) -> PgInstance:
-    """A streaming hot standby of ``primary`` (pg_basebackup -R)."""
-    standby = new_instance(root, name, primary.runas)
-    standby.run([primary.bins("pg_basebackup"), "-h", primary.host, "-p", str(primary.port), "-U", "postgres",
-                 "-D", str(standby.datadir), "-R", "-X", "stream", "-c", "fast"])
-    standby.start(TEST_SETTINGS)
-    return standby
-
-
 def dsn(instance: PgInstance, dbname: str, **extra: object) -> str:
     return instance.conninfo(dbname, **extra)
 

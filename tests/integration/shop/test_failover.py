@@ -1,181 +1,138 @@
-"""The orders service across a real failover: the writer is killed, the standby promoted, and the same process
-keeps taking orders (no restart), a retried POST finds its order instead of making a second one, and the outbox
-relay delivers the new events on the new writer. Also: a service whose writer is down at start waits, unready,
-and becomes ready on its own when the writer appears."""
+"""The shop across `regionctl db failover orders --to us-west-2` on the shared deployment: purchases through the
+us-west-2 ui go on (one visitor was at the last checkout step when it happened) without restarting any process,
+a retried confirmation or POST is the same order, and every order event is delivered and consumed once. The
+fixture heals afterwards, as an operator would: rebuild us-east-1 (kept first), switch the writer back."""
 
 from __future__ import annotations
 
+import json
 import subprocess
-import time
-import uuid
+import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from regionctl.runtime.postgres import PgInstance
-from regionctl.runtime.process import ProcessSpec, python_module
-from regionctl.shop.catalog.seed import PRODUCTS
-from regionctl.shop.loadgen import CUSTOMER, ORDER_ID
-from tests.integration.shop.pg import (
-    TEST_SETTINGS,
-    destroy,
-    dsn,
-    free_port,
-    multi_host_dsn,
-    new_instance,
-    scratch_dir,
-    start_primary,
-    start_standby,
+from regionctl.routing.client import ControlClient
+from tests.integration.shop.shopping import (
+    EAST,
+    WEST,
+    Visitor,
+    order_api,
+    orders_by_email,
+    orders_writer,
+    unique_email,
 )
-from tests.integration.shop.stack import Deployment, eventually, start_deployment, start_process, stop_deployment
+from tests.support.deploy import RunningDeployment
+from tests.support.poll import eventually
 
 pytestmark = pytest.mark.integration
-ORDER = {"firstName": "Ada", "lastName": "L", "email": "ada@example.com",
-         "items": [{"productId": "p1", "quantity": 1, "price": 50, "name": "Wood Watch"}]}
+REGIONCTL = str(Path(sys.executable).with_name("regionctl"))
+DIRECT_ORDER = {"firstName": "Ada", "lastName": "L", "items": [
+    {"productId": "a1c2e3f4-0000-4000-8000-00000000d1ec", "quantity": 2, "price": 50, "name": "Direct"}]}
 
 
-def service(root: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    spec = ProcessSpec(name, "us-west-2", python_module("regionctl.shop", name),
-                       {"REGION": "us-west-2", "HOST": "127.0.0.1", "PORT": str(port), **env})
-    (root / "logs").mkdir(exist_ok=True)
-    return start_process(spec, root / "logs"), f"http://127.0.0.1:{port}"
+def regionctl(deployment: RunningDeployment, *args: str) -> Any:
+    result = subprocess.run([REGIONCTL, *args, "--format", "json"], env=deployment.cli_env, capture_output=True,
+                            text=True, timeout=180)
+    assert result.returncode == 0, f"regionctl {' '.join(args)}: {result.stderr}"
+    return json.loads(result.stdout)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
-def ready(url: str) -> None:
-    try:
-        response = httpx.get(url, timeout=3)
-    except httpx.HTTPError as exc:
-        raise AssertionError(str(exc)) from None
-    assert response.status_code == 200, response.text
+def healthy(deployment: RunningDeployment, name: str) -> None:
+    status = deployment.gdbs.status(name)
+    assert status.healthy, status.problems
 
 
 @pytest.fixture()
-def pair() -> Iterator[tuple[PgInstance, PgInstance, Path]]:
-    root = scratch_dir("regionctl-shop-failover-")
-    writer = start_primary(root, "east", ("orders",))
-    standby = start_standby(root, "west", writer)
-    try:
-        yield writer, standby, root
-    finally:
-        destroy([standby, writer], root)
+def writer_back_in_east_afterwards(deployment: RunningDeployment) -> Iterator[None]:
+    """Leave the deployment as the other tests expect it: orders written in us-east-1, both regions routed."""
+    yield
+    gdbs = deployment.gdbs
+    if gdbs.state("orders").writer != EAST:
+        rebuilt = gdbs.rebuild("orders", EAST)  # keeps the diverged copy first
+        assert rebuilt.preserved_copy is not None and rebuilt.streaming
+        gdbs.switchover("orders", EAST)
+    eventually(lambda: healthy(deployment, "orders"), 60)
+    controls = ControlClient.from_settings(deployment.settings).state()["controls"]
+    assert controls[EAST] == controls[WEST] == "On"
 
 
-def test_orders_survive_a_failover_without_restart_or_duplicates(pair: tuple[PgInstance, PgInstance, Path]) -> None:
-    writer, standby, root = pair
-    proc, url = service(root, "orders", {"ORDERS_WRITER_DSN": multi_host_dsn([writer, standby], "orders"),
-                                         "ORDERS_READER_DSN": dsn(standby, "orders"), "DB_RETRY_DEADLINE_S": "20",
-                                         "OUTBOX_INTERVAL_S": "0.2"})
-    try:
-        eventually(lambda: ready(url + "/actuator/health"), 60)
-        before = httpx.post(url + "/orders", json=ORDER, headers={"Idempotency-Key": "before"}, timeout=30).json()
-        eventually(lambda: ready(f"{url}/orders/{before['id']}"))  # replicated to the local (standby) reader
-
-        writer.kill()  # the writer's region is gone
-        standby.run([standby.bins("pg_ctl"), "promote", "-w", "-D", str(standby.datadir)])
-
-        after = httpx.post(url + "/orders", json=ORDER, headers={"Idempotency-Key": "after"}, timeout=60)
-        assert after.status_code == 200, after.text
-        retried = httpx.post(url + "/orders", json=ORDER, headers={"Idempotency-Key": "before"}, timeout=60)
-        assert retried.json()["id"] == before["id"] and retried.headers["Idempotent-Replayed"] == "true"
-        assert standby.scalar("select count(*) from customer_order", dbname="orders") == 2
-        assert proc.poll() is None  # the same process throughout
-
-        def consumed() -> None:
-            count = standby.scalar("select count(*) from order_event_consumed", dbname="orders")
-            assert count == 2, count
-
-        eventually(consumed, 30)
-        eventually(lambda: ready(url + "/actuator/health"), 30)
-        metrics = httpx.get(url + "/metrics").text
-        assert 'shop_db_retries_total{database="orders-writer"' in metrics  # it did reconnect, and says so
-    finally:
-        stop(proc)
+def sales(deployment: RunningDeployment) -> dict[str, tuple[int, int]]:
+    """The order-event consumer's projection (product -> orders, units), read in us-west-2."""
+    rows = httpx.get(deployment.service(WEST, "orders") + "/sales", timeout=10).json()
+    return {r["productId"]: (r["orders"], r["quantity"]) for r in rows}
 
 
-def test_a_service_whose_writer_is_down_at_start_becomes_ready_by_itself() -> None:
-    root = scratch_dir("regionctl-shop-late-")
-    late = new_instance(root, "late")
-    late.initdb()
-    proc, url = service(root, "catalog", {"CATALOG_WRITER_DSN": dsn(late, "postgres"),
-                                          "CATALOG_READER_DSN": dsn(late, "postgres")})
-    try:
-        eventually(lambda: ready(url + "/livez"), 30)
-        unready = httpx.get(url + "/health").json()
-        assert unready["status"] == "DOWN" and "catalog-db" in unready["reason"]
-        time.sleep(1)
-        late.start(TEST_SETTINGS)
-        eventually(lambda: ready(url + "/health"), 30)
-        assert len(httpx.get(url + "/catalogue").json()) == 6
-        assert proc.poll() is None
-    finally:
-        stop(proc)
-        destroy([late], root)
+def sales_grew_by(deployment: RunningDeployment, before: dict[str, tuple[int, int]],
+                  orders: list[dict[str, Any]]) -> None:
+    expected: Counter[tuple[str, str]] = Counter()
+    for order in orders:
+        for item in order["items"]:
+            expected[(item["productId"], "orders")] += 1
+            expected[(item["productId"], "units")] += item["quantity"]
+    now = sales(deployment)
+    for product in {p for p, _ in expected}:
+        grown = tuple(n - b for n, b in zip(now.get(product, (0, 0)), before.get(product, (0, 0)), strict=True))
+        assert grown == (expected[(product, "orders")], expected[(product, "units")]), (product, grown)
 
 
-@pytest.fixture(scope="module")
-def doomed() -> Iterator[Deployment]:
-    """A deployment of its own: this test kills its writer."""
-    deployment = start_deployment()
-    try:
-        yield deployment
-    finally:
-        stop_deployment(deployment)
+def db_retries(deployment: RunningDeployment, region: str) -> float:
+    """How often the region's orders service retried an operation on the orders writer (its metric)."""
+    text = httpx.get(deployment.service(region, "orders") + "/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("shop_db_retries_total{") and 'database="orders-writer"' in line)
 
 
-def _session(ui: str) -> httpx.Client:
-    return httpx.Client(base_url=ui, timeout=60, cookies={"SESSIONID": str(uuid.uuid4())})
+def post_order(deployment: RunningDeployment, key: str, email: str) -> httpx.Response:
+    return httpx.post(deployment.service(WEST, "orders") + "/orders", json={**DIRECT_ORDER, "email": email},
+                      headers={"Idempotency-Key": key}, timeout=60)
 
 
-def _to_review(client: httpx.Client, email: str) -> None:
-    assert client.post("/cart", data={"productId": PRODUCTS[1].id}).status_code == 303
-    assert client.get("/checkout").status_code == 200
-    assert client.post("/checkout", data={**CUSTOMER, "email": email}).status_code == 200
-    assert client.post("/checkout/delivery", data={"token": "priority-mail"}).status_code == 200
-    assert client.post("/checkout/payment").status_code == 200
+def test_after_an_orders_failover_purchases_in_us_west_2_go_on_without_restarts_or_duplicates(
+    deployment: RunningDeployment, writer_back_in_east_afterwards: None,
+) -> None:
+    pids = deployment.pids()
+    sales_before = sales(deployment)
+    retries_before = db_retries(deployment, WEST)
+    west = deployment.ui(WEST)
+    direct_email, direct_key = unique_email("direct"), f"shop-test-{unique_email('key')}"
+    with Visitor(west, unique_email("before")) as before, Visitor(west, unique_email("midway")) as midway, \
+            Visitor(west, unique_email("after")) as after, Visitor(deployment.ui(EAST), unique_email("east")) as east:
+        first = before.buy()
+        direct = post_order(deployment, direct_key, direct_email).json()
+        midway.to_review()  # this visitor is one click from ordering when the writer moves
+        eventually(lambda: order_api(deployment, WEST, direct["id"]))  # replicated: the failover loses nothing
 
+        failover = regionctl(deployment, "db", "failover", "orders", "--to", WEST, "--yes")
+        assert (failover["from_region"], failover["to_region"], failover["fenced"]) == (EAST, WEST, True)
 
-def _confirm(client: httpx.Client) -> str:
-    response = client.post("/checkout/confirm")
-    assert response.status_code == 200, response.text[-500:]
-    found = ORDER_ID.search(response.text)
-    assert found, response.text[-500:]
-    return found.group(1)
+        second = midway.confirm()
+        third = after.buy()
+        fourth = east.buy()  # us-east-1's ui now writes to the new writer through the link
+        assert midway.confirm() == second  # a repeated click on "Order" shows the same order
+        retried = post_order(deployment, direct_key, direct_email)  # a client retrying after a lost answer
+        assert retried.status_code == 200 and retried.json()["id"] == direct["id"]
+        assert retried.headers["Idempotent-Replayed"] == "true"
 
+    assert orders_writer(deployment) == deployment.gdbs.cluster("orders").member(WEST)
+    emails = [v.email for v in (before, midway, after, east)] + [direct_email]
+    assert orders_by_email(deployment, emails) == dict.fromkeys(emails, 1)
+    assert len({first, second, third, fourth, direct["id"]}) == 5
+    assert deployment.pids() == pids  # no process was restarted, in either region or the global plane
+    assert db_retries(deployment, WEST) > retries_before  # it lost the old writer and found the new one
 
-def _buy(client: httpx.Client, email: str) -> str:
-    _to_review(client, email)
-    return _confirm(client)
+    ours = [eventually(lambda o=o: order_api(deployment, WEST, o)) for o in (first, second, third, fourth)]  # type: ignore[misc]
+    eventually(lambda: sales_grew_by(deployment, sales_before, [*ours, direct]), 30)
+    delivered = orders_writer(deployment).query(
+        "select o.payload, (select count(*) from order_event_consumed c where c.order_id = o.order_id) as consumed "
+        "from order_outbox o where o.order_id = any(%s::uuid[]) and o.delivered_at is not null",
+        ([o["id"] for o in [*ours, direct]],), dbname="orders")
+    assert sorted(r["consumed"] for r in delivered) == [1] * 5
 
-
-def test_purchases_through_the_standby_ui_go_on_after_the_writer_region_dies(doomed: Deployment) -> None:
-    west = doomed.ui(doomed.settings.standby_region)
-    pids = {key: proc.pid for key, proc in doomed.procs.items()}
-    with _session(west) as before, _session(west) as midway, _session(west) as after:
-        first = _buy(before, "before@example.com")
-        _to_review(midway, "midway@example.com")  # this visitor is at step 4 when the writer dies
-        eventually(lambda: ready(f"{doomed.url(doomed.settings.standby_region, 'orders')}/orders/{first}"))
-
-        doomed.writer.kill()
-        doomed.standby.run([doomed.standby.bins("pg_ctl"), "promote", "-w", "-D", str(doomed.standby.datadir)])
-
-        second = _confirm(midway)
-        third = _buy(after, "after@example.com")
-        assert _confirm(midway) == second  # a repeated click on "Order" is the same order
-    rows = doomed.standby.query("select email, count(*) as n from customer_order group by email order by email",
-                                dbname="orders")
-    assert [(r["email"], r["n"]) for r in rows] == [
-        ("after@example.com", 1), ("before@example.com", 1), ("midway@example.com", 1)]
-    assert len({first, second, third}) == 3
-    west_keys = [k for k in pids if k.startswith(doomed.settings.standby_region)]
-    assert all(doomed.procs[k].poll() is None and doomed.procs[k].pid == pids[k] for k in west_keys)
+    again = httpx.post(deployment.service(WEST, "orders") + "/events/order-created", json=delivered[0]["payload"])
+    assert again.json()["duplicate"] is True  # delivered once more (at least once): consumed still once
+    sales_grew_by(deployment, sales_before, [*ours, direct])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import httpx
@@ -11,7 +14,7 @@ import pytest
 from regionctl.config import Paths, load_settings
 from regionctl.errors import InputError, NotFoundError
 from regionctl.runtime.ports import PortRegistry
-from regionctl.shop.loadgen import Ack, Visitor, latency_summary, percentile, read_acks, run_load
+from regionctl.shop.loadgen import Ack, latency_summary, percentile, purchase, read_acks, run_load
 from tests.offloop import off_loop
 
 
@@ -52,11 +55,34 @@ def test_the_default_endpoint_is_the_registered_ui_and_never_a_new_port(tmp_path
     assert default_endpoint(settings, "us-west-2").startswith("http://127.0.2.1:")
 
 
-def test_a_visitor_keeps_the_cookies_it_is_given_like_a_browser() -> None:
-    """Through the global entry, the region cookie keeps a visitor's next pages in the region holding its cart."""
-    visitor = Visitor()
-    session = visitor.cookies["SESSIONID"]
-    visitor.saw(httpx.Response(303, headers=[("set-cookie", "regionctl-region=us-west-2; Path=/; Max-Age=3600")],
-                               request=httpx.Request("POST", "http://127.0.0.1/cart")))
-    assert visitor.headers == {"Cookie": f"SESSIONID={session}; regionctl-region=us-west-2"}
-    assert Visitor().cookies["SESSIONID"] != session
+class RoundRobinEntry:
+    """Like the global entry: a request without the region cookie goes to the next region and gets the cookie."""
+
+    def __init__(self) -> None:
+        self.turn = itertools.count()
+        self.seen: dict[str, list[str]] = defaultdict(list)  # session -> regions that served it, in order
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        cookies = dict(part.strip().split("=", 1) for part in request.headers.get("cookie", "").split(";") if part)
+        region = cookies.get("regionctl-region") or ("us-east-1", "us-west-2")[next(self.turn) % 2]
+        self.seen[cookies["SESSIONID"]].append(region)
+        headers = {"X-Region": region}
+        if "regionctl-region" not in cookies:
+            headers["Set-Cookie"] = f"regionctl-region={region}; Path=/; Max-Age=3600"
+        if request.url.path == "/cart":
+            return httpx.Response(303, headers={**headers, "Location": "/cart"})
+        body = f'<span id="order-id">{uuid.uuid4()}</span>' if request.url.path == "/checkout/confirm" else ""
+        return httpx.Response(200, headers=headers, text=body)
+
+
+def test_each_visitor_keeps_the_region_the_global_entry_gave_it(tmp_path: Path) -> None:
+    entry = RoundRobinEntry()
+
+    async def two_visitors() -> list[tuple[str, str, int]]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(entry), base_url="http://entry") as client:
+            return list(await asyncio.gather(*(purchase(client, "p1", f"v{i}@example.com") for i in range(2))))
+
+    bought = off_loop(lambda: asyncio.run(two_visitors()))
+    assert len(entry.seen) == 2  # a session of its own each
+    assert all(len(steps) == 6 and len(set(steps)) == 1 for steps in entry.seen.values()), dict(entry.seen)
+    assert {region for _, region, _ in bought} == {"us-east-1", "us-west-2"}
