@@ -161,7 +161,7 @@ def _parse_tuple_fast(text: str, start: int
     """All columns at once; None (use the careful scanner) unless the matches tile the text exactly."""
     items = _COLUMNS.findall(text, start)
     covered = sum(len(n) + len(t) + len(v) + 4 for n, t, v in items) - (1 if items else 0)
-    if covered != len(text) - start:
+    if covered != len(text) - start:  # findall skipped something: the careful scanner will say what
         return None
     values: dict[str, str | None] = {}
     types: dict[str, str] = {}
