@@ -61,6 +61,12 @@ class Visitor:
         return self.confirm()
 
 
+def entry_routes_to_both(deployment: RunningDeployment) -> None:
+    """The global entry sends new visitors to both regions (AssertionError while it routes to fewer)."""
+    healthy = httpx.get(deployment.entry + "/_entry/status", timeout=5).json()["healthy"]
+    assert sorted(healthy) == [EAST, WEST], healthy
+
+
 def orders_writer(deployment: RunningDeployment) -> PgInstance:
     """The member of the orders database that is the writer now."""
     gdbs = deployment.gdbs

@@ -21,6 +21,7 @@ from tests.integration.shop.shopping import (
     EAST,
     WEST,
     Visitor,
+    entry_routes_to_both,
     order_api,
     orders_by_email,
     orders_writer,
@@ -57,6 +58,7 @@ def writer_back_in_east_afterwards(deployment: RunningDeployment) -> Iterator[No
         assert rebuilt.preserved_copy is not None and rebuilt.streaming
         gdbs.switchover("orders", EAST)
     eventually(lambda: healthy(deployment, "orders"), 60)
+    eventually(lambda: entry_routes_to_both(deployment), 30)
     controls = ControlClient.from_settings(deployment.settings).state()["controls"]
     assert controls[EAST] == controls[WEST] == "On"
 

@@ -21,7 +21,16 @@ from regionctl.regionalstore import Direction, control, endpoints, list_conflict
 from regionctl.shop import SERVICES
 from regionctl.shop.launch import HEALTH_PATHS
 from regionctl.shop.loadgen import read_acks
-from tests.integration.shop.shopping import EAST, WATCH, WEST, Visitor, order_api, orders_writer, unique_email
+from tests.integration.shop.shopping import (
+    EAST,
+    WATCH,
+    WEST,
+    Visitor,
+    entry_routes_to_both,
+    order_api,
+    orders_writer,
+    unique_email,
+)
 from tests.support.deploy import RunningDeployment
 from tests.support.poll import eventually
 
@@ -175,6 +184,7 @@ def test_both_regions_change_the_same_cart_line_at_once_and_end_with_one_value(
 def test_regionctl_load_through_the_global_entry_logs_orders_that_all_exist(
     deployment: RunningDeployment, tmp_path: Path,
 ) -> None:
+    eventually(lambda: entry_routes_to_both(deployment), 30)
     log = tmp_path / "acks.jsonl"
     result = subprocess.run([REGIONCTL, "load", "--rate", "4", "--duration", "2", "--endpoint", deployment.entry,
                              "--ack-log", str(log), "--format", "json"],
@@ -193,11 +203,6 @@ def test_regionctl_load_through_the_global_entry_logs_orders_that_all_exist(
 def ready(url: str) -> None:
     response = httpx.get(url, timeout=5)
     assert response.status_code == 200, response.text
-
-
-def entry_routes_to_both(deployment: RunningDeployment) -> None:
-    healthy = httpx.get(deployment.entry + "/_entry/status", timeout=5).json()["healthy"]
-    assert sorted(healthy) == [EAST, WEST], healthy
 
 
 def test_fail_cart_makes_the_region_unready_until_recovered(deployment: RunningDeployment) -> None:
