@@ -236,7 +236,9 @@ def test_conflicts_are_the_rows_the_new_writer_changed_that_lost_changes_touch(d
     orders = {k: c.new_writer for (t, k), c in conflicts.items() if t == ORDER}
     assert orders == drill.conflict_orders
     deleted = next(o for o, what in drill.conflict_orders.items() if what == "deleted")
-    items = {(ITEM, key) for a in drill.lost if a.order_id == deleted for t, _, key in a.signature if t == ITEM}
+    reported = {seq_of(tx) for tx in drill.slot.transactions}
+    acks = [*drill.lost, *([drill.in_flight] if drill.in_flight and drill.in_flight.seq in reported else [])]
+    items = {(ITEM, key) for a in acks if a.order_id == deleted for t, _, key in a.signature if t == ITEM}
     assert {(c.table, tuple(c.key.values())) for c in drill.slot.conflicts if c.table == ITEM} == items
     assert not {o for _, o in conflicts} & drill.new_writer_only
     assert all(c.transactions and c.reason for c in drill.slot.conflicts)
