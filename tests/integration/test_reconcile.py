@@ -276,8 +276,8 @@ def net_changes(report: Report) -> dict[tuple[str, tuple[str, ...]], str]:
     return net
 
 
-@pytest.mark.xfail(strict=False, reason="known gap (issue 6 stays open): in the full suite (many earlier failovers on "
-                   "the shared deployment) the keyed diff missed lost orders that the slot method reported")
+@pytest.mark.xfail(strict=False, reason="known gap (issue 6 stays open): the keyed diff misses some lost orders (and "
+                   "their items) that the slot method reports")
 def test_the_keyed_diff_finds_the_same_lost_rows_without_the_slot_or_the_wal(drill: Drill) -> None:
     diff, slot = drill.diff, drill.slot
     assert diff.method == "diff" and diff.method_trail[0].startswith("diff:")
@@ -291,8 +291,8 @@ def test_the_keyed_diff_finds_the_same_lost_rows_without_the_slot_or_the_wal(dri
         {o for o, what in drill.conflict_orders.items() if what != "deleted"}
 
 
-@pytest.mark.xfail(strict=False, reason="known gap (issue 6 stays open): in the full suite replay applied fewer "
-                   "transactions than the report lists; passes on a fresh deployment")
+@pytest.mark.xfail(strict=False, reason="known gap (issue 6 stays open): after other tests' failovers replay applied "
+                   "fewer transactions than the report lists; passes on a fresh deployment")
 def test_replay_restores_every_lost_change_that_does_not_conflict_and_a_second_replay_applies_nothing(
     drill: Drill,
 ) -> None:
