@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from regionctl.runtime.ports import PortRegistry
-from regionctl.runtime.process import ProcessSpec
-from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, pid_alive, read_processes
+from regionctl.runtime.process import ProcessSpec, pid_alive
+from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
 
 
 def test_ports_are_remembered_and_never_collide(tmp_path: Path) -> None:

@@ -33,6 +33,9 @@ _COLUMN = re.compile(  # loops unrolled ("normal* (special normal*)*"): this run
     r'\[(?P<type>[^"\]]*(?:(?:"[^"]*(?:""[^"]*)*"|\](?!:))[^"\]]*)*)\]:'  # [type]: where the type may end in []
     r"(?P<value>'[^']*(?:''[^']*)*'(?=\s|$)|B'[01]*'(?=\s|$)|(?!B')[^\s']\S*)",  # quoted, bits, or bare
 )
+_SIMPLE_HEAD = re.compile(r"table ([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*): (INSERT|UPDATE|DELETE): ")
+_KINDS = {"INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
+_COLUMNS = re.compile(_COLUMN.pattern + r"(?: |$)")  # findall: every column in one C call (see parse_tuple)
 _TABLE = re.compile(rf"(?P<schema>{_IDENT})\.(?P<rel>{_IDENT})")
 _ACTION = re.compile(r": (INSERT|UPDATE|DELETE|TRUNCATE): ")
 _COMMIT = re.compile(r"COMMIT(?: (?P<xid>\d+))?(?: \(at (?P<at>[^)]+)\))?$")
@@ -115,6 +118,10 @@ def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
 
     Written for speed (it runs once per decoded row): one regex match per column, values decoded inline.
     """
+    if not stop_at_new_tuple:
+        fast = _parse_tuple_fast(text, start)
+        if fast is not None:
+            return fast
     values: dict[str, str | None] = {}
     types: dict[str, str] = {}
     unchanged: list[str] = []
@@ -149,16 +156,51 @@ def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
     return values, types, unchanged, pos
 
 
+def _parse_tuple_fast(text: str, start: int
+                      ) -> tuple[dict[str, str | None], dict[str, str], list[str], int] | None:
+    """All columns at once; None (use the careful scanner) unless the matches tile the text exactly."""
+    items = _COLUMNS.findall(text, start)
+    covered = sum(len(n) + len(t) + len(v) + 4 for n, t, v in items) - (1 if items else 0)
+    if covered != len(text) - start:  # findall skipped something: the careful scanner will say what
+        return None
+    values: dict[str, str | None] = {}
+    types: dict[str, str] = {}
+    unchanged: list[str] = []
+    for name, type_name, raw in items:
+        if name[0] == '"':
+            name = name[1:-1].replace('""', '"')
+        types[name] = type_name
+        first = raw[0]
+        if first == "'":
+            values[name] = raw[1:-1].replace("''", "'")
+        elif raw == "null":
+            values[name] = None
+        elif raw == UNCHANGED_TOAST:
+            unchanged.append(name)
+        elif first == "B" and raw[1] == "'":
+            values[name] = raw[2:-1]
+        else:
+            values[name] = raw
+    return values, types, unchanged, len(text)
+
+
 def parse_change(line: str) -> DecodedChange | None:
     """A ``table ...`` line as a change; None for lines that are not row changes (messages)."""
     if not line.startswith("table "):
         return None
+    simple = _SIMPLE_HEAD.match(line)  # plain names need no unquoting: the common case, one match
+    if simple is not None:
+        table, kind, rest = simple.group(1), _KINDS[simple.group(2)], line[simple.end():]
+        return _row_change(line, table, kind, rest)
     action = _find_action(line)
     head, kind, rest = line[6:action.start()], action.group(1).lower(), line[action.end():]
     if kind == "truncate":
         tables = tuple(normalise_table(t) for t in _split_tables(head))
         return DecodedChange(table=tables[0], kind=kind, tables=tables, flags=rest.strip())
-    table = normalise_table(head)
+    return _row_change(line, normalise_table(head), kind, rest)
+
+
+def _row_change(line: str, table: str, kind: str, rest: str) -> DecodedChange:
     if rest == NO_TUPLE:
         return DecodedChange(table=table, kind=kind)
     if kind == "update" and rest.startswith("old-key: "):

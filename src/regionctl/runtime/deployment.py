@@ -23,8 +23,8 @@ from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
 from regionctl.runtime import components
 from regionctl.runtime.osuser import make_owned_dir
-from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec
-from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, pid_alive, read_processes
+from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, pid_alive
+from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
 from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Network, Topology
 
 log = logging.getLogger("regionctl.up")

@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 
 from regionctl.errors import ConfigError, DatabaseError, OperationTimeout, ProcessError
 from regionctl.runtime.osuser import RunAs
+from regionctl.runtime.process import pid_alive
 
 COMMON_SETTINGS = {
     "max_connections": "60",
@@ -178,7 +179,7 @@ class PgInstance:
         os.kill(pid, STOP_SIGNALS[mode])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return True
             time.sleep(0.005)
         raise OperationTimeout(f"{self.name} (pid {pid}) did not stop within {timeout:.0f}s ({mode})")
@@ -193,7 +194,7 @@ class PgInstance:
         except ProcessLookupError:
             return False
         deadline = time.monotonic() + 10
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.005)
         return True
 
@@ -239,20 +240,6 @@ def _quote_opt(value: str) -> str:
     if any(ch in value for ch in " '\"\\") or value == "":
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return value
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie we happen to be the parent of counts as gone
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
 
 
 def _is_postgres(pid: int) -> bool:

@@ -6,6 +6,7 @@ their region's process group, checks health, restarts what dies unexpectedly and
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,3 +37,18 @@ class ProcessSpec:
 def python_module(module: str, *args: str) -> tuple[str, ...]:
     """argv running ``python -m module args`` with this interpreter (the project's venv)."""
     return (sys.executable, "-m", module, *args)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as gone; another user's process counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from regionctl.runtime.supervisor import RegionMarks, pid_alive, read_processes
+from regionctl.runtime.process import pid_alive
+from regionctl.runtime.supervisor import RegionMarks, read_processes
 from regionctl.runtime.topology import Topology
 
 

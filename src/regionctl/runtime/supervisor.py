@@ -53,20 +53,6 @@ class RegionMarks:
         return (self.directory / region).exists()
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
 def read_processes(state_dir: Path) -> dict[str, ProcessState]:
     path = state_dir / "processes.json"
     if not path.exists():

@@ -105,3 +105,26 @@ def test_the_store_keeps_reports_and_replays_and_lists_them(tmp_path: Path) -> N
         store.load("nope")
     with pytest.raises(InputError, match="not a report id"):
         store.load("../etc")
+
+
+def test_the_api_lists_and_serves_reports_and_renderings(tmp_path: Path) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from regionctl.reconcile.api import router
+
+    ReportStore(tmp_path).save(report())
+    app = FastAPI()
+    app.include_router(router(tmp_path))
+    client = TestClient(app)
+    assert [r["report_id"] for r in client.get("/reconcile/reports", params={"database": "orders"}).json()] == \
+        ["report-x"]
+    summary = client.get("/reconcile/reports/report-x").json()
+    assert summary["lost_transactions"] == 2 and summary["replays"] == []
+    full = client.get("/reconcile/reports/report-x", params={"full": "true"}).json()
+    assert len(full["transactions"]) == 2
+    csv_response = client.get("/reconcile/reports/report-x/csv")
+    assert csv_response.headers["content-type"].startswith("text/csv") and "tl1:0/100" in csv_response.text
+    assert "<html" in client.get("/reconcile/reports/report-x/html").text
+    assert client.get("/reconcile/reports/nope").status_code == 404
+    assert client.get("/reconcile/reports/report-x/pdf").status_code == 422
