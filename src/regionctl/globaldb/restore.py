@@ -13,6 +13,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,13 @@ def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, t
         "recovery_target_action": "promote",
         ("recovery_target_time" if target_time is not None else "recovery_target_lsn"): target,
     }
+    return _recover(cluster, instance, settings, region, snap, target, started,
+                    lambda: str(instance.scalar("select pg_current_wal_lsn()::text")))
+
+
+def _recover(cluster: Cluster, instance: PgInstance, settings: dict[str, str], region: str, snap: Snapshot,
+             target: str, started: float, recovered_to: Callable[[], str]) -> RestoredInstance:
+    """Start a prepared instance in recovery, wait for its promotion and record it (or stop it and say why)."""
     try:
         instance.start(settings, timeout=600)
         _wait_promoted(instance, timeout=600)
@@ -97,9 +105,9 @@ def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, t
         instance.stop("immediate")
         raise DatabaseError(f"restore to {target} failed: {exc}; log: {instance.log_tail(3)}") from None
     result = RestoredInstance(
-        id=restore_id, database=cluster.name, region=region, snapshot=snap.id, target=target,
+        id=instance.name, database=cluster.name, region=region, snapshot=snap.id, target=target,
         address=f"{instance.host}:{instance.port}", dsn=instance.conninfo(cluster.name),
-        datadir=str(instance.datadir), recovered_to_lsn=str(instance.scalar("select pg_current_wal_lsn()::text")),
+        datadir=str(instance.datadir), recovered_to_lsn=recovered_to(),
         archiving=str(instance.scalar("show archive_mode")), seconds=round(time.monotonic() - started, 3),
     )
     (instance.datadir.parent / "restore.json").write_text(json.dumps(asdict(result), indent=2))
@@ -223,20 +231,8 @@ def restore_timeline_end(cluster: Cluster, timeline: int, region: str, taken_bef
         "restore_command": _restore_command(archive_sources(cluster, region)),
         "recovery_target_timeline": str(timeline),
     }
-    try:
-        instance.start(settings, timeout=600)
-        _wait_promoted(instance, timeout=600)
-    except (DatabaseError, OperationTimeout) as exc:
-        instance.stop("immediate")
-        raise DatabaseError(f"restore of timeline {timeline} failed: {exc}; log: {instance.log_tail(3)}") from None
-    result = RestoredInstance(
-        id=restore_id, database=cluster.name, region=region, snapshot=snap.id, target=f"end of timeline {timeline}",
-        address=f"{instance.host}:{instance.port}", dsn=instance.conninfo(cluster.name),
-        datadir=str(instance.datadir), recovered_to_lsn=_recovered_to(instance),
-        archiving=str(instance.scalar("show archive_mode")), seconds=round(time.monotonic() - started, 3),
-    )
-    (instance.datadir.parent / "restore.json").write_text(json.dumps(asdict(result), indent=2))
-    return result
+    return _recover(cluster, instance, settings, region, snap, f"end of timeline {timeline}", started,
+                    lambda: _recovered_to(instance))
 
 
 def _recovered_to(instance: PgInstance) -> str:
