@@ -18,7 +18,7 @@ import json
 import logging
 import signal
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import httptools
@@ -45,14 +45,15 @@ class Pick:
     set_cookie: bool
 
 
-def pick_region(healthy: Sequence[str], sticky: str | None, turn: int) -> Pick | None:
+def pick_region(healthy: Sequence[str], sticky: str | None, turns: Iterator[int]) -> Pick | None:
     """The region for one request: the session's region while it is healthy, else the next healthy one in turn
-    (then the session sticks to it). None when no region is healthy."""
+    (then the session sticks to it). None when no region is healthy. Only placements take a turn, so new visitors
+    alternate between regions however many requests each of them makes."""
     if not healthy:
         return None
     if sticky is not None and sticky in healthy:
         return Pick(sticky, False)
-    return Pick(healthy[turn % len(healthy)], True)
+    return Pick(healthy[next(turns) % len(healthy)], True)
 
 
 def sticky_region(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
@@ -222,7 +223,7 @@ class ClientConnection(asyncio.Protocol):
             self._proxy(request)
 
     def _proxy(self, request: Request) -> None:
-        pick = pick_region(self.entry.plane.healthy, sticky_region(request.headers), next(self.entry.turn))
+        pick = pick_region(self.entry.plane.healthy, sticky_region(request.headers), self.entry.turn)
         if pick is None:
             self.entry.count("none", 503)
             text = f"Service unavailable: {self.entry.plane.view.explain()}.\n".encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from pathlib import Path
 
@@ -59,11 +60,25 @@ def test_routable_needs_control_on_and_health_passing_and_unknown_is_not_routabl
 
 
 def test_pick_region_keeps_sessions_and_spreads_new_ones() -> None:
-    assert pick_region((), EAST, 0) is None
-    assert pick_region((EAST, WEST), WEST, 0) == Pick(WEST, False)
-    assert {pick_region((EAST, WEST), None, turn).region for turn in range(4)} == {EAST, WEST}  # type: ignore[union-attr]
-    assert pick_region((WEST,), EAST, 0) == Pick(WEST, True)  # the session moves and is pinned anew
-    assert pick_region((EAST,), "garbage", 1) == Pick(EAST, True)
+    turns = itertools.count()
+    assert pick_region((), EAST, turns) is None
+    assert pick_region((EAST, WEST), WEST, turns) == Pick(WEST, False)
+    assert next(turns) == 0  # a request that keeps its session takes no turn
+    assert [pick_region((EAST, WEST), None, turns).region for _ in range(4)] == [WEST, EAST, WEST, EAST]  # type: ignore[union-attr]
+    assert pick_region((WEST,), EAST, turns) == Pick(WEST, True)  # the session moves and is pinned anew
+    assert pick_region((EAST,), "garbage", turns) == Pick(EAST, True)
+
+
+def test_new_visitors_alternate_however_many_requests_each_session_makes() -> None:
+    turns = itertools.count()
+    placed = []
+    for _visitor in range(6):
+        first = pick_region((EAST, WEST), None, turns)
+        assert first is not None
+        placed.append(first.region)
+        for _ in range(3):  # the rest of this visitor's flow carries its cookie
+            assert pick_region((EAST, WEST), first.region, turns) == Pick(first.region, False)
+    assert placed.count(EAST) == placed.count(WEST) == 3
 
 
 def test_sticky_cookie_and_forwarded_request_head() -> None:
