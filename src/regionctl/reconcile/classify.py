@@ -114,14 +114,14 @@ def build_chains(captured: Sequence[Captured], tables: dict[str, TableMeta],
             if key is None or change.action != "apply":
                 continue  # unkeyed, or carried by a later lost change: not part of any chain
             if change.kind == INSERT:
-                step(change.table, key, Step(t, c, INSERT, False, dict(change.new or {})))
+                step(change.table, key, Step(t, c, INSERT, False, change.new or {}))
             elif change.kind == DELETE:
                 step(change.table, key, Step(t, c, DELETE, True, None))
             elif old_key is not None:  # the key moved: the old key disappears, the new one appears
                 step(change.table, old_key, Step(t, c, UPDATE, True, None))
-                step(change.table, key, Step(t, c, UPDATE, False, dict(change.new or {})))
+                step(change.table, key, Step(t, c, UPDATE, False, change.new or {}))
             else:
-                step(change.table, key, Step(t, c, UPDATE, True, dict(change.new or {})))
+                step(change.table, key, Step(t, c, UPDATE, True, change.new or {}))
     return chains
 
 

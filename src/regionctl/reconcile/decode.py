@@ -16,7 +16,7 @@ from psycopg.rows import tuple_row
 
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.members import RECON_SLOT
-from regionctl.reconcile.testdecoding import DecodedChange, parse_begin, parse_change, parse_commit
+from regionctl.reconcile.testdecoding import DecodedChange, parse_change, parse_commit
 
 PEEK_OPTIONS = ("include-xids", "1", "include-timestamp", "1", "skip-empty-xacts", "1")
 
@@ -77,20 +77,22 @@ def split_lost(rows: Iterable[tuple[str, str]], divergence_lsn: int) -> Iterator
     """Group peeked rows (lsn, data) into transactions and yield the lost ones, parsed.
 
     Changes of transactions that were replicated are not parsed at all (most of the stream when the slot
-    lags). Yields ("replicated", commit_time) markers for the others so the caller can count them.
+    lags). Yields ("replicated", commit_time) markers for the others so the caller can count them. Runs once
+    per decoded row, so BEGIN and COMMIT are told apart by their first letters before any regex.
     """
     pending: list[str] = []
     in_tx = False
     for lsn, data in rows:
-        if data.startswith("BEGIN") and parse_begin(data) is not False:
+        first = data[:1]
+        if first == "B" and data.startswith("BEGIN"):
             pending, in_tx = [], True
             continue
-        if data.startswith("COMMIT"):
+        if first == "C" and data.startswith("COMMIT"):
             commit = parse_commit(data)
             if commit is not None:
                 end = parse_lsn(lsn)
                 if is_lost(end, divergence_lsn):
-                    changes = tuple(c for c in (parse_change(line) for line in pending) if c is not None)
+                    changes = tuple(c for c in map(parse_change, pending) if c is not None)
                     if changes:
                         yield DecodedTransaction(commit.xid, end, commit.at, changes)
                 else:

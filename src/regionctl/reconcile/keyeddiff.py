@@ -13,7 +13,8 @@ read in full. Each difference is then attributed with the shared-history test (`
 
 Limits, said in the report: transactions are regrouped by commit time (the xid of a lost version's writer is the
 only link left); lost deletes cannot be tied to their transaction; a row the new writer deleted after a lost
-update of it looks like a lost insert.
+update of it looks like a lost insert; a row the old writer deleted and the new writer changed looks like a new
+row of the new writer; rows both sides left in the same state do not differ at all.
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
     if not writer.running:
         raise ConflictError(f"the {database} writer {writer.name} is not running; the report compares against it")
     with store.locked(report_id):
+        if store.exists(report_id) and not fresh:  # built by a concurrent caller while we waited for the lock
+            return store.load(report_id)
         started = time.monotonic()
         source = open_source(gdbs, database, record)
         captured_at = time.monotonic()

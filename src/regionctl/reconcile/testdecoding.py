@@ -253,9 +253,19 @@ def parse_begin(line: str) -> int | None | bool:
     return int(match["xid"]) if match["xid"] else None
 
 
+_PG_UTC = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\+00")
+
+
 def pg_time_iso(text: str) -> str:
-    """``2026-11-29 15:54:06.673158+00`` -> ISO 8601 with a full offset."""
+    """``2026-11-29 15:54:06.673158+00`` -> ``2026-11-29T15:54:06.673158+00:00`` (ISO 8601, full offset)."""
+    text = text.strip()
+    if _PG_UTC.fullmatch(text):  # our sessions print UTC: the common case, without a datetime round trip
+        stamp = text[:-3].replace(" ", "T")
+        if "." in stamp:  # PostgreSQL trims trailing zeros of the microseconds, isoformat() does not
+            whole, fraction = stamp.split(".")
+            stamp = f"{whole}.{fraction:0<6}"
+        return stamp + "+00:00"
     try:
-        return datetime.fromisoformat(text.strip()).isoformat()
+        return datetime.fromisoformat(text).isoformat()
     except ValueError:
-        return text.strip()
+        return text

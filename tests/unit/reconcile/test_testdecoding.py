@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from regionctl.reconcile.testdecoding import (
     parse_begin,
     parse_change,
     parse_commit,
+    pg_time_iso,
     quote_ident,
     split_qualified,
 )
@@ -134,3 +137,10 @@ def test_any_row_survives_printing_and_parsing(columns: list[tuple[str, str, obj
 @given(st.text(max_size=30))
 def test_literal_quoting_doubles_quotes_only(value: str) -> None:
     assert literal("text", value) == "'" + value.replace("'", "''") + "'"
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)))
+def test_commit_times_read_the_same_as_isoformat(moment: datetime) -> None:
+    text = moment.strftime("%Y-%m-%d %H:%M:%S") + (f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond
+                                                   else "") + "+00"
+    assert pg_time_iso(text) == moment.isoformat()
