@@ -1,5 +1,7 @@
 """``python -m regionctl.runbooks.server``: the runbook engine and its API, one global-plane process.
 
+It also serves the reconciliation reports (``/reconcile/reports``) read-only: runbooks build and replay them.
+
 On start it resumes every execution the journal has unfinished (a killed engine carries on where it was).
 ``--bind module:function`` picks the function that builds the ports (default ``regionctl.runbooks.wiring:bind``),
 so tests and staged deployments can run the engine against fakes.
@@ -17,6 +19,7 @@ from fastapi import FastAPI
 
 from regionctl.config import Paths, Settings, load_settings
 from regionctl.errors import ConfigError
+from regionctl.reconcile.api import router as reconcile_router
 from regionctl.runbooks.actions import default_registry
 from regionctl.runbooks.api import create_app
 from regionctl.runbooks.engine import Engine
@@ -47,7 +50,9 @@ def build_app(settings: Settings, bind: str = DEFAULT_BIND) -> FastAPI:
         journal = Journal(paths.state / "runbooks.sqlite")
         return Engine(journal, catalog, binder(settings), settings.regions, registry)
 
-    return create_app(build_engine, control_token(settings))
+    app = create_app(build_engine, control_token(settings))
+    app.include_router(reconcile_router(paths.root))  # the reports the runbooks' reconcile steps build
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
