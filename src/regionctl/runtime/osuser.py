@@ -7,8 +7,17 @@ import pwd
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from regionctl.errors import ConfigError, ProcessError
+
+
+class PopenIdentity(TypedDict, total=False):
+    """The identity keyword arguments of ``subprocess.run``/``Popen``."""
+
+    user: int | None
+    group: int | None
+    extra_groups: list[int]
 
 
 @dataclass(frozen=True)
@@ -23,7 +32,7 @@ class RunAs:
     def is_switching(self) -> bool:
         return self.uid is not None and self.uid != os.geteuid()
 
-    def popen_kwargs(self) -> dict[str, object]:
+    def popen_kwargs(self) -> PopenIdentity:
         if not self.is_switching:
             return {}
         return {"user": self.uid, "group": self.gid, "extra_groups": []}

@@ -102,7 +102,7 @@ class PgInstance:
         """Run a PostgreSQL binary as the PostgreSQL user; raise ProcessError with its stderr when it fails."""
         result = subprocess.run(
             list(argv), capture_output=True, text=True, timeout=timeout, check=False,
-            env=self.runas.env(), cwd="/", **self.runas.popen_kwargs(),  # type: ignore[arg-type]
+            env=self.runas.env(), cwd="/", **self.runas.popen_kwargs(),
         )
         if check and result.returncode != 0:
             raise ProcessError(Path(argv[0]).name, result.returncode, result.stderr or result.stdout)
