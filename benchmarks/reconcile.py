@@ -193,7 +193,7 @@ def main() -> None:
     args = parser.parse_args()
     lost = max(1, int(args.orders * args.lost_percent / 100))
     updates, deletes = max(1, lost // 10), max(1, lost // 20)
-    with running_deployment(latency_ms=args.latency_ms) as dep:
+    with running_deployment(latency_ms=args.latency_ms, shop=False) as dep:
         gdbs, topo = dep.gdbs, dep.topo
         cluster = gdbs.cluster("orders")
         east, west = cluster.member(EAST), cluster.member(WEST)

@@ -69,10 +69,12 @@ def scratch_root(prefix: str) -> Path:
 
 
 @contextmanager
-def running_deployment(latency_ms: float = 10.0) -> Iterator[RunningDeployment]:
+def running_deployment(latency_ms: float = 10.0, shop: bool = True) -> Iterator[RunningDeployment]:
+    """``shop=False`` leaves the retail store out: its databases stay empty for benchmarks' own tables."""
     root = scratch_root("regionctl-it-")
+    overrides = {} if shop else {"workload": {"launcher": ""}}
     settings = load_settings(data_dir=root / "data", base_port=random.randrange(20000, 40000, 100),
-                             link={"latency_ms": latency_ms})
+                             link={"latency_ms": latency_ms}, **overrides)
     topo = Topology(settings)
     deployment = Deployment(topo)
     stop = threading.Event()

@@ -32,7 +32,7 @@ UNKNOWN = _Unknown()
 State = Row | None | _Unknown  # a row's values, None when absent, UNKNOWN when not recoverable
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per lost transaction (see DecodedChange)
 class Captured:
     """A lost transaction as a method captured it, before classification."""
 
@@ -99,30 +99,30 @@ def all_keys(captured: Sequence[Captured], tables: dict[str, TableMeta]) -> list
 def build_chains(captured: Sequence[Captured], tables: dict[str, TableMeta],
                  keys: list[list[tuple[Key | None, Key | None]]] | None = None) -> dict[tuple[str, Key], Chain]:
     """Per (table, key), the lost changes in commit order with the state each leaves behind."""
-    chains: dict[tuple[str, Key], Chain] = {}
+    steps: dict[tuple[str, Key], list[Step]] = {}
     keys = keys if keys is not None else all_keys(captured, tables)
-
-    def step(table: str, key: Key, s: Step) -> None:
-        chain = chains.get((table, key))
-        if chain is None:
-            chain = chains[(table, key)] = Chain(table, key)
-        chain.steps.append(s)
-
     for t, tx in enumerate(captured):
+        tx_keys = keys[t]
         for c, change in enumerate(tx.changes):
-            key, old_key = keys[t][c]
+            key, old_key = tx_keys[c]
             if key is None or change.action != "apply":
                 continue  # unkeyed, or carried by a later lost change: not part of any chain
-            if change.kind == INSERT:
-                step(change.table, key, Step(t, c, INSERT, False, change.new or {}))
-            elif change.kind == DELETE:
-                step(change.table, key, Step(t, c, DELETE, True, None))
+            table, kind = change.table, change.kind
+            if kind == INSERT:
+                s = Step(t, c, INSERT, False, change.new or {})
+            elif kind == DELETE:
+                s = Step(t, c, DELETE, True, None)
             elif old_key is not None:  # the key moved: the old key disappears, the new one appears
-                step(change.table, old_key, Step(t, c, UPDATE, True, None))
-                step(change.table, key, Step(t, c, UPDATE, False, change.new or {}))
+                steps.setdefault((table, old_key), []).append(Step(t, c, UPDATE, True, None))
+                s = Step(t, c, UPDATE, False, change.new or {})
             else:
-                step(change.table, key, Step(t, c, UPDATE, True, change.new or {}))
-    return chains
+                s = Step(t, c, UPDATE, True, change.new or {})
+            found = steps.get((table, key))
+            if found is None:
+                steps[(table, key)] = [s]
+            else:
+                found.append(s)
+    return {(table, key): Chain(table, key, chain) for (table, key), chain in steps.items()}
 
 
 def judge_chain(chain: Chain, new: Version | None, shared: bool) -> tuple[str, str] | None:
@@ -215,8 +215,8 @@ def _transaction(tx: Captured, t: int, tables: dict[str, TableMeta],
         elif key is None and action == "apply":
             action = "manual"
             note = note or ("table has no primary key" if meta and not meta.key else "key not recoverable")
-        key_row = None if key is None else dict(zip(columns, key, strict=True))
-        old_key_row = None if old_key is None else dict(zip(columns, old_key, strict=True))
+        key_row = None if key is None else dict(zip(columns, key))
+        old_key_row = None if old_key is None else dict(zip(columns, old_key))
         changes.append(RowChange(change.table, change.kind, key_row, change.new, old, old_key_row, source,
                                  change.unchanged, note, action))
     return LostTransaction(

@@ -21,7 +21,7 @@ from regionctl.reconcile.testdecoding import DecodedChange, parse_change, parse_
 PEEK_OPTIONS = ("include-xids", "1", "include-timestamp", "1", "skip-empty-xacts", "1")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per decoded transaction (see DecodedChange)
 class DecodedTransaction:
     xid: int | None
     commit_lsn: int  # end of the commit record

@@ -8,7 +8,7 @@ to it, its fields as the old writer last had them, its lines, the transactions i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from regionctl.reconcile.model import DELETE, INSERT, Conflict, LostTransaction, Row, RowChange
@@ -58,40 +58,43 @@ def _status(kinds: list[str]) -> str:
 
 def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts: Sequence[Conflict]
           ) -> list[dict[str, Any]]:
+    """One entry per document. Runs once per lost row change: lookups hoisted, one dict per document."""
     root, child = _table(config.root_table), _table(config.child_table) if config.child_table else None
-    docs: dict[str | None, dict[str, Any]] = {}
-
-    def doc(key: str | None) -> dict[str, Any]:
-        found = docs.get(key)
-        if found is None:
-            found = docs[key] = {"key": key, "kinds": [], "fields": {}, "lines": {}, "transactions": []}
-        return found
-
+    root_key, child_fk = config.root_key, config.child_fk
+    fields, child_fields = config.fields, config.child_fields
+    docs: dict[str | None, _Doc] = {}
     for tx in transactions:
         for change in tx.changes:
-            if change.table == root:
+            table = change.table
+            if table == root:
                 state = _state(change) or {}
-                entry = doc((change.key or {}).get(config.root_key, state.get(config.root_key)))
-                entry["kinds"].append(change.kind)
-                entry["fields"] = {f: state[f] for f in config.fields if f in state} or entry["fields"]
-            elif change.table == child and config.child_fk:
+                key = (change.key or {}).get(root_key, state.get(root_key))
+                entry = docs.get(key) or docs.setdefault(key, _Doc())
+                entry.kinds.append(change.kind)
+                entry.fields = {f: state[f] for f in fields if f in state} or entry.fields
+            elif table == child and child_fk:
                 state = _state(change) or {}
-                entry = doc(state.get(config.child_fk))
-                line_key = tuple((change.key or state).values())
-                entry["lines"][line_key] = {"change": change.kind,
-                                            **{f: state[f] for f in config.child_fields if f in state}}
+                entry = docs.get(state.get(child_fk)) or docs.setdefault(state.get(child_fk), _Doc())
+                line = {f: state[f] for f in child_fields if f in state}
+                entry.lines[tuple((change.key or state).values())] = {"change": change.kind, **line}
             else:
                 continue
-            if tx.id not in entry["transactions"]:
-                entry["transactions"].append(tx.id)
-    conflicting = {c.key.get(config.root_key) for c in conflicts if c.table == root}
-    conflicting |= {(c.new_row or c.key).get(config.child_fk or "") for c in conflicts if c.table == child}
+            entry.transactions[tx.id] = None
+    conflicting = {c.key.get(root_key) for c in conflicts if c.table == root}
+    conflicting |= {(c.new_row or c.key).get(child_fk or "") for c in conflicts if c.table == child}
     return [
-        {config.root_key: key, "status": _status(d["kinds"]) if d["kinds"] else "lines changed",
-         **d["fields"], "lines": list(d["lines"].values()), "transactions": d["transactions"],
-         "conflict": key in conflicting}
+        {root_key: key, "status": _status(d.kinds) if d.kinds else "lines changed", **d.fields,
+         "lines": list(d.lines.values()), "transactions": list(d.transactions), "conflict": key in conflicting}
         for key, d in docs.items() if key is not None
     ]
+
+
+@dataclass(slots=True)
+class _Doc:
+    kinds: list[str] = field(default_factory=list)
+    fields: Row = field(default_factory=dict)
+    lines: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    transactions: dict[str, None] = field(default_factory=dict)  # ordered set
 
 
 def build_all(configs: Sequence[LensConfig], transactions: Sequence[LostTransaction],

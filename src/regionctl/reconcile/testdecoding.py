@@ -36,13 +36,14 @@ _COLUMN = re.compile(  # loops unrolled ("normal* (special normal*)*"): this run
 _SIMPLE_HEAD = re.compile(r"table ([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*): (INSERT|UPDATE|DELETE): ")
 _KINDS = {"INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
 _COLUMNS = re.compile(_COLUMN.pattern + r"(?: |$)")  # findall: every column in one C call (see parse_tuple)
+_TUPLE = re.compile("(?:" + re.sub(r"\(\?P<\w+>", "(?:", _COLUMNS.pattern) + ")*")  # fullmatch: nothing skipped
 _TABLE = re.compile(rf"(?P<schema>{_IDENT})\.(?P<rel>{_IDENT})")
 _ACTION = re.compile(r": (INSERT|UPDATE|DELETE|TRUNCATE): ")
 _COMMIT = re.compile(r"COMMIT(?: (?P<xid>\d+))?(?: \(at (?P<at>[^)]+)\))?$")
 _BEGIN = re.compile(r"BEGIN(?: (?P<xid>\d+))?$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per decoded row: plain slots build ~6x faster than frozen ones
 class DecodedChange:
     """One change as decoded: ``new`` is the new tuple, ``old`` the old key (or old row with REPLICA IDENTITY
     FULL; ``old_full`` says which). ``tables`` is set for TRUNCATE, which names several tables."""
@@ -159,10 +160,9 @@ def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
 def _parse_tuple_fast(text: str, start: int
                       ) -> tuple[dict[str, str | None], dict[str, str], list[str], int] | None:
     """All columns at once; None (use the careful scanner) unless the matches tile the text exactly."""
-    items = _COLUMNS.findall(text, start)
-    covered = sum(len(n) + len(t) + len(v) + 4 for n, t, v in items) - (1 if items else 0)
-    if covered != len(text) - start:  # findall skipped something: the careful scanner will say what
+    if _TUPLE.fullmatch(text, start) is None:  # findall would skip something: the careful scanner says what
         return None
+    items = _COLUMNS.findall(text, start)
     values: dict[str, str | None] = {}
     types: dict[str, str] = {}
     unchanged: list[str] = []

@@ -23,7 +23,7 @@ from regionctl.reconcile.model import Key, Row
 CHUNK = 5000
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per row read (see model.RowChange)
 class Version:
     values: Row
     xmin: str
@@ -92,7 +92,7 @@ class PgRowSource:
         query = sql.SQL("{} where {}").format(self._select(info), where)
         wanted = set(keys)
         found: dict[Key, Version] = {}
-        ordered = sorted(wanted, key=lambda k: tuple("" if v is None else v for v in k))  # neighbours together
+        ordered = sorted(wanted)  # neighbours together (primary key columns are never NULL)
         for start in range(0, len(ordered), CHUNK):
             chunk = ordered[start:start + CHUNK]
             columns = [sorted({str(k[i]) for k in chunk if k[i] is not None}) for i in range(len(key_columns))]
