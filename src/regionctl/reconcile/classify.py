@@ -215,8 +215,8 @@ def _transaction(tx: Captured, t: int, tables: dict[str, TableMeta],
         elif key is None and action == "apply":
             action = "manual"
             note = note or ("table has no primary key" if meta and not meta.key else "key not recoverable")
-        key_row = None if key is None else dict(zip(columns, key))
-        old_key_row = None if old_key is None else dict(zip(columns, old_key))
+        key_row = None if key is None else dict(zip(columns, key, strict=True))
+        old_key_row = None if old_key is None else dict(zip(columns, old_key, strict=True))
         changes.append(RowChange(change.table, change.kind, key_row, change.new, old, old_key_row, source,
                                  change.unchanged, note, action))
     return LostTransaction(
