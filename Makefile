@@ -32,7 +32,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-test: $(VENV)/.test browser lint
+test: $(VENV)/.test browser lint typecheck
 	$(BIN)/python -m pytest -q --timeout=600 $(PYTEST_ARGS)
 
 unit: $(VENV)/.test
