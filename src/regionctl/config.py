@@ -45,6 +45,43 @@ class PostgresSettings(BaseModel):
     reconcile_slot_interval_s: float = Field(default=1.0, gt=0, le=60)
 
 
+class LensSettings(BaseModel):
+    """A business view of reconciliation reports: which tables of a global database hold a document (an order)
+    and its lines (the order's items), and which of their columns a person needs to see."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,40}$")
+    database: str = Field(description="the global database whose reports get this view")
+    root_table: str = Field(min_length=1, description="table holding the documents, optionally schema-qualified")
+    root_key: str = Field(min_length=1)
+    fields: tuple[str, ...] = ()
+    child_table: str | None = None
+    child_fk: str | None = Field(default=None, description="the child's column naming its document")
+    child_fields: tuple[str, ...] = ()
+
+    @field_validator("database")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value not in GLOBAL_DATABASES:
+            raise ValueError(f"must be one of {', '.join(GLOBAL_DATABASES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _child_needs_its_key(self) -> LensSettings:
+        if (self.child_table is None) != (self.child_fk is None):
+            raise ValueError("child_table and child_fk go together")
+        return self
+
+
+SHOP_ORDERS_LENS = LensSettings(
+    name="orders", database="orders", root_table="customer_order", root_key="id",
+    fields=("email", "first_name", "last_name", "created_on", "subtotal", "tax", "shipping", "total"),
+    child_table="customer_order_item", child_fk="order_id",
+    child_fields=("product_id", "name", "quantity", "unit_cost", "price", "total_cost"),
+)
+
+
 class WorkloadSettings(BaseModel):
     """The application the platform runs in each region. The platform knows it only through these values."""
 
@@ -54,6 +91,8 @@ class WorkloadSettings(BaseModel):
     )
     probe_path: str = Field(default="/actuator/canary-order", pattern=r"^/",
                             description="POST here through the global entry places one real order (recovery probe)")
+    lenses: tuple[LensSettings, ...] = Field(default=(SHOP_ORDERS_LENS,),
+                                             description="business views of reconciliation reports")
 
 
 class RoutingSettings(BaseModel):

@@ -60,3 +60,21 @@ def test_malformed_toml_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def test_unknown_region_is_an_input_error() -> None:
     with pytest.raises(InputError, match="unknown region 'ap-south-1'"):
         load_settings().region_address("ap-south-1")
+
+
+def test_reconciliation_lenses_come_from_settings_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    from regionctl.reconcile.lens import configured
+
+    default = load_settings(data_dir=tmp_path)
+    assert [c.root_table for c in configured(default.workload.lenses, "orders")] == ["customer_order"]
+    assert configured(default.workload.lenses, "catalog") == ()
+    mine = {"name": "products", "database": "catalog", "root_table": "inventory.product", "root_key": "sku",
+            "fields": ["name", "price"]}
+    custom = load_settings(data_dir=tmp_path, workload={"lenses": [mine]})
+    (lens,) = configured(custom.workload.lenses, "catalog")
+    assert (lens.name, lens.root_table, lens.fields, lens.child_table) == ("products", "inventory.product",
+                                                                           ("name", "price"), None)
+    for bad, field in [({**mine, "database": "carts"}, "database"), ({**mine, "child_table": "x"}, "child_fk"),
+                       ({**mine, "colour": "red"}, "colour")]:
+        with pytest.raises(ConfigError, match=field):
+            load_settings(data_dir=tmp_path, workload={"lenses": [bad]})

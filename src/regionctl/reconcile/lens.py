@@ -1,8 +1,9 @@
 """Domain lenses: a business view of the lost changes, configured by table names only.
 
-The platform never imports the shop; it is told which tables hold a "document" (an order) and its lines (the
-order's items), and which columns to show. A lens turns row changes into one entry per document: what happened
-to it, its fields as the old writer last had them, its lines, the transactions involved and whether it conflicts.
+The platform never imports the shop; its settings (``workload.lenses``) say which tables hold a "document" (an
+order) and its lines (the order's items), and which columns to show. A lens turns row changes into one entry per
+document: what happened to it, its fields as the old writer last had them, its lines, the transactions involved
+and whether it conflicts.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from regionctl.config import LensSettings
 from regionctl.reconcile.model import DELETE, INSERT, Conflict, LostTransaction, Row, RowChange
 from regionctl.reconcile.testdecoding import normalise_table
 
@@ -26,13 +28,10 @@ class LensConfig:
     child_fields: tuple[str, ...] = ()
 
 
-ORDERS_LENS = LensConfig(
-    name="orders", root_table="customer_order", root_key="id",
-    fields=("email", "first_name", "last_name", "created_on", "subtotal", "tax", "shipping", "total"),
-    child_table="customer_order_item", child_fk="order_id",
-    child_fields=("product_id", "name", "quantity", "unit_cost", "price", "total_cost"),
-)
-DEFAULT_LENSES: dict[str, tuple[LensConfig, ...]] = {"orders": (ORDERS_LENS,)}
+def configured(lenses: Sequence[LensSettings], database: str) -> tuple[LensConfig, ...]:
+    """The lenses the settings (``workload.lenses``) give this database's reports."""
+    return tuple(LensConfig(c.name, c.root_table, c.root_key, tuple(c.fields), c.child_table, c.child_fk,
+                            tuple(c.child_fields)) for c in lenses if c.database == database)
 
 
 def _table(name: str) -> str:

@@ -72,7 +72,7 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
         captured_at = time.monotonic()
         try:
             result = _build(report_id, database, state.writer, record, source, writer.conninfo(database), method,
-                            lenses if lenses is not None else lens.DEFAULT_LENSES.get(database, ()))
+                            lenses if lenses is not None else lens.configured(topo.settings.workload.lenses, database))
         finally:
             built_at = time.monotonic()
             if not keep_instance:
