@@ -12,8 +12,8 @@ from rich.table import Table
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, emit, rows_table
-from regionctl.errors import InputError
-from regionctl.routing.client import ControlClient
+from regionctl.errors import ExternalError, InputError
+from regionctl.routing.client import ControlClient, entry_status
 from regionctl.routing.model import parse_state
 
 routing_app = typer.Typer(no_args_is_help=True, help="Routing controls, safety rules and the audit log.")
@@ -56,6 +56,7 @@ def _status_table(status: dict[str, Any]) -> Group:
         {"region": r["region"], "control": r["control"] or "unknown", "health": r["health"]["detail"],
          "routable": "yes" if r["routable"] else "NO", "reason": r["reason"]} for r in status["regions"]
     ], title=status["routing"])
+    regions.caption = status.get("note")  # set when the control API is down and the entry's view is shown
     controls = rows_table([{"control": c["name"], "state": c["state"]} for c in status["controls"]])
     return Group(regions, controls, _rules_table(status["rules"]))
 
@@ -74,8 +75,15 @@ def _change_table(result: dict[str, Any]) -> Table:
 
 @routing_app.command("status")
 def status(fmt: str = FormatOption) -> None:
-    """Which regions receive traffic and why: controls, health checks, rules."""
-    emit(_client().status(), fmt, table=_status_table)
+    """Which regions receive traffic and why: controls, health checks, rules. While the control API is down, what
+    the global entry routes by (its last known state)."""
+    try:
+        result: dict[str, Any] | None = _client().status()
+    except ExternalError as exc:
+        result = entry_status(context.settings(), str(exc))
+        if result is None:
+            raise
+    emit(result, fmt, table=_status_table)
 
 
 @routing_app.command("set")

@@ -17,6 +17,28 @@ from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.secrets import control_token
 
 
+def entry_status(settings: Settings, reason: str) -> dict[str, Any] | None:
+    """Routing as the global entry sees it, shaped like the control API's ``/status`` (no rules: they live in
+    the API): what ``routing status`` shows while the API is down. None when the entry does not answer either."""
+    known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all().get(PORT_KEYS["entry"])
+    if known is None:
+        return None
+    try:
+        response = httpx.get(f"http://{known[0] or HOST}:{known[1]}/_entry/status", timeout=5)
+        response.raise_for_status()
+        entry = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    controls = entry.get("controls") or {}
+    return {
+        "source": "global entry", "note": f"{reason}; showing the global entry's view ({entry.get('controls_note')})",
+        "version": entry.get("controls_version"), "routing": entry.get("routing"),
+        "regions": [{**r, "control": controls.get(r["region"]), "health": {"detail": r["health"]}}
+                    for r in entry.get("regions", [])],
+        "controls": [{"name": name, "state": state} for name, state in controls.items()], "rules": [],
+    }
+
+
 def api_url(settings: Settings) -> str:
     """The control API's address from the port registry; it exists once the global plane was launched."""
     known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all()

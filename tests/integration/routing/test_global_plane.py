@@ -6,10 +6,14 @@ instead of sleeping; the only deadline that encodes a promise is "within one hea
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,6 +129,10 @@ def test_killing_the_control_api_leaves_routing_as_it_was(plane: Plane) -> None:
         assert plane.new_requests_go_to() == {WEST}
         assert plane.dns_addresses() == {"127.0.2.1"}
         time.sleep(0.3)
+    shown = routing_status_cli(plane)  # the operator still sees what users are routed by
+    assert shown["source"] == "global entry" and "not reachable" in shown["note"], shown
+    assert {c["name"]: c["state"] for c in shown["controls"]} == {EAST: "Off", WEST: "On", "automation": "On"}
+    assert {r["region"]: r["routable"] for r in shown["regions"]} == {EAST: False, WEST: True}
 
     # Even a restarted entry, with the control API still down, routes by the state it persisted.
     plane.kill("entry")
@@ -137,6 +145,15 @@ def test_killing_the_control_api_leaves_routing_as_it_was(plane: Plane) -> None:
     c = client(plane)
     assert c.state()["controls"][EAST] == "Off"
     c.close()
+
+
+def routing_status_cli(plane: Plane) -> dict[str, Any]:
+    env = {**os.environ, "REGIONCTL_DATA_DIR": str(plane.settings.data_dir),
+           "REGIONCTL_BASE_PORT": str(plane.settings.base_port)}
+    result = subprocess.run([str(Path(sys.executable).parent / "regionctl"), "routing", "status", "--format", "json"],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
 
 
 def test_no_healthy_region_gives_a_clear_503_and_servfail(plane: Plane) -> None:
