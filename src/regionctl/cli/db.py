@@ -135,7 +135,7 @@ def restore(
 def restores(name: str, fmt: str = FormatOption) -> None:
     """List restored instances."""
     check_format(fmt)
-    result: list[dict[str, Any]] = restore_ops.list_restores(_gdbs().cluster(name))  # type: ignore[assignment]
+    result: list[dict[str, Any]] = restore_ops.list_restores(_gdbs().cluster(name))
     emit(result, fmt)
 
 

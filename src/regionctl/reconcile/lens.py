@@ -57,7 +57,7 @@ def _status(kinds: list[str]) -> str:
 
 def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts: Sequence[Conflict]
           ) -> list[dict[str, Any]]:
-    """One entry per document. Runs once per lost row change: lookups hoisted, one dict per document."""
+    """One entry per document; its loop runs once per lost row change, so lookups are hoisted out of it."""
     root, child = _table(config.root_table), _table(config.child_table) if config.child_table else None
     root_key, child_fk = config.root_key, config.child_fk
     fields, child_fields = config.fields, config.child_fields

@@ -1,4 +1,4 @@
-"""The missing-transaction report as data: frozen dataclasses, JSON in and out.
+"""The missing-transaction report as data: dataclasses (plain slots for the per-row ones), JSON in and out.
 
 Row values are PostgreSQL's text output of each column (``None`` is SQL NULL), exactly what test_decoding
 prints and what ``col::text`` returns, so values from decoding, from the copy and from the new writer compare
@@ -145,7 +145,7 @@ class Report:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return orjson.loads(self.to_json())  # type: ignore[no-any-return]
+        return orjson.loads(self.to_json())
 
     def to_json(self) -> str:
         """orjson writes the nested dataclasses in C: reports hold tens of thousands of changes."""

@@ -36,7 +36,9 @@ _COLUMN = re.compile(  # loops unrolled ("normal* (special normal*)*"): this run
 _SIMPLE_HEAD = re.compile(r"table ([a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*): (INSERT|UPDATE|DELETE): ")
 _KINDS = {"INSERT": "insert", "UPDATE": "update", "DELETE": "delete"}
 _COLUMNS = re.compile(_COLUMN.pattern + r"(?: |$)")  # findall: every column in one C call (see parse_tuple)
-_TUPLE = re.compile("(?:" + re.sub(r"\(\?P<\w+>", "(?:", _COLUMNS.pattern) + ")*")  # fullmatch: nothing skipped
+# fullmatch: findall skips nothing. Atomic per column: a failing line must not retry the earlier columns'
+# alternatives (quoted type names make that exponential).
+_TUPLE = re.compile("(?>" + re.sub(r"\(\?P<\w+>", "(?:", _COLUMNS.pattern) + ")*")
 _TABLE = re.compile(rf"(?P<schema>{_IDENT})\.(?P<rel>{_IDENT})")
 _ACTION = re.compile(r": (INSERT|UPDATE|DELETE|TRUNCATE): ")
 _COMMIT = re.compile(r"COMMIT(?: (?P<xid>\d+))?(?: \(at (?P<at>[^)]+)\))?$")

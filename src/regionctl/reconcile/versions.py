@@ -90,9 +90,9 @@ class PgRowSource:
             sql.SQL("t.{} = any(%s::text[]::{}[])").format(sql.Identifier(c), sql.SQL(types[c])) for c in key_columns
         )
         query = sql.SQL("{} where {}").format(self._select(info), where)
-        wanted = set(keys)
+        wanted = {k for k in keys if None not in k}  # a NULL key part (a key added by lost DDL) matches no row
         found: dict[Key, Version] = {}
-        ordered = sorted(wanted)  # neighbours together (primary key columns are never NULL)
+        ordered = sorted(wanted)  # neighbours together
         for start in range(0, len(ordered), CHUNK):
             chunk = ordered[start:start + CHUNK]
             columns = [sorted({str(k[i]) for k in chunk if k[i] is not None}) for i in range(len(key_columns))]

@@ -54,7 +54,7 @@ def run_waldump(instance: PgInstance, wal_dir: Path, start: int, timeline: int) 
     """Stream pg_waldump's records from ``start`` on ``timeline``; end-of-WAL errors are the normal ending."""
     argv = [instance.bins("pg_waldump"), "-p", str(wal_dir), "-s", format_lsn(start), "-t", str(timeline)]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
-                            env=instance.runas.env(), **instance.runas.popen_kwargs())  # type: ignore[call-overload]
+                            env=instance.runas.env(), **instance.runas.popen_kwargs())
     assert proc.stdout is not None and proc.stderr is not None
     records = 0
     for line in proc.stdout:

@@ -103,7 +103,7 @@ class Entry:
     pools: dict[str, UpstreamPool]
     metrics: PlaneMetrics
     cookie_max_age_s: int = 3600
-    turn: itertools.count[int] = field(default_factory=itertools.count)
+    turns: itertools.count[int] = field(default_factory=itertools.count)  # new visitors' placements
     counters: dict[tuple[str, int], object] = field(default_factory=dict)
 
     def count(self, region: str, status: int) -> None:
@@ -223,7 +223,7 @@ class ClientConnection(asyncio.Protocol):
             self._proxy(request)
 
     def _proxy(self, request: Request) -> None:
-        pick = pick_region(self.entry.plane.healthy, sticky_region(request.headers), self.entry.turn)
+        pick = pick_region(self.entry.plane.healthy, sticky_region(request.headers), self.entry.turns)
         if pick is None:
             self.entry.count("none", 503)
             text = f"Service unavailable: {self.entry.plane.view.explain()}.\n".encode()

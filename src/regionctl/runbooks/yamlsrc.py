@@ -71,7 +71,7 @@ def parse(text: str) -> tuple[Any, LineMap]:
 _Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: 30x faster
 
 
-class _Loader(_Base):  # type: ignore[misc,valid-type]
+class _Loader(_Base):
     """SafeLoader (plain types only) with YAML 1.2 booleans: only true/false, so ``on:``, ``Off`` and ``yes`` stay
     strings (a routing state ``Off`` must not become ``False``)."""
 

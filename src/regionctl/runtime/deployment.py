@@ -166,7 +166,7 @@ class Deployment:
         self.pid_file.unlink(missing_ok=True)
         return stopped
 
-    def all_postgres(self) -> list:  # type: ignore[type-arg]
+    def all_postgres(self) -> list:
         found = []
         for region in self.topo.settings.regions:
             pg_dir = self.topo.paths.region(region) / "pg"

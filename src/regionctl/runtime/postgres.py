@@ -232,7 +232,7 @@ class PgInstance:
               dbname: str = "postgres") -> list[dict[str, Any]]:
         with self.connect(dbname) as conn:
             try:
-                cur = conn.execute(sql, params)  # type: ignore[arg-type]
+                cur = conn.execute(sql, params)
             except psycopg.Error as exc:
                 raise DatabaseError(f"{self.name}: {str(exc).strip()}") from None
             return list(cur.fetchall()) if cur.description else []

@@ -9,7 +9,7 @@ from regionctl.errors import RegionctlError
 from regionctl.shop import SERVICES
 
 
-def build_app(service: str):  # type: ignore[no-untyped-def]
+def build_app(service: str):
     """The FastAPI app of ``service`` built from the environment (raises ConfigError naming what is missing)."""
     from regionctl.shop.kit.settings import load_service_settings
 

@@ -94,7 +94,7 @@ class GuardedStore:
         return live(self.call(lambda s: s.get(table, key)))
 
     def put(self, table: str, key: str, value: Value) -> StoredItem:
-        return self.call(lambda s: s.put(table, key, value))  # type: ignore[no-any-return]
+        return self.call(lambda s: s.put(table, key, value))
 
     def update(self, table: str, key: str, fn: Callable[[Value | None], Value | None]) -> StoredItem | None:
         return live(self.call(lambda s: s.update(table, key, fn)))

@@ -51,7 +51,7 @@ class PgCatalog:
         params = {"no_tags": not query.tags, "tags": list(query.tags), "limit": query.size, "offset": query.offset}
 
         def run(conn: Conn) -> list[Product]:
-            return [_product(r) for r in conn.execute(sql, params).fetchall()]  # type: ignore[arg-type]
+            return [_product(r) for r in conn.execute(sql, params).fetchall()]
 
         return self.db.read(run)
 
@@ -60,7 +60,7 @@ class PgCatalog:
         params = {"no_tags": not tags, "tags": list(tags)}
 
         def run(conn: Conn) -> int:
-            row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(sql, params).fetchone()
             return int(row["n"]) if row else 0
 
         return self.db.read(run)
@@ -76,7 +76,7 @@ class PgCatalog:
         sql = _SELECT + " where p.product_id = %(id)s group by p.product_id"
 
         def run(conn: Conn) -> Product | None:
-            row = conn.execute(sql, {"id": product_id}).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(sql, {"id": product_id}).fetchone()
             return _product(row) if row else None
 
         return self.db.read(run)

@@ -41,7 +41,7 @@ class HttpOrders:
         self.client = SyncServiceClient("orders", client)
 
     def create(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
-        return self.client.call("POST", "/orders", json=payload,  # type: ignore[no-any-return]
+        return self.client.call("POST", "/orders", json=payload,
                                 headers={"Idempotency-Key": idempotency_key})
 
     def ready(self) -> str:

@@ -26,7 +26,7 @@ class Migration:
 
     def apply(self, conn: Conn) -> None:
         if self.sql:
-            conn.execute(self.sql)  # type: ignore[arg-type]  # our own constant SQL
+            conn.execute(self.sql)  # our own constant SQL
         if self.fn is not None:
             self.fn(conn)
 

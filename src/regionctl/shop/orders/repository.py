@@ -116,9 +116,9 @@ class PgOrders:
         params = {"email": email, "limit": size, "offset": (page - 1) * size}
 
         def read(conn: Conn) -> tuple[list[ExistingOrder], int]:
-            count = conn.execute(f"select count(*) as n from customer_order {where}", params).fetchone()  # type: ignore[arg-type]
+            count = conn.execute(f"select count(*) as n from customer_order {where}", params).fetchone()
             rows = conn.execute(
-                f"select {_ORDER_COLUMNS} from customer_order {where} order by created_on desc, id "  # type: ignore[arg-type]
+                f"select {_ORDER_COLUMNS} from customer_order {where} order by created_on desc, id "
                 "limit %(limit)s offset %(offset)s", params,
             ).fetchall()
             return _orders_with_items(conn, rows), int(count["n"]) if count else 0

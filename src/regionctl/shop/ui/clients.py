@@ -35,18 +35,18 @@ class Backends:
         params: dict[str, Any] = {"page": page, "size": size, "order": "name"}
         if tag:
             params["tags"] = tag
-        return await self.catalog.call("GET", "/catalogue", params=params)  # type: ignore[no-any-return]
+        return await self.catalog.call("GET", "/catalogue", params=params)
 
     async def product_count(self, tag: str | None) -> int:
         body = await self.catalog.call("GET", "/catalogue/size", params={"tags": tag} if tag else {})
         return int(body["size"])
 
     async def tags(self) -> list[Json]:
-        return await self.catalog.call("GET", "/catalogue/tags")  # type: ignore[no-any-return]
+        return await self.catalog.call("GET", "/catalogue/tags")
 
     async def product(self, product_id: str) -> Json | None:
         try:
-            return await self.catalog.call("GET", f"/catalogue/product/{product_id}")  # type: ignore[no-any-return]
+            return await self.catalog.call("GET", f"/catalogue/product/{product_id}")
         except ServiceCallError as exc:
             if exc.status in (400, 404):
                 return None
@@ -54,11 +54,11 @@ class Backends:
 
     # ----- carts --------------------------------------------------------------------------------------------
     async def cart(self, customer_id: str) -> Json:
-        return await self.carts.call("GET", f"/carts/{customer_id}")  # type: ignore[no-any-return]
+        return await self.carts.call("GET", f"/carts/{customer_id}")
 
     async def add_to_cart(self, customer_id: str, item_id: str, quantity: int, unit_price: int) -> Json:
         body = {"itemId": item_id, "quantity": quantity, "unitPrice": unit_price}
-        return await self.carts.call("POST", f"/carts/{customer_id}/items", json=body)  # type: ignore[no-any-return]
+        return await self.carts.call("POST", f"/carts/{customer_id}/items", json=body)
 
     async def remove_from_cart(self, customer_id: str, item_id: str) -> None:
         try:
@@ -73,18 +73,18 @@ class Backends:
     # ----- checkout -----------------------------------------------------------------------------------------
     async def checkout_state(self, customer_id: str) -> Json | None:
         try:
-            return await self.checkout.call("GET", f"/checkout/{customer_id}")  # type: ignore[no-any-return]
+            return await self.checkout.call("GET", f"/checkout/{customer_id}")
         except ServiceCallError as exc:
             if exc.status == 404:
                 return None
             raise
 
     async def update_checkout(self, customer_id: str, request: Json) -> Json:
-        return await self.checkout.call(  # type: ignore[no-any-return]
+        return await self.checkout.call(
             "POST", f"/checkout/{customer_id}/update", json=request)
 
     async def submit_checkout(self, customer_id: str) -> Json:
-        return await self.checkout.call("POST", f"/checkout/{customer_id}/submit")  # type: ignore[no-any-return]
+        return await self.checkout.call("POST", f"/checkout/{customer_id}/submit")
 
     # ----- orders -------------------------------------------------------------------------------------------
     async def list_orders(self, email: str | None, page: int, size: int) -> tuple[list[Json], int]:

@@ -31,7 +31,7 @@ class UiContext:
 
 
 def ui(request: Request) -> UiContext:
-    return request.app.state.ui  # type: ignore[no-any-return]
+    return request.app.state.ui
 
 
 def session_id(request: Request) -> str:

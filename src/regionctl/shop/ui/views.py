@@ -82,7 +82,7 @@ class Pagination:
 def clamp(value: str | int | None, default: int, low: int, high: int) -> int:
     """A page or size from a query string: default when missing or not a number, then bounded."""
     try:
-        number = int(value) if value not in (None, "") else default  # type: ignore[arg-type]
+        number = int(value) if value not in (None, "") else default
     except (TypeError, ValueError):
         number = default
     return max(low, min(high, number))
