@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -45,6 +45,11 @@ class PostgresSettings(BaseModel):
     reconcile_slot_interval_s: float = Field(default=1.0, gt=0, le=60)
 
 
+TABLE_NAME = r"^([a-z_][a-z0-9_$]*\.)?[a-z_][a-z0-9_$]*$"  # unquoted names, as PostgreSQL folds them
+COLUMN_NAME = r"^[a-z_][a-z0-9_$]*$"
+LENS_ENTRY_KEYS = ("status", "lines", "transactions", "conflict")  # what a lens adds to each document
+
+
 class LensSettings(BaseModel):
     """A business view of reconciliation reports: which tables of a global database hold a document (an order)
     and its lines (the order's items), and which of their columns a person needs to see."""
@@ -53,12 +58,12 @@ class LensSettings(BaseModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,40}$")
     database: str = Field(description="the global database whose reports get this view")
-    root_table: str = Field(min_length=1, description="table holding the documents, optionally schema-qualified")
-    root_key: str = Field(min_length=1)
-    fields: tuple[str, ...] = ()
-    child_table: str | None = None
-    child_fk: str | None = Field(default=None, description="the child's column naming its document")
-    child_fields: tuple[str, ...] = ()
+    root_table: str = Field(pattern=TABLE_NAME, description="table holding the documents, optionally schema.table")
+    root_key: str = Field(pattern=COLUMN_NAME)
+    fields: tuple[Annotated[str, Field(pattern=COLUMN_NAME)], ...] = ()
+    child_table: str | None = Field(default=None, pattern=TABLE_NAME)
+    child_fk: str | None = Field(default=None, pattern=COLUMN_NAME, description="child column naming its document")
+    child_fields: tuple[Annotated[str, Field(pattern=COLUMN_NAME)], ...] = ()
 
     @field_validator("database")
     @classmethod
@@ -68,9 +73,14 @@ class LensSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _child_needs_its_key(self) -> LensSettings:
+    def _consistent(self) -> LensSettings:
         if (self.child_table is None) != (self.child_fk is None):
             raise ValueError("child_table and child_fk go together")
+        if self.child_fields and self.child_table is None:
+            raise ValueError("child_fields need a child_table")
+        taken = {*LENS_ENTRY_KEYS, self.root_key} & set(self.fields)
+        if taken:
+            raise ValueError(f"fields {sorted(taken)} would replace the lens's own keys of each entry")
         return self
 
 
@@ -93,6 +103,15 @@ class WorkloadSettings(BaseModel):
                             description="POST here through the global entry places one real order (recovery probe)")
     lenses: tuple[LensSettings, ...] = Field(default=(SHOP_ORDERS_LENS,),
                                              description="business views of reconciliation reports")
+
+    @field_validator("lenses")
+    @classmethod
+    def _one_name_per_database(cls, value: tuple[LensSettings, ...]) -> tuple[LensSettings, ...]:
+        names = [(lens.database, lens.name) for lens in value]
+        repeated = sorted({f"{db}/{name}" for db, name in names if names.count((db, name)) > 1})
+        if repeated:
+            raise ValueError(f"lens names repeat within a database: {', '.join(repeated)}")
+        return value
 
 
 class RoutingSettings(BaseModel):

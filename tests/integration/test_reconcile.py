@@ -361,6 +361,7 @@ def test_asking_again_returns_the_stored_report_of_that_failover(drill: Drill) -
 
 def test_the_engine_api_lists_and_serves_the_stored_reports(drill: Drill) -> None:
     from regionctl.runbooks.launch import engine_url
+    from regionctl.runtime.secrets import control_token
 
     base = engine_url(drill.deployment.settings)
     assert base, "the deployment runs a runbook engine"
@@ -369,9 +370,14 @@ def test_the_engine_api_lists_and_serves_the_stored_reports(drill: Drill) -> Non
     assert {drill.slot.id, drill.wal.id, drill.diff.id} <= {r["report_id"] for r in listed.json()}
     summary = httpx.get(f"{base}/reconcile/reports/{drill.slot.id}", timeout=30).json()
     assert summary["method"] == "slot" and summary["replays"], summary
-    html = httpx.get(f"{base}/reconcile/reports/{drill.slot.id}/html", timeout=30)
+    page = f"{base}/reconcile/reports/{drill.slot.id}/html"
+    assert httpx.get(page, timeout=30).status_code == 401  # customer data: the whole report needs the token
+    auth = {"Authorization": f"Bearer {control_token(drill.deployment.settings)}"}
+    html = httpx.get(page, headers=auth, timeout=30)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert drill.slot.transactions[0].id in html.text
+    full = httpx.get(f"{base}/reconcile/reports/{drill.slot.id}/json", headers=auth, timeout=30).json()
+    assert len(full["transactions"]) == len(drill.slot.transactions)
     assert httpx.get(f"{base}/reconcile/reports/no-such-report", timeout=30).status_code == 404
-    bad = httpx.get(f"{base}/reconcile/reports/{drill.slot.id}/pdf", timeout=30)
+    bad = httpx.get(f"{base}/reconcile/reports/{drill.slot.id}/pdf", headers=auth, timeout=30)
     assert bad.status_code == 422 and "pdf" in bad.text

@@ -75,6 +75,10 @@ def test_reconciliation_lenses_come_from_settings_and_bad_ones_are_refused(tmp_p
     assert (lens.name, lens.root_table, lens.fields, lens.child_table) == ("products", "inventory.product",
                                                                            ("name", "price"), None)
     for bad, field in [({**mine, "database": "carts"}, "database"), ({**mine, "child_table": "x"}, "child_fk"),
-                       ({**mine, "colour": "red"}, "colour")]:
+                       ({**mine, "colour": "red"}, "colour"), ({**mine, "root_table": "my table"}, "root_table"),
+                       ({**mine, "fields": ["name", "status"]}, "status"),
+                       ({**mine, "child_fields": ["qty"]}, "child_fields need a child_table")]:
         with pytest.raises(ConfigError, match=field):
             load_settings(data_dir=tmp_path, workload={"lenses": [bad]})
+    with pytest.raises(ConfigError, match="catalog/products"):
+        load_settings(data_dir=tmp_path, workload={"lenses": [mine, {**mine, "root_table": "other"}]})

@@ -1,15 +1,18 @@
-"""Read-only HTTP routes over the report store, for the control API to mount (``app.include_router``).
+"""HTTP routes over the report store, mounted by the runbook engine's API (``app.include_router``).
 
-Listing and reading reports is open, like every read of the control API; building and replaying them go through
-the CLI or the runbook actions (replay needs an approver).
+Listing reports and reading their summaries is open, like every read of the control plane; the full report and
+its renderings hold customer data (emails, totals), so they need the control bearer token. Building and
+replaying reports go through the CLI or the runbook actions (replay needs an approver). Renderings are made on
+first request and kept next to the report.
 """
 
 from __future__ import annotations
 
+import hmac
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from regionctl.errors import InputError, NotFoundError
@@ -18,26 +21,30 @@ from regionctl.reconcile.store import ReportStore
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
-def router(root: Path) -> APIRouter:
+def router(root: Path, token: str) -> APIRouter:
     store = ReportStore(root)
     api = APIRouter(prefix="/reconcile", tags=["reconcile"])
+
+    def authorized(authorization: str | None = Header(None)) -> None:
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise HTTPException(401, "the full report needs the control token (Authorization: Bearer ...)",
+                                headers={"WWW-Authenticate": "Bearer"})
 
     @api.get("/reports", summary="missing-transaction reports, oldest first")
     def list_reports(database: str | None = Query(None, max_length=63)) -> list[dict[str, Any]]:
         return store.list(database)
 
-    @api.get("/reports/{report_id}", summary="one report: its summary, or the whole report with ?full=true")
-    def get_report(report_id: str, full: bool = False) -> Any:
+    @api.get("/reports/{report_id}", summary="one report's summary and its replays")
+    def get_report(report_id: str) -> Any:
         try:
             report = store.load(report_id)
         except (InputError, NotFoundError) as exc:
             raise HTTPException(404, str(exc)) from None
-        if full:
-            return PlainTextResponse(report.to_json(), media_type=MEDIA["json"])
         return {**report.summary(), "replays": store.replays(report_id)}
 
-    @api.get("/reports/{report_id}/{fmt}", summary="the report rendered as json, csv or html",
-             response_class=PlainTextResponse)
+    @api.get("/reports/{report_id}/{fmt}", summary="the whole report as json, csv or html (needs the token)",
+             response_class=PlainTextResponse, dependencies=[Depends(authorized)])
     def rendering(report_id: str, fmt: str) -> Any:
         if fmt not in MEDIA:
             raise HTTPException(422, f"format must be one of {', '.join(MEDIA)}, not {fmt!r}")

@@ -18,13 +18,14 @@ from regionctl.runtime.secrets import control_token
 
 
 def entry_status(settings: Settings, reason: str) -> dict[str, Any] | None:
-    """Routing as the global entry sees it, shaped like the control API's ``/status`` (no rules: they live in
-    the API): what ``routing status`` shows while the API is down. None when the entry does not answer either."""
+    """Routing as the global entry sees it, in the shape of the control API's ``/status`` with what the entry
+    cannot know left empty (rules, health timestamps): what ``routing status`` shows while the API is down.
+    None when the entry does not answer either."""
     known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all().get(PORT_KEYS["entry"])
     if known is None:
         return None
     try:
-        response = httpx.get(f"http://{known[0] or HOST}:{known[1]}/_entry/status", timeout=5)
+        response = httpx.get(f"http://{known[0] or HOST}:{known[1]}/_entry/status", timeout=5, trust_env=False)
         response.raise_for_status()
         entry = response.json()
     except (httpx.HTTPError, ValueError):
@@ -33,7 +34,8 @@ def entry_status(settings: Settings, reason: str) -> dict[str, Any] | None:
     return {
         "source": "global entry", "note": f"{reason}; showing the global entry's view ({entry.get('controls_note')})",
         "version": entry.get("controls_version"), "routing": entry.get("routing"),
-        "regions": [{**r, "control": controls.get(r["region"]), "health": {"detail": r["health"]}}
+        "regions": [{**r, "control": controls.get(r["region"]),
+                     "health": {"healthy": None, "last_ok": None, "detail": r["health"], "checked_at": None}}
                     for r in entry.get("regions", [])],
         "controls": [{"name": name, "state": state} for name, state in controls.items()], "rules": [],
     }

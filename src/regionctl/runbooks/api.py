@@ -85,8 +85,8 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         await engine.close()
         engine.journal.close()
 
-    # every route is ``async def``: it runs on the engine's event loop (sync routes would run in a thread pool,
-    # and the engine's tasks and signals belong to the loop)
+    # every engine route is ``async def``: it runs on the engine's event loop (sync routes would run in a thread
+    # pool, and the engine's tasks and signals belong to the loop); the mounted report routes never touch it
     app = FastAPI(title="regionctl runbooks", lifespan=lifespan)
     _errors(app)
 

@@ -1,6 +1,7 @@
 """``python -m regionctl.runbooks.server``: the runbook engine and its API, one global-plane process.
 
-It also serves the reconciliation reports (``/reconcile/reports``) read-only: runbooks build and replay them.
+It also serves the reconciliation reports (``/reconcile/reports``, see ``reconcile/api.py``): runbooks build
+and replay them.
 
 On start it resumes every execution the journal has unfinished (a killed engine carries on where it was).
 ``--bind module:function`` picks the function that builds the ports (default ``regionctl.runbooks.wiring:bind``),
@@ -50,8 +51,9 @@ def build_app(settings: Settings, bind: str = DEFAULT_BIND) -> FastAPI:
         journal = Journal(paths.state / "runbooks.sqlite")
         return Engine(journal, catalog, binder(settings), settings.regions, registry)
 
-    app = create_app(build_engine, control_token(settings))
-    app.include_router(reconcile_router(paths.root))  # the reports the runbooks' reconcile steps build
+    token = control_token(settings)
+    app = create_app(build_engine, token)
+    app.include_router(reconcile_router(paths.root, token))  # the reports the runbooks' reconcile steps build
     return app
 
 
