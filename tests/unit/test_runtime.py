@@ -9,7 +9,7 @@ from pathlib import Path
 
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import ProcessSpec, pid_alive
-from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
+from regionctl.runtime.supervisor import STABLE_AFTER_S, RegionMarks, Supervisor, kill_groups, read_processes
 
 
 def test_ports_are_remembered_and_never_collide(tmp_path: Path) -> None:
@@ -58,7 +58,40 @@ def test_a_process_that_dies_on_its_own_is_restarted(tmp_path: Path) -> None:
         supervisor.start(sleeper("svc", "r1"))
         supervisor.procs["r1/svc"].kill()
         supervisor.procs["r1/svc"].wait()
-        assert supervisor.tick() == ["r1/svc"]
+        deadline = time.monotonic() + 5
+        while not supervisor.tick() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert supervisor.procs["r1/svc"].poll() is None and supervisor.restarts["r1/svc"] == 1
+    finally:
+        supervisor.stop_all(timeout=5)
+
+
+def test_restarts_back_off_while_a_process_keeps_dying_soon_after_it_started(tmp_path: Path) -> None:
+    now = [1000.0]
+    supervisor = Supervisor(tmp_path / "state", tmp_path / "logs", clock=lambda: now[0])
+    crashing = ProcessSpec("crash", "r1", (sys.executable, "-c", "raise SystemExit(3)"))
+
+    def died() -> None:
+        supervisor.procs["r1/crash"].wait(timeout=10)
+
+    try:
+        supervisor.start(crashing, wait=False)
+        waited = []
+        for _ in range(8):
+            died()
+            assert supervisor.tick() == []  # found dead: its restart is scheduled, not done
+            found_at = now[0]
+            while not supervisor.tick():
+                now[0] += 0.25
+            waited.append(now[0] - found_at)
+        assert waited == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+        assert supervisor.restarts["r1/crash"] == 8
+        died()
+        now[0] += STABLE_AFTER_S  # it ran long enough this time: restarted at once, and the delay starts over
+        assert supervisor.tick() == ["r1/crash"]
+        died()
+        supervisor.tick()
+        now[0] += 0.5
+        assert supervisor.tick() == ["r1/crash"]
     finally:
         supervisor.stop_all(timeout=5)

@@ -3,17 +3,20 @@
 Every process of a region joins one process group, so killing a region kills its whole group at once (the
 chaos of losing a region). Which processes run is recorded in ``state/processes.json`` so other commands
 (``status``, ``region kill``, ``down``) can see and act on them. A region marked down stays down: nothing in
-it is restarted until ``region start``.
+it is restarted until ``region start``. A process that keeps dying soon after it starts is restarted with a
+doubling delay (0.5 s up to 30 s), so a crash loop does not spin.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,16 +77,33 @@ def kill_groups(states: list[ProcessState]) -> list[str]:
     return killed
 
 
+RESTART_DELAY_MIN_S = 0.5  # a process that dies soon after it started waits this long, doubling each time
+RESTART_DELAY_MAX_S = 30.0
+STABLE_AFTER_S = 30.0  # one that ran this long before dying is restarted at once, and its delay starts over
+
+
+def restart_delay(previous_s: float, ran_s: float) -> float:
+    """How long to wait before restarting a process that ran ``ran_s`` seconds: crash loops back off."""
+    if ran_s >= STABLE_AFTER_S:
+        return 0.0
+    return min(max(previous_s * 2, RESTART_DELAY_MIN_S), RESTART_DELAY_MAX_S)
+
+
 class Supervisor:
-    def __init__(self, state_dir: Path, log_dir: Path, base_env: dict[str, str] | None = None) -> None:
+    def __init__(self, state_dir: Path, log_dir: Path, base_env: dict[str, str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.state_dir = state_dir
         self.base_env = base_env or {}
         self.log_dir = log_dir
+        self.clock = clock
         self.marks = RegionMarks(state_dir)
         self.specs: dict[str, ProcessSpec] = {}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.groups: dict[str, int] = {}
         self.restarts: dict[str, int] = {}
+        self.started_at: dict[str, float] = {}
+        self.delay: dict[str, float] = {}  # the current restart delay per process
+        self.restart_at: dict[str, float] = {}  # processes that died and wait for their restart
 
     # ----- starting ---------------------------------------------------------------------------------------
     def add(self, spec: ProcessSpec) -> None:
@@ -104,6 +124,8 @@ class Supervisor:
                                         stdin=subprocess.DEVNULL, process_group=0)
         self.groups[spec.region] = os.getpgid(proc.pid)
         self.procs[spec.key] = proc
+        self.started_at[spec.key] = self.clock()
+        self.restart_at.pop(spec.key, None)
         self._save()
         if wait:
             self.wait_healthy(spec)
@@ -133,13 +155,27 @@ class Supervisor:
 
     # ----- supervising ------------------------------------------------------------------------------------
     def tick(self) -> list[str]:
-        """Restart processes that died on their own; return what was restarted."""
+        """Restart processes that died on their own, backing off while one keeps dying soon after it started;
+        return what was restarted."""
         restarted = []
         for key, spec in self.specs.items():
             proc = self.procs.get(key)
-            if proc is None or proc.poll() is None or not spec.restart or self.marks.is_down(spec.region):
+            if proc is None or proc.poll() is None or not spec.restart:
                 continue
-            log.warning("%s exited with %s; restarting", key, proc.returncode)
+            if self.marks.is_down(spec.region):  # killed on purpose: nothing to back off from once started again
+                self.started_at.pop(key, None)
+                self.restart_at.pop(key, None)
+                continue
+            now = self.clock()
+            if key not in self.restart_at:  # just found dead
+                ran = now - self.started_at.get(key, -math.inf)
+                delay = self.delay[key] = restart_delay(self.delay.get(key, 0.0), ran)
+                self.restart_at[key] = now + delay
+                log.warning("%s exited with %s; restarting%s", key, proc.returncode,
+                            f" in {delay:.1f} s (it died {ran:.1f} s after it started)" if delay else "")
+            if now < self.restart_at[key]:
+                continue
+            del self.restart_at[key]
             self.restarts[key] = self.restarts.get(key, 0) + 1
             try:
                 self.start(spec, wait=False)
