@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -16,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from regionctl.errors import InputError
+from regionctl.jsonable import to_jsonable
 
 FORMATS = ("table", "json")
 FormatOption = typer.Option("table", "--format", "-f", help="table or json")
@@ -27,23 +24,6 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     return fmt
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types for any result: dataclasses, enums, paths, datetimes and pydantic models."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if hasattr(value, "model_dump"):
-        return to_jsonable(value.model_dump(mode="json"))
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, (Path, datetime)):
-        return str(value) if isinstance(value, Path) else value.isoformat()
-    return value
 
 
 def rows_table(rows: Sequence[Mapping[str, Any]], title: str | None = None) -> Table:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regionctl.cli.render import to_jsonable
 from regionctl.errors import NotFoundError
+from regionctl.jsonable import to_jsonable
 
 # execution statuses
 RUNNING, PAUSING, PAUSED, CANCELLING = "running", "pausing", "paused", "cancelling"

@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from regionctl.cli.render import to_jsonable
 from regionctl.config import Settings
 from regionctl.errors import InputError, NotFoundError
 from regionctl.globaldb.service import GlobalDatabases
+from regionctl.jsonable import to_jsonable
 from regionctl.routing.client import ControlClient
 from regionctl.runbooks.ports import DatabaseStatus, MemberStatus, Ports
 from regionctl.runtime.topology import Topology

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, field_validator
 
-from regionctl.cli.render import to_jsonable
+from regionctl.jsonable import to_jsonable
 from regionctl.runbooks.actions.base import (
     Action,
     ActionContext,

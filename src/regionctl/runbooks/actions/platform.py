@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from regionctl.cli.render import to_jsonable
+from regionctl.jsonable import to_jsonable
 from regionctl.runbooks.actions.base import Action, ActionContext, ActionError, ActionInputs, ActionOutputs
 from regionctl.runbooks.ports import DatabaseStatus
 
