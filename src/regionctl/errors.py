@@ -33,6 +33,14 @@ class ConflictError(RegionctlError):
     exit_code = 3
 
 
+class RetryLater(ConflictError):
+    """Refused for now only: the same request can succeed after ``retry_after_s`` (a routing wait period)."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class NotFoundError(RegionctlError):
     exit_code = 4
 

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import contextlib
 import hmac
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -221,9 +222,11 @@ def _add_write_routes(app: FastAPI, service: ControlService, metrics: PlaneMetri
         verdicts = [schemas.VerdictOut(rule=v.rule, kind=v.kind.value, outcome=v.outcome.value, reason=v.reason)
                     for v in result.decision.verdicts]
         if not result.decision.allowed:
+            wait = result.decision.retry_after_s
             refusal = schemas.RefusalOut(detail=result.decision.reason, blocking=list(result.decision.blocking),
-                                         verdicts=verdicts, audit_id=result.audit_id)
-            return JSONResponse(refusal.model_dump(), status_code=409)
+                                         verdicts=verdicts, audit_id=result.audit_id, retry_after_s=wait)
+            headers = {} if wait is None else {"Retry-After": str(max(1, math.ceil(wait)))}
+            return JSONResponse(refusal.model_dump(), status_code=409, headers=headers)
         d = result.decision
         return schemas.ChangeOut(
             applied=result.applied, outcome="applied" if result.applied else "no-op", version=result.version,

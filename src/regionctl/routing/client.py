@@ -11,7 +11,15 @@ from typing import Any
 import httpx
 
 from regionctl.config import Paths, Settings
-from regionctl.errors import ConfigError, ConflictError, ExternalError, InputError, NotFoundError, RegionctlError
+from regionctl.errors import (
+    ConfigError,
+    ConflictError,
+    ExternalError,
+    InputError,
+    NotFoundError,
+    RegionctlError,
+    RetryLater,
+)
 from regionctl.routing.plane import HOST, PORT_KEYS
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.secrets import control_token
@@ -55,9 +63,12 @@ def _raise_for(response: httpx.Response) -> None:
     if response.is_success:
         return
     try:
-        detail = str(response.json().get("detail", response.text))
+        body = response.json()
+        detail = str(body.get("detail", response.text))
     except ValueError:
-        detail = response.text.strip() or response.reason_phrase
+        body, detail = {}, response.text.strip() or response.reason_phrase
+    if response.status_code == 409 and body.get("retry_after_s") is not None:
+        raise RetryLater(detail, float(body["retry_after_s"]))
     error: type[RegionctlError] = {401: ConfigError, 404: NotFoundError, 409: ConflictError}.get(
         response.status_code, InputError if response.status_code < 500 else ExternalError)
     if response.status_code == 401:

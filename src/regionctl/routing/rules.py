@@ -35,6 +35,7 @@ class RuleVerdict:
     kind: RuleKind
     outcome: Outcome
     reason: str
+    waiting_s: float | None = None  # a FAIL only because its wait period runs: the seconds left of it
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,14 @@ class Decision:
     @property
     def blocking(self) -> tuple[str, ...]:
         return tuple(v.rule for v in self.verdicts if v.outcome is Outcome.FAIL)
+
+    @property
+    def retry_after_s(self) -> float | None:
+        """When only running wait periods refuse the change: how long until the same change can commit."""
+        failing = [v for v in self.verdicts if v.outcome is Outcome.FAIL]
+        if not failing or any(v.waiting_s is None for v in failing):
+            return None
+        return max(v.waiting_s for v in failing if v.waiting_s is not None)
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,8 @@ def judge(
             f"({states_text(panel.states(), rule.watched)})"
         )
     if problems:
-        return RuleVerdict(rule.name, rule.kind, Outcome.FAIL, f"changing {', '.join(touched)}: " + "; ".join(problems))
+        return RuleVerdict(rule.name, rule.kind, Outcome.FAIL, f"changing {', '.join(touched)}: " + "; ".join(problems),
+                           waiting_s=round(left, 3) if len(problems) == 1 and left > 0.0 else None)
     return RuleVerdict(rule.name, rule.kind, Outcome.PASS, f"holds for {', '.join(touched)}: {rule.describe()}")
 
 

@@ -86,6 +86,7 @@ class RefusalOut(BaseModel):
     blocking: list[str]
     verdicts: list[VerdictOut]
     audit_id: int
+    retry_after_s: float | None = Field(None, description="only wait periods refuse it: retry after this long")
 
 
 class RuleOut(BaseModel):

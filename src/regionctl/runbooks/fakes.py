@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from regionctl.errors import ConflictError, InputError
+from regionctl.errors import ConflictError, InputError, RetryLater
 from regionctl.runbooks.ports import OFF, ON, DatabaseStatus, MemberStatus, Ports
 
 
@@ -140,6 +140,7 @@ class FakeRouting:
     controls: dict[str, str] = field(default_factory=dict)
     unhealthy: set[str] = field(default_factory=set)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    wait_periods: list[float] = field(default_factory=list)  # each refuses one change for that many seconds
 
     def __post_init__(self) -> None:
         for region in self.regions:
@@ -152,6 +153,10 @@ class FakeRouting:
         return self.controls.get(region) == ON and region not in self.unhealthy
 
     def set_states(self, changes: Mapping[str, str], overrides: Sequence[str], actor: str, reason: str) -> Any:
+        if self.wait_periods:
+            left = self.wait_periods.pop(0)
+            raise RetryLater(f"refused by rule 'at-least-one-region-on': its wait period is running ({left} s left)",
+                             left)
         after = {**self.controls, **changes}
         if all(v == OFF for v in after.values()) and "AtLeastOneOn" not in overrides:
             raise ConflictError("refused by assertion rule AtLeastOneOn: no region would be On")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -128,6 +129,7 @@ def test_wait_period_refusal_then_success(client: TestClient, clock: FakeClock) 
     clock.now += 1
     refused = client.post("/changes", json={"controls": {EAST: "On"}}, headers=AUTH)
     assert refused.status_code == 409 and "wait period" in refused.json()["detail"]
+    assert refused.json()["retry_after_s"] == 4.0 and refused.headers["retry-after"] == "4"
     clock.now += 5
     assert client.post("/changes", json={"controls": {EAST: "On"}}, headers=AUTH).status_code == 200
 
@@ -155,3 +157,15 @@ def test_metrics_is_a_plain_route(client: TestClient) -> None:
     assert response.status_code == 200
     assert 'regionctl_routing_control_on{control="us-east-1"} 1.0' in response.text
     assert 'regionctl_routing_region_routable{region="us-west-2"} 0.0' in response.text
+
+
+def test_the_client_turns_a_wait_period_refusal_into_retry_later() -> None:
+    from regionctl.errors import ConflictError, RetryLater
+    from regionctl.routing.client import _raise_for
+
+    with pytest.raises(RetryLater) as waiting:
+        _raise_for(httpx.Response(409, json={"detail": "wait period running", "retry_after_s": 2.5}))
+    assert waiting.value.retry_after_s == 2.5 and "wait period" in str(waiting.value)
+    with pytest.raises(ConflictError) as refused:
+        _raise_for(httpx.Response(409, json={"detail": "would leave no region On", "retry_after_s": None}))
+    assert not isinstance(refused.value, RetryLater)

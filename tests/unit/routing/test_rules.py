@@ -61,7 +61,15 @@ def test_a_hasty_failback_inside_the_wait_period_is_refused_with_the_time_left()
     decision = evaluate(after_failover, ChangeRequest({EAST: True}), T0 + 2)
     assert set(decision.blocking) == {AT_LEAST_ONE_REGION_RULE, AUTOMATION_GATE_RULE}
     assert "wait period of 5 s is running (3.0 s left)" in decision.reason
+    assert decision.retry_after_s == 3.0  # only wait periods refuse it: automation may wait and retry
     assert evaluate(after_failover, ChangeRequest({EAST: True}), T0 + 5).allowed
+
+
+def test_a_change_that_breaks_a_rule_is_not_worth_retrying_even_inside_a_wait_period() -> None:
+    after_failover = panel().with_states({EAST: False}, T0)
+    decision = evaluate(after_failover, ChangeRequest({WEST: False}), T0 + 2)  # would leave no region On
+    assert not decision.allowed and decision.retry_after_s is None
+    assert evaluate(panel(), ChangeRequest({EAST: False, WEST: False}), T0).retry_after_s is None
 
 
 def test_closed_gate_blocks_region_changes_but_not_reopening_it() -> None:

@@ -17,7 +17,7 @@ from regionctl.runbooks import journal as J
 from regionctl.runbooks.actions.base import ActionContext, ActionError
 from regionctl.runbooks.actions.generic import Sleep, SleepInputs
 from regionctl.runbooks.actions.platform import DbRebuild, MemberInputs, plan_preserve, plan_promotion, plan_rebuild
-from regionctl.runbooks.fakes import FakeDatabases, fake_ports
+from regionctl.runbooks.fakes import FakeDatabases, FakeRouting, fake_ports
 from regionctl.runbooks.ports import DatabaseStatus, MemberStatus
 from tests.unit.runbooks.harness import REGIONS, Harness
 
@@ -226,3 +226,23 @@ def test_routing_set_changes_only_what_differs_and_names_the_rule_that_refuses(t
     again = h.run("Route", {"override": "AtLeastOneOn"})
     assert h.journal().runs(again.id)[0].outputs == {"changed": False,
                                                      "reason": "already us-east-1 Off, us-west-2 Off"}
+
+
+def test_routing_set_waits_out_a_running_wait_period_instead_of_failing(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    routing = h.ports.routing
+    assert isinstance(routing, FakeRouting)
+    routing.wait_periods = [0.3, 0.2]  # refused twice for a wait period, as right after a Failback re-enables
+    h.write("Off", """
+        description: one region off
+        steps:
+          - name: EastOff
+            action: routing.set
+            inputs: {region: us-east-1, state: "Off"}
+    """)
+    started = time.monotonic()
+    done = h.run("Off")
+    assert done.status == J.SUCCEEDED and routing.controls[EAST] == "Off"
+    assert time.monotonic() - started >= 0.5
+    waits = [e.message for e in h.journal().events(done.id) if "wait period" in (e.message or "")]
+    assert len(waits) == 2 and "0.3 s" in waits[0], waits

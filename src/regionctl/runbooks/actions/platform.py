@@ -4,11 +4,13 @@ nothing that is already as wanted: a database is promoted once however often the
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from regionctl.errors import RetryLater
 from regionctl.jsonable import to_jsonable
 from regionctl.runbooks.actions.base import Action, ActionContext, ActionError, ActionInputs, ActionOutputs
 from regionctl.runbooks.ports import DatabaseStatus
@@ -108,6 +110,9 @@ class RoutingOutputs(ActionOutputs):
     details: Any = None
 
 
+WAIT_PERIOD_MARGIN_S = 0.1  # retry just after a wait period ends, not on its last tick
+
+
 class RoutingSet(Action):
     name = "routing.set"
     summary = "set routing controls On/Off in one transaction (safety rules apply unless overridden)"
@@ -126,8 +131,14 @@ class RoutingSet(Action):
             said = ", ".join(f"{r} {s}" for r, s in asked.items())
             return RoutingOutputs(changed=False, states=current, reason=f"already {said}")
         why = inputs.reason or f"runbook {ctx.runbook} step {ctx.step}"
-        details = await ctx.call(ctx.ports.routing.set_states, wanted, list(inputs.overrides),
-                                 f"{ctx.actor} ({ctx.execution_id})", why)
+        while True:  # a running wait period only delays the change: wait it out (the step's timeout bounds this)
+            try:
+                details = await ctx.call(ctx.ports.routing.set_states, wanted, list(inputs.overrides),
+                                         f"{ctx.actor} ({ctx.execution_id})", why)
+                break
+            except RetryLater as exc:
+                ctx.services.note(f"waiting {exc.retry_after_s:.1f} s: {exc}")
+                await asyncio.sleep(exc.retry_after_s + WAIT_PERIOD_MARGIN_S)
         after = dict(await ctx.call(ctx.ports.routing.states))
         said = ", ".join(f"{r} {current.get(r)} -> {s}" for r, s in wanted.items())
         return RoutingOutputs(changed=True, states=after, reason=said, details=to_jsonable(details))
