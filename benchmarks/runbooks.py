@@ -176,6 +176,9 @@ def lose_databases(deployment: RunningDeployment, region: str) -> None:
 
 def one_run(deployment: RunningDeployment, run: int, shoppers: Shoppers) -> list[Row]:
     rows = []
+    # The region is lost while routing is settled: a failover within a safety rule's wait period of the last
+    # routing change (the previous run's Failback) first waits the rest of that period out, by design.
+    time.sleep(deployment.settings.routing.wait_period_s)
     before = _counts(deployment)
     lose_databases(deployment, EAST)
     view = _execute(deployment, "RegionFailover", {"region": EAST, "mode": "ungraceful"})
