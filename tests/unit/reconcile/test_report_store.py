@@ -115,16 +115,21 @@ def test_the_api_lists_and_serves_reports_and_renderings(tmp_path: Path) -> None
 
     ReportStore(tmp_path).save(report())
     app = FastAPI()
-    app.include_router(router(tmp_path))
+    app.include_router(router(tmp_path, "s3cret-token"))
     client = TestClient(app)
+    auth = {"Authorization": "Bearer s3cret-token"}
     assert [r["report_id"] for r in client.get("/reconcile/reports", params={"database": "orders"}).json()] == \
         ["report-x"]
     summary = client.get("/reconcile/reports/report-x").json()
-    assert summary["lost_transactions"] == 2 and summary["replays"] == []
-    full = client.get("/reconcile/reports/report-x", params={"full": "true"}).json()
+    assert summary["lost_transactions"] == 2 and summary["replays"] == [] and "transactions" not in summary
+    for fmt in ("json", "csv", "html"):  # the whole report holds customer data
+        assert client.get(f"/reconcile/reports/report-x/{fmt}").status_code == 401
+        wrong = client.get(f"/reconcile/reports/report-x/{fmt}", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+    full = client.get("/reconcile/reports/report-x/json", headers=auth).json()
     assert len(full["transactions"]) == 2
-    csv_response = client.get("/reconcile/reports/report-x/csv")
+    csv_response = client.get("/reconcile/reports/report-x/csv", headers=auth)
     assert csv_response.headers["content-type"].startswith("text/csv") and "tl1:0/100" in csv_response.text
-    assert "<html" in client.get("/reconcile/reports/report-x/html").text
+    assert "<html" in client.get("/reconcile/reports/report-x/html", headers=auth).text
     assert client.get("/reconcile/reports/nope").status_code == 404
-    assert client.get("/reconcile/reports/report-x/pdf").status_code == 422
+    assert client.get("/reconcile/reports/report-x/pdf", headers=auth).status_code == 422
