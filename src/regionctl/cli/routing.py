@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+import time
 from typing import Any
 
 import typer
@@ -11,8 +12,8 @@ from rich.console import Group
 from rich.table import Table
 
 from regionctl.cli import context
-from regionctl.cli.render import FormatOption, emit, rows_table
-from regionctl.errors import ExternalError, InputError
+from regionctl.cli.render import FormatOption, emit, err_console, rows_table
+from regionctl.errors import ExternalError, InputError, RetryLater
 from regionctl.routing.client import ControlClient, entry_status
 from regionctl.routing.model import parse_state
 
@@ -20,6 +21,7 @@ routing_app = typer.Typer(no_args_is_help=True, help="Routing controls, safety r
 rules_app = typer.Typer(help="List (default), put or delete safety rules.", invoke_without_command=True)
 routing_app.add_typer(rules_app, name="rules")
 
+WAIT_MARGIN_S = 0.1  # retry just after the wait period ends
 ActorOption = typer.Option(None, "--actor", help="who you are, for the audit log (default user@host)")
 ReasonOption = typer.Option("", "--reason", help="why, for the audit log")
 
@@ -91,10 +93,20 @@ def set_controls(
     assignments: list[str] = typer.Argument(..., help="CONTROL=on|off, e.g. us-east-1=off"),  # noqa: B008
     actor: str | None = ActorOption,
     reason: str = ReasonOption,
+    wait: bool = typer.Option(False, "--wait", help="when only a rule's wait period refuses it, wait and retry"),
     fmt: str = FormatOption,
 ) -> None:
     """Set routing controls in one transaction, checked against every safety rule."""
-    result = _client().change(parse_assignments(assignments), actor=_actor(actor), reason=reason)
+    controls = parse_assignments(assignments)
+    while True:
+        try:
+            result = _client().change(controls, actor=_actor(actor), reason=reason)
+            break
+        except RetryLater as exc:
+            if not wait:
+                raise RetryLater(f"{exc} (or add --wait to wait it out)", exc.retry_after_s) from None
+            err_console.print(f"waiting {exc.retry_after_s:.1f} s for a wait period to end")
+            time.sleep(exc.retry_after_s + WAIT_MARGIN_S)
     emit(result, fmt, table=_change_table)
 
 

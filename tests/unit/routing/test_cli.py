@@ -98,3 +98,25 @@ def test_generated_token_is_private_and_stable(tmp_path: Path) -> None:
     assert len(first) >= 32 and control_token(settings) == first
     configured = load_settings(data_dir=tmp_path, control_token="a-configured-token-0123456789")
     assert control_token(configured) == "a-configured-token-0123456789"
+
+
+def test_set_inside_a_wait_period_says_how_long_and_can_wait_it_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1000.0]
+    service = ControlService(MemoryControlStore(default_spec(["us-east-1", "us-west-2"])), clock=lambda: now[0])
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # time passes for the control API's clock, not for the test
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(routing_cli.time, "sleep", sleep)
+    with TestClient(create_app(service, TOKEN, ["us-east-1", "us-west-2"])) as http:
+        monkeypatch.setattr(routing_cli, "_client", lambda: ControlClient("http://testserver", TOKEN, http=http))
+        assert run("routing", "set", "us-east-1=off")[0] == 0
+        now[0] += 2
+        code, out = run("routing", "set", "us-east-1=on")
+        assert code == 99 and "3.0 s left" in out and "--wait" in out and slept == []
+        code, out = run("routing", "set", "us-east-1=on", "--wait", "--format", "json")
+        assert code == 0, out
+        assert slept and 3.0 <= sum(slept) < 3.5 and "waiting 3.0 s for a wait period to end" in out
+        assert json.loads(out[out.index("{"):])["after"]["us-east-1"] == "On"
