@@ -174,6 +174,16 @@ def lose_databases(deployment: RunningDeployment, region: str) -> None:
         deployment.gdbs.cluster(name).member(region).kill()
 
 
+def failback(deployment: RunningDeployment, run: int, shoppers: Shoppers, what: str) -> Row:
+    """Failback to us-east-1; lost = orders acknowledged since it started that the writer does not hold."""
+    before, since = _counts(deployment), time.time()
+    view = _execute(deployment, "Failback", {"region": EAST})
+    shoppers.wait_for_orders(2, after=time.time(), timeout=120)
+    during = [a for a in shoppers.acks() if started(a) >= since]
+    lost = len({a.order_id for a in during} - orders_held_in(deployment, EAST))
+    return _row(run, what, view, _floor(_new_records(deployment, before), "write_outage_ms"), "switch outage", lost)
+
+
 def one_run(deployment: RunningDeployment, run: int, shoppers: Shoppers) -> list[Row]:
     rows = []
     # The region is lost while routing is settled: a failover within a safety rule's wait period of the last
@@ -186,25 +196,13 @@ def one_run(deployment: RunningDeployment, run: int, shoppers: Shoppers) -> list
                      _floor(_new_records(deployment, before), "promote_to_first_write_ms"), "promote->write"))
     RegionMarks(deployment.topo.paths.state).clear(EAST)
 
-    before, since = _counts(deployment), time.time()
-    view = _execute(deployment, "Failback", {"region": EAST})
-    shoppers.wait_for_orders(2, after=time.time(), timeout=120)
-    during = [a for a in shoppers.acks() if started(a) >= since]
-    lost = len({a.order_id for a in during} - orders_held_in(deployment, EAST))
-    rows.append(_row(run, "Failback (after ungraceful)", view,
-                     _floor(_new_records(deployment, before), "write_outage_ms"), "switch outage", lost))
+    rows.append(failback(deployment, run, shoppers, "Failback (after ungraceful)"))
 
     before = _counts(deployment)
     view = _execute(deployment, "RegionFailover", {"region": EAST, "mode": "graceful"}, "SwitchoverDatabases")
     rows.append(_row(run, "RegionFailover graceful", view,
                      _floor(_new_records(deployment, before), "write_outage_ms"), "switch outage"))
-    before, since = _counts(deployment), time.time()
-    view = _execute(deployment, "Failback", {"region": EAST})
-    shoppers.wait_for_orders(2, after=time.time(), timeout=120)
-    during = [a for a in shoppers.acks() if started(a) >= since]
-    lost = len({a.order_id for a in during} - orders_held_in(deployment, EAST))
-    rows.append(_row(run, "Failback (after graceful)", view,
-                     _floor(_new_records(deployment, before), "write_outage_ms"), "switch outage", lost))
+    rows.append(failback(deployment, run, shoppers, "Failback (after graceful)"))
     leave_healthy(deployment, EAST)
     return rows
 

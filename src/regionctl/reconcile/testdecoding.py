@@ -119,15 +119,14 @@ def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
                 ) -> tuple[dict[str, str | None], dict[str, str], list[str], int]:
     """Parse ``name[type]:value`` pairs from ``start``; return values, types, unchanged columns, end offset.
 
-    Written for speed (it runs once per decoded row): one regex match per column, values decoded inline.
+    Written for speed (it runs once per decoded row): every column in one regex call when the line allows it,
+    else one match per column; either way the values are decoded by ``_decode``.
     """
     if not stop_at_new_tuple:
         fast = _parse_tuple_fast(text, start)
         if fast is not None:
             return fast
-    values: dict[str, str | None] = {}
-    types: dict[str, str] = {}
-    unchanged: list[str] = []
+    items: list[tuple[str, str, str]] = []
     pos, end = start, len(text)
     match = _COLUMN.match
     while pos < end:
@@ -137,26 +136,13 @@ def parse_tuple(text: str, start: int = 0, stop_at_new_tuple: bool = False
         if found is None:
             raise InputError(f"cannot parse test_decoding column at offset {pos}: {text[pos:pos + 60]!r}")
         name, type_name, raw = found.group(1, 2, 3)
-        if name[0] == '"':
-            name = name[1:-1].replace('""', '"')
-        types[name] = type_name
-        first = raw[0]
-        if first == "'":
-            values[name] = raw[1:-1].replace("''", "'")
-        elif raw == "null":
-            values[name] = None
-        elif raw == UNCHANGED_TOAST:
-            unchanged.append(name)
-        elif first == "B" and raw[1] == "'":
-            values[name] = raw[2:-1]
-        else:
-            values[name] = raw  # numbers, NaN, Infinity, true/false: already the text output
+        items.append((name, type_name, raw))
         pos = found.end()
         if pos < end:
             if text[pos] != " ":
                 raise InputError(f"unexpected {text[pos:pos + 20]!r} after a value at offset {pos}")
             pos += 1
-    return values, types, unchanged, pos
+    return (*_decode(items), pos)
 
 
 def _parse_tuple_fast(text: str, start: int
@@ -164,7 +150,11 @@ def _parse_tuple_fast(text: str, start: int
     """All columns at once; None (use the careful scanner) unless the matches tile the text exactly."""
     if _TUPLE.fullmatch(text, start) is None:  # findall would skip something: the careful scanner says what
         return None
-    items = _COLUMNS.findall(text, start)
+    return (*_decode(_COLUMNS.findall(text, start)), len(text))
+
+
+def _decode(items: list[tuple[str, str, str]]) -> tuple[dict[str, str | None], dict[str, str], list[str]]:
+    """(name, type, raw value) triples as values, types and the unchanged-TOAST columns."""
     values: dict[str, str | None] = {}
     types: dict[str, str] = {}
     unchanged: list[str] = []
@@ -182,8 +172,8 @@ def _parse_tuple_fast(text: str, start: int
         elif first == "B" and raw[1] == "'":
             values[name] = raw[2:-1]
         else:
-            values[name] = raw
-    return values, types, unchanged, len(text)
+            values[name] = raw  # numbers, NaN, Infinity, true/false: already the text output
+    return values, types, unchanged
 
 
 def parse_change(line: str) -> DecodedChange | None:

@@ -218,27 +218,40 @@ class DbFailover(_Promote):
     operation = "failover"
 
 
-class DbPreserve(_DbAction):
+class _OnMember(_DbAction):
+    """An operation on one member (a region) of a global database, done only when ``plan`` says it is needed."""
+
+    Inputs = MemberInputs
+    operation: ClassVar[str]  # the method of the databases port
+
+    def plan(self, status: DatabaseStatus, region: str) -> Plan:
+        raise NotImplementedError
+
+    async def run(self, inputs: MemberInputs, ctx: ActionContext) -> DbOutputs:
+        plan = self.plan(await self._status(ctx, inputs.database), ctx.require_region(inputs.region))
+        details = None
+        if plan.act:
+            details = await ctx.call(getattr(ctx.ports.databases, self.operation), inputs.database, inputs.region)
+        return await self._done(ctx, inputs.database, plan, details)
+
+
+class DbPreserve(_OnMember):
     name = "db.preserve"
     summary = "keep a former writer's diverged copy before anything rebuilds it"
-    Inputs = MemberInputs
+    operation = "preserve"
 
-    async def run(self, inputs: MemberInputs, ctx: ActionContext) -> DbOutputs:
-        plan = plan_preserve(await self._status(ctx, inputs.database), ctx.require_region(inputs.region))
-        details = await ctx.call(ctx.ports.databases.preserve, inputs.database, inputs.region) if plan.act else None
-        return await self._done(ctx, inputs.database, plan, details)
+    def plan(self, status: DatabaseStatus, region: str) -> Plan:
+        return plan_preserve(status, region)
 
 
-class DbRebuild(_DbAction):
+class DbRebuild(_OnMember):
     name = "db.rebuild"
     summary = "rebuild a former writer as a streaming standby (pg_rewind)"
-    Inputs = MemberInputs
+    operation = "rebuild"
     default_timeout = 1800.0
 
-    async def run(self, inputs: MemberInputs, ctx: ActionContext) -> DbOutputs:
-        plan = plan_rebuild(await self._status(ctx, inputs.database), ctx.require_region(inputs.region))
-        details = await ctx.call(ctx.ports.databases.rebuild, inputs.database, inputs.region) if plan.act else None
-        return await self._done(ctx, inputs.database, plan, details)
+    def plan(self, status: DatabaseStatus, region: str) -> Plan:
+        return plan_rebuild(status, region)
 
 
 class DbSnapshot(_DbAction):
