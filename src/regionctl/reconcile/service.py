@@ -7,8 +7,10 @@ slot -> WAL -> keyed diff, and every step of that choice is recorded with its re
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -64,7 +66,7 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
     writer = gdbs.cluster(database).member(state.writer)
     if not writer.running:
         raise ConflictError(f"the {database} writer {writer.name} is not running; the report compares against it")
-    with store.locked(report_id):
+    with store.locked(report_id), _collector_paused():
         if store.exists(report_id) and not fresh:  # built by a concurrent caller while we waited for the lock
             return store.load(report_id)
         started = time.monotonic()
@@ -87,6 +89,20 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
                                "analysis": round(built_at - captured_at + done - stored_at, 3),
                                "total": round(done - started, 3)})
     return result
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a report is built: it makes hundreds of thousands of small objects
+    that all stay alive until the report is stored, so every collection pass would walk them for nothing
+    (measured: a quarter of the analysis time). The build makes no reference cycles worth collecting."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _build(report_id: str, database: str, new_writer: str, record: PromotionRecord, source: CaptureSource,

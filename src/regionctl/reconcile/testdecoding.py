@@ -176,14 +176,73 @@ def _decode(items: list[tuple[str, str, str]]) -> tuple[dict[str, str | None], d
     return values, types, unchanged
 
 
+# Values as test_decoding prints each type (print_literal): numbers bare, booleans bare, bit strings as B'..'
+# (left to the general scanner), every other type quoted. "null" is NULL; a bare value never starts with n or u
+# (NaN and Infinity are capitalised), so an unchanged TOAST datum never passes for a value.
+_BARE_TYPES = frozenset({"smallint", "integer", "bigint", "oid", "real", "double precision", "numeric"})
+_VALUE_PATTERNS = {"boolean": r"(?:null|(true|false))", **{t: r"(?:null|([^\s'nu]\S*))" for t in _BARE_TYPES}}
+_QUOTED_VALUE = r"(?:null|'([^']*(?:''[^']*)*)')"
+_SHAPES_MAX = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """The exact column list a table's lines of one kind last had: one regex match decodes a whole line."""
+
+    pattern: re.Pattern[str]
+    names: tuple[str, ...]
+    types: dict[str, str]  # shared by every change of this shape: read, never written
+
+
+_shapes: dict[str, _Shape] = {}  # "table public.t: INSERT: " -> its shape
+
+
+def _learn_shape(head: str, change: DecodedChange) -> None:
+    """Remember the column list of a line the general scanner parsed (not for bit strings or TOAST gaps)."""
+    values = change.old if change.kind == "delete" else change.new
+    if values is None or change.unchanged or change.old is not None and change.kind != "delete" or any(
+            t in ("bit", "bit varying") for t in change.types.values()):
+        return
+    parts = [re.escape(f"{quote_ident(name)}[{type_name}]:") + _VALUE_PATTERNS.get(type_name, _QUOTED_VALUE)
+             for name, type_name in change.types.items()]
+    if len(_shapes) >= _SHAPES_MAX:
+        _shapes.clear()
+    _shapes[head] = _Shape(re.compile(" ".join(parts)), tuple(change.types), change.types)
+
+
+def _shaped(line: str, head: str, table: str, kind: str) -> DecodedChange | None:
+    """The line decoded by its table's known shape; None when it has none or the line does not fit it."""
+    shape = _shapes.get(head)
+    if shape is None:
+        return None
+    match = shape.pattern.fullmatch(line, len(head))
+    if match is None:
+        return None
+    values = dict(zip(shape.names, match.groups(), strict=True))
+    if "''" in line:
+        values = {n: v.replace("''", "'") if v is not None else None for n, v in values.items()}
+    if kind == "delete":
+        return DecodedChange(table, kind, old=values, types=shape.types)
+    return DecodedChange(table, kind, new=values, types=shape.types)
+
+
 def parse_change(line: str) -> DecodedChange | None:
-    """A ``table ...`` line as a change; None for lines that are not row changes (messages)."""
+    """A ``table ...`` line as a change; None for lines that are not row changes (messages).
+
+    Lines of plain-named tables are first tried against the shape their table's previous line of the same kind
+    had (the common case: one regex match per line); any line that does not fit goes through the general
+    scanner, which then teaches the shape for the next ones.
+    """
     if not line.startswith("table "):
         return None
     simple = _SIMPLE_HEAD.match(line)  # plain names need no unquoting: the common case, one match
     if simple is not None:
-        table, kind, rest = simple.group(1), _KINDS[simple.group(2)], line[simple.end():]
-        return _row_change(line, table, kind, rest)
+        table, kind, head = simple.group(1), _KINDS[simple.group(2)], simple.group(0)
+        change = _shaped(line, head, table, kind)
+        if change is None:
+            change = _row_change(line, table, kind, line[simple.end():])
+            _learn_shape(head, change)
+        return change
     action = _find_action(line)
     head, kind, rest = line[6:action.start()], action.group(1).lower(), line[action.end():]
     if kind == "truncate":

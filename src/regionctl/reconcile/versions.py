@@ -9,7 +9,7 @@ xid alone (xids are reused after promotion).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,12 @@ def is_shared(version: Version, other: RowSource) -> bool:
     return other.commit_times([version.xmin]).get(version.xmin) == version.committed_at
 
 
+def text_array(values: Iterable[str]) -> str:
+    """A text[] literal, every element quoted: what psycopg's list adapter sends, built in one join (key
+    lookups send thousands of elements)."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+
+
 def parse_ctid(text: str) -> tuple[int, int]:
     block, offset = text.strip("()").split(",")
     return int(block), int(offset)
@@ -73,11 +79,20 @@ class PgRowSource:
         return sql.SQL("select t.ctid::text, t.xmin::text, {}, {} from {} t").format(
             commit, sql.SQL(", ").join(cols) if cols else sql.SQL("null"), info.ident())
 
-    def _versions(self, info: TableInfo, query: sql.Composed, params: Sequence[Any]) -> list[Version]:
+    def _versions(self, info: TableInfo, query: sql.Composed, params: Sequence[Any], probes: bool = False
+                  ) -> list[Version]:
+        """Run a row query; ``probes``: it names rows by key, so it must probe the index, never scan the table
+        (the planner would rather scan for a few thousand keys, making the cost grow with the table)."""
         names = info.column_names
-        with self.conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(query, params)
-            return [Version(dict(zip(names, r[3:], strict=False)), r[1], r[2], parse_ctid(r[0])) for r in cur]
+        with self.conn.transaction(), self.conn.cursor(row_factory=tuple_row) as cur:
+            if probes:  # undone at once: a caller's own transaction may go on with scans
+                cur.execute("set local enable_seqscan = off")
+            try:
+                rows = cur.execute(query, params).fetchall()
+            finally:
+                if probes:
+                    cur.execute("set local enable_seqscan to default")
+        return [Version(dict(zip(names, r[3:], strict=False)), r[1], r[2], parse_ctid(r[0])) for r in rows]
 
     def by_keys(self, table: str, key_columns: tuple[str, ...], keys: Sequence[Key]) -> dict[Key, Version]:
         """Rows by primary key: ``= any(array)`` on each key column (index-friendly, whatever the planner
@@ -95,8 +110,8 @@ class PgRowSource:
         ordered = sorted(wanted)  # neighbours together
         for start in range(0, len(ordered), CHUNK):
             chunk = ordered[start:start + CHUNK]
-            columns = [sorted({str(k[i]) for k in chunk if k[i] is not None}) for i in range(len(key_columns))]
-            for version in self._versions(info, query, columns):
+            columns = [text_array({str(k[i]) for k in chunk if k[i] is not None}) for i in range(len(key_columns))]
+            for version in self._versions(info, query, columns, probes=True):
                 key = tuple(version.values.get(c) for c in key_columns)
                 if key in wanted:
                     found[key] = version
