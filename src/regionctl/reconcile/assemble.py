@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,11 +13,10 @@ from regionctl.reconcile.model import KINDS, LostTransaction
 
 def counts(transactions: Sequence[LostTransaction]) -> dict[str, dict[str, int]]:
     """Row changes per table and kind (every recorded change, covered ones included)."""
+    seen = Counter((change.table, change.kind) for tx in transactions for change in tx.changes)
     out: dict[str, dict[str, int]] = {}
-    for tx in transactions:
-        for change in tx.changes:
-            per = out.setdefault(change.table, {k: 0 for k in (*KINDS, "truncate")})
-            per[change.kind] = per.get(change.kind, 0) + 1
+    for (table, kind), n in seen.items():
+        out.setdefault(table, {k: 0 for k in (*KINDS, "truncate")})[kind] = n
     return dict(sorted(out.items()))
 
 

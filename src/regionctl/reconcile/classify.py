@@ -64,7 +64,6 @@ class Chain:
 class Classified:
     transactions: tuple[LostTransaction, ...]
     conflicts: tuple[Conflict, ...]
-    chains: dict[tuple[str, Key], Chain]
 
 
 def transaction_id(timeline: int | None, commit_lsn: int) -> str:
@@ -141,15 +140,26 @@ def judge_chain(chain: Chain, new: Version | None, shared: bool) -> tuple[str, s
     return None
 
 
+def _settled(chain: Chain, new_rows: dict[tuple[str, Key], Version]) -> bool:
+    """A key the lost history only created, once, that the new writer lacks (most lost rows): nothing to judge,
+    and no before-image to find."""
+    return len(chain.steps) == 1 and not chain.steps[0].expects_present and (chain.table, chain.key) not in new_rows
+
+
 def classify(captured: Sequence[Captured], tables: dict[str, TableMeta], new_side: RowSource,
              copy_side: RowSource) -> Classified:
+    """Row changes are put together first and their before-images filled in once the chains are judged (a
+    lookup thread overlapping the two was measured slower: the GIL hand-overs cost more than the wait saved)."""
     keys = all_keys(captured, tables)
     chains = build_chains(captured, tables, keys)
     new_rows = _lookup(chains, tables, new_side)
+    drafts = [_transaction(tx, tables, keys[t]) for t, tx in enumerate(captured)]
     shared = {k: is_shared(v, copy_side) for k, v in new_rows.items()}
-    before = _before_images(chains, new_rows, shared)
+    open_chains = [chain for chain in chains.values() if not _settled(chain, new_rows)]
+    before = _before_images(open_chains, new_rows, shared)
     conflicts = []
-    for (table, key), chain in chains.items():
+    for chain in open_chains:
+        table, key = chain.table, chain.key
         verdict = judge_chain(chain, new_rows.get((table, key)), shared.get((table, key), False))
         if verdict is None:
             continue
@@ -161,8 +171,13 @@ def classify(captured: Sequence[Captured], tables: dict[str, TableMeta], new_sid
             lost_kinds=tuple(s.kind for s in chain.steps), new_writer=verdict[0],
             new_row=None if new is None else new.values, reason=verdict[1],
         ))
-    transactions = tuple(_transaction(tx, t, tables, before, keys[t]) for t, tx in enumerate(captured))
-    return Classified(transactions, tuple(conflicts), chains)
+    for t, tx in enumerate(captured):
+        for c, change in enumerate(tx.changes):
+            if change.kind != INSERT:
+                row = drafts[t].changes[c]
+                row.old, row.old_source = _old_image(change, tables.get(change.table),
+                                                     before.get((t, c), (UNKNOWN, None)))
+    return Classified(tuple(drafts), tuple(conflicts))
 
 
 def _lookup(chains: dict[tuple[str, Key], Chain], tables: dict[str, TableMeta],
@@ -177,15 +192,15 @@ def _lookup(chains: dict[tuple[str, Key], Chain], tables: dict[str, TableMeta],
     return found
 
 
-def _before_images(chains: dict[tuple[str, Key], Chain], new_rows: dict[tuple[str, Key], Version],
+def _before_images(chains: Sequence[Chain], new_rows: dict[tuple[str, Key], Version],
                    shared: dict[tuple[str, Key], bool]) -> dict[tuple[int, int], tuple[State, str | None]]:
     """(tx, change) -> (state before it, where that state comes from)."""
     before: dict[tuple[int, int], tuple[State, str | None]] = {}
-    for (table, key), chain in chains.items():
-        new = new_rows.get((table, key))
+    for chain in chains:
+        new = new_rows.get((chain.table, chain.key))
         state: State
         source: str | None
-        if new is not None and shared.get((table, key)):
+        if new is not None and shared.get((chain.table, chain.key)):
             state, source = dict(new.values), "new_writer"
         elif new is None and not chain.steps[0].expects_present:
             state, source = None, None
@@ -200,28 +215,32 @@ def _before_images(chains: dict[tuple[str, Key], Chain], new_rows: dict[tuple[st
     return before
 
 
-def _transaction(tx: Captured, t: int, tables: dict[str, TableMeta],
-                 before: dict[tuple[int, int], tuple[State, str | None]],
-                 keys: list[tuple[Key | None, Key | None]]) -> LostTransaction:
+def _transaction(tx: Captured, tables: dict[str, TableMeta], keys: list[tuple[Key | None, Key | None]]
+                 ) -> LostTransaction:
+    """The transaction's row changes, before-images still to fill in. Runs once per lost row change: a plain
+    insert (most of them) takes the short branch."""
     changes = []
     for c, change in enumerate(tx.changes):
         meta = tables.get(change.table)
         columns = meta.key if meta else ()
         key, old_key = keys[c]
-        old, source = _old_image(change, meta, before.get((t, c), (UNKNOWN, None)))
-        note, action = change.note, change.action
-        if change.kind == "truncate":
+        kind, note, action = change.kind, change.note, change.action
+        if kind == INSERT and key is not None:
+            changes.append(RowChange(change.table, kind, dict(zip(columns, key, strict=True)), change.new, None,
+                                     None, None, change.unchanged, note, action))
+            continue
+        if kind == "truncate":
             action = "manual"
         elif key is None and action == "apply":
             action = "manual"
             note = note or ("table has no primary key" if meta and not meta.key else "key not recoverable")
         key_row = None if key is None else dict(zip(columns, key, strict=True))
         old_key_row = None if old_key is None else dict(zip(columns, old_key, strict=True))
-        changes.append(RowChange(change.table, change.kind, key_row, change.new, old, old_key_row, source,
+        changes.append(RowChange(change.table, kind, key_row, change.new, None, old_key_row, None,
                                  change.unchanged, note, action))
     return LostTransaction(
         id=tx.id, commit_lsn=None if tx.commit_lsn is None else format_lsn(tx.commit_lsn),
-        commit_time=tx.commit_time, xid=tx.xid, tables=tuple(dict.fromkeys(ch.table for ch in tx.changes)),
+        commit_time=tx.commit_time, xid=tx.xid, tables=tuple(dict.fromkeys([ch.table for ch in tx.changes])),
         changes=tuple(changes), note=tx.note,
     )
 

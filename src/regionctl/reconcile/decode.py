@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 from psycopg.rows import tuple_row
@@ -127,7 +128,8 @@ def read_lost(conn: Any, database: str, divergence_lsn: int, upto_lsn: int | Non
             + ", ".join(["%s"] * len(PEEK_OPTIONS)) + ")",
             (RECON_SLOT, upto, *PEEK_OPTIONS),
         )
-        for item in split_lost(cur, divergence_lsn):
+        batches = iter(lambda: cur.fetchmany(10_000), [])  # a list per fetch: iterating the cursor costs per row
+        for item in split_lost(chain.from_iterable(batches), divergence_lsn):
             seen += 1
             if isinstance(item, DecodedTransaction):
                 lost.append(item)

@@ -66,16 +66,21 @@ def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts
         for change in tx.changes:
             table = change.table
             if table == root:
-                state = _state(change) or {}
-                key = (change.key or {}).get(root_key, state.get(root_key))
-                entry = docs.get(key) or docs.setdefault(key, _Doc())
+                state = (change.new if change.old is None and change.kind != DELETE else _state(change)) or {}
+                key = (change.key or state).get(root_key)
+                entry = docs.get(key)
+                if entry is None:
+                    entry = docs[key] = _Doc()
                 entry.kinds.append(change.kind)
                 entry.fields = {f: state[f] for f in fields if f in state} or entry.fields
             elif table == child and child_fk:
-                state = _state(change) or {}
-                entry = docs.get(state.get(child_fk)) or docs.setdefault(state.get(child_fk), _Doc())
-                line = {f: state[f] for f in child_fields if f in state}
-                entry.lines[tuple((change.key or state).values())] = {"change": change.kind, **line}
+                state = (change.new if change.old is None and change.kind != DELETE else _state(change)) or {}
+                parent = state.get(child_fk)
+                entry = docs.get(parent)
+                if entry is None:
+                    entry = docs[parent] = _Doc()
+                entry.lines[tuple((change.key or state).values())] = {
+                    "change": change.kind, **{f: state[f] for f in child_fields if f in state}}
             else:
                 continue
             entry.transactions[tx.id] = None

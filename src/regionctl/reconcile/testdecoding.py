@@ -189,6 +189,8 @@ _SHAPES_MAX = 1024
 class _Shape:
     """The exact column list a table's lines of one kind last had: one regex match decodes a whole line."""
 
+    table: str
+    kind: str
     pattern: re.Pattern[str]
     names: tuple[str, ...]
     types: dict[str, str]  # shared by every change of this shape: read, never written
@@ -207,23 +209,29 @@ def _learn_shape(head: str, change: DecodedChange) -> None:
              for name, type_name in change.types.items()]
     if len(_shapes) >= _SHAPES_MAX:
         _shapes.clear()
-    _shapes[head] = _Shape(re.compile(" ".join(parts)), tuple(change.types), change.types)
+    _shapes[head] = _Shape(change.table, change.kind, re.compile(" ".join(parts)), tuple(change.types),
+                           change.types)
 
 
-def _shaped(line: str, head: str, table: str, kind: str) -> DecodedChange | None:
-    """The line decoded by its table's known shape; None when it has none or the line does not fit it."""
-    shape = _shapes.get(head)
+def _shaped(line: str) -> DecodedChange | None:
+    """The line decoded by its table's known shape; None when it has none or the line does not fit it.
+
+    The head is cut at the second ": " without a regex: only heads of plain table names are ever learned, so a
+    quoted name whose text holds ": " finds no shape and goes to the general scanner.
+    """
+    end = line.find(": ", line.find(": ", 6) + 2) + 2
+    shape = _shapes.get(line[:end])
     if shape is None:
         return None
-    match = shape.pattern.fullmatch(line, len(head))
+    match = shape.pattern.fullmatch(line, end)
     if match is None:
         return None
     values = dict(zip(shape.names, match.groups(), strict=True))
     if "''" in line:
         values = {n: v.replace("''", "'") if v is not None else None for n, v in values.items()}
-    if kind == "delete":
-        return DecodedChange(table, kind, old=values, types=shape.types)
-    return DecodedChange(table, kind, new=values, types=shape.types)
+    if shape.kind == "delete":
+        return DecodedChange(shape.table, "delete", None, values, False, shape.types)
+    return DecodedChange(shape.table, shape.kind, values, None, False, shape.types)
 
 
 def parse_change(line: str) -> DecodedChange | None:
@@ -235,13 +243,13 @@ def parse_change(line: str) -> DecodedChange | None:
     """
     if not line.startswith("table "):
         return None
-    simple = _SIMPLE_HEAD.match(line)  # plain names need no unquoting: the common case, one match
+    shaped = _shaped(line)
+    if shaped is not None:
+        return shaped
+    simple = _SIMPLE_HEAD.match(line)  # plain names need no unquoting
     if simple is not None:
-        table, kind, head = simple.group(1), _KINDS[simple.group(2)], simple.group(0)
-        change = _shaped(line, head, table, kind)
-        if change is None:
-            change = _row_change(line, table, kind, line[simple.end():])
-            _learn_shape(head, change)
+        change = _row_change(line, simple.group(1), _KINDS[simple.group(2)], line[simple.end():])
+        _learn_shape(simple.group(0), change)
         return change
     action = _find_action(line)
     head, kind, rest = line[6:action.start()], action.group(1).lower(), line[action.end():]
@@ -290,6 +298,10 @@ def _split_tables(head: str) -> list[str]:
 
 
 def parse_commit(line: str) -> Commit | None:
+    if line.endswith(")") and line.startswith("COMMIT ") and " (at " in line:  # the usual shape, no regex
+        xid, _, at = line[7:-1].partition(" (at ")
+        if xid.isascii() and xid.isdigit():
+            return Commit(int(xid), pg_time_iso(at))
     match = _COMMIT.match(line)
     if match is None:
         return None
@@ -309,6 +321,8 @@ _PG_UTC = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?\+00")
 
 def pg_time_iso(text: str) -> str:
     """``2026-11-29 15:54:06.673158+00`` -> ``2026-11-29T15:54:06.673158+00:00`` (ISO 8601, full offset)."""
+    if len(text) == 29 and text[10] == " " and text[19] == "." and text.endswith("+00"):  # all six digits
+        return f"{text[:10]}T{text[11:26]}+00:00"
     text = text.strip()
     if _PG_UTC.fullmatch(text):  # our sessions print UTC: the common case, without a datetime round trip
         stamp = text[:-3].replace(" ", "T")
