@@ -6,10 +6,10 @@ import time
 
 import pytest
 
+from regionctl.deploy.components import regional_dsn
 from regionctl.regionalstore import RegionalStore
 from regionctl.routing.client import ControlClient
-from regionctl.runtime.components import regional_dsn
-from regionctl.runtime.deployment import deployment_network
+from regionctl.runtime.network import deployment_network
 from regionctl.runtime.status import deployment_status
 from tests.support.deploy import RunningDeployment
 

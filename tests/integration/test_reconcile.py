@@ -24,7 +24,7 @@ from regionctl.reconcile import service
 from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance
 from regionctl.reconcile.lens import LensConfig
 from regionctl.reconcile.model import DELETE, INSERT, UPDATE, Report
-from regionctl.runtime.deployment import deployment_network
+from regionctl.runtime.network import deployment_network
 from tests.support.deploy import RunningDeployment
 from tests.support.orders_workload import Ack, OrdersWorkload
 

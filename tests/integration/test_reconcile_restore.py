@@ -14,7 +14,7 @@ from regionctl.globaldb.restore import list_restores
 from regionctl.globaldb.snapshots import ship_archive
 from regionctl.reconcile import service
 from regionctl.reconcile.model import INSERT
-from regionctl.runtime.deployment import deployment_network
+from regionctl.runtime.network import deployment_network
 from tests.support.deploy import RunningDeployment
 from tests.support.orders_workload import OrdersWorkload
 

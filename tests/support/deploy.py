@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from regionctl.config import EFFECTIVE_SETTINGS_ENV, Settings, load_settings
+from regionctl.deploy.local import Deployment
 from regionctl.globaldb.service import GlobalDatabases
-from regionctl.runtime.deployment import Deployment, deployment_network
 from regionctl.runtime.link import LinkClient, link_client
+from regionctl.runtime.network import deployment_network
 from regionctl.runtime.supervisor import read_processes
 from regionctl.runtime.topology import Topology
 

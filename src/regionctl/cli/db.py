@@ -14,7 +14,7 @@ from regionctl.errors import InputError
 from regionctl.globaldb import restore as restore_ops
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.status import DatabaseStatus
-from regionctl.runtime.deployment import deployment_network
+from regionctl.runtime.network import deployment_network
 
 db_app = typer.Typer(no_args_is_help=True, help="Global databases: one writer region, an async standby.")
 ToOption = typer.Option(..., "--to", help="the region to move the writer to")

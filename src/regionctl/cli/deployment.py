@@ -11,8 +11,8 @@ import typer
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, console, emit, err_console
+from regionctl.deploy.local import Deployment
 from regionctl.errors import InputError
-from regionctl.runtime.deployment import Deployment
 from regionctl.runtime.status import deployment_status
 from regionctl.runtime.supervisor import RegionMarks, kill_groups, read_processes
 

@@ -17,7 +17,7 @@ from regionctl.errors import InputError
 from regionctl.reconcile import service
 from regionctl.reconcile.model import Report
 from regionctl.reconcile.render import FORMATS
-from regionctl.runtime.deployment import deployment_network
+from regionctl.runtime.network import deployment_network
 
 reconcile_app = typer.Typer(no_args_is_help=True, help="Lost transactions of a failover: report, then replay.")
 

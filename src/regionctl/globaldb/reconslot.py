@@ -70,7 +70,7 @@ def run(clusters: list[Cluster], store: StateStore, interval: float, stop_after:
 def main() -> None:
     from regionctl.config import load_settings
     from regionctl.globaldb.service import GlobalDatabases
-    from regionctl.runtime.deployment import deployment_network
+    from regionctl.runtime.network import deployment_network
     from regionctl.runtime.topology import Topology
 
     parser = argparse.ArgumentParser(description=__doc__)

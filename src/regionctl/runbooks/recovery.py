@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from regionctl.runbooks import journal as J
 from regionctl.runbooks.model import Recovery
 
 if TYPE_CHECKING:
-    from regionctl.runbooks.engine import Engine
+    from regionctl.runbooks.ports import Ports
+
+
+class Engine(Protocol):
+    """What the recovery prober reads of the engine (``engine.Engine`` is the one implementation)."""
+
+    journal: J.Journal
+    ports: Ports
 
 
 class RecoveryProber:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,7 +23,33 @@ from regionctl.runbooks.model import Runbook, Step
 from regionctl.runbooks.templates import RenderContext, TemplateError, render
 
 if TYPE_CHECKING:
-    from regionctl.runbooks.engine import Engine
+    from regionctl.runbooks.actions.base import ActionRegistry
+    from regionctl.runbooks.ports import Ports
+
+
+class Waker(Protocol):
+    async def wait_for(self, timeout: float) -> None: ...
+
+
+class Engine(Protocol):
+    """What running steps asks of the engine (``engine.Engine`` is the one implementation): the runner is driven
+    by the engine and never imports it."""
+
+    journal: J.Journal
+    registry: ActionRegistry
+    ports: Ports
+    regions: tuple[str, ...]
+
+    def crash_point(self, point: str, execution_id: str, step: str | None) -> None: ...
+
+    def track(self, execution: J.Execution, task: asyncio.Future[Any]) -> Callable[[], None]: ...
+
+    def signal(self, execution_id: str) -> Waker: ...
+
+    def step_succeeded(self, execution_id: str, step: str) -> None: ...
+
+    async def run_child(self, parent: J.Execution, run: J.StepRun, attempt: int, runbook: str,
+                        parameters: Mapping[str, Any]) -> ChildOutcome: ...
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ def bind(settings: Settings) -> Ports:
     """
     from regionctl.globaldb.service import GlobalDatabases
     from regionctl.reconcile.service import Reconciler as ReconcileService
-    from regionctl.runtime.deployment import deployment_network
+    from regionctl.runtime.network import deployment_network
     from regionctl.runtime.topology import Topology
 
     topo = Topology(settings)

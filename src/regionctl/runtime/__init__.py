@@ -1,1 +1,1 @@
-"""The local "cloud": addresses and ports, embedded PostgreSQL, the link emulator, supervision, up and down."""
+"""The local "cloud": addresses and ports, embedded PostgreSQL, the link emulator, supervision."""

@@ -18,44 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regionctl.config import EFFECTIVE_SETTINGS_ENV, write_effective_settings
+from regionctl.deploy import components
 from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
-from regionctl.runtime import components
+from regionctl.runtime.network import deployment_network
 from regionctl.runtime.osuser import make_owned_dir
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, pid_alive
 from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
-from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Network, Topology
+from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Topology
 
 log = logging.getLogger("regionctl.up")
-
-
-class LinkNetwork:
-    """Cross-region traffic through the link emulator: routes are registered on first use."""
-
-    def __init__(self, topo: Topology) -> None:
-        from regionctl.runtime.link import link_client
-
-        self.topo = topo
-        self.client = link_client(topo.settings)
-        self._known: dict[str, tuple[str, int]] = {}
-
-    def reach(self, src_region: str, dst_region: str, key: str, target: tuple[str, int]) -> tuple[str, int]:
-        name = f"{src_region}/{dst_region}/{key}"  # source region / destination region / component
-        if name not in self._known:
-            from regionctl.runtime.link import Route
-
-            host = self.topo.settings.region_address(src_region)
-            port = self.topo.link_port(src_region, dst_region, key)
-            self.client.ensure_route(Route(name=name, src_region=src_region, dst_region=dst_region,
-                                           listen_host=host, listen_port=port,
-                                           target_host=target[0], target_port=target[1]))
-            self._known[name] = (host, port)
-        return self._known[name]
-
-
-def deployment_network(topo: Topology) -> Network:
-    return LinkNetwork(topo)
 
 
 def regional_store_instance_ready(topo: Topology, region: str) -> None:
