@@ -42,6 +42,7 @@ from tests.support.deploy import running_deployment  # noqa: E402
 from regionctl.globaldb.members import RECON_SLOT  # noqa: E402
 from regionctl.reconcile import service  # noqa: E402
 from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance  # noqa: E402
+from regionctl.reconcile.model import Report  # noqa: E402
 from regionctl.reconcile.testdecoding import parse_change  # noqa: E402
 from regionctl.runtime.network import deployment_network  # noqa: E402
 
@@ -124,6 +125,11 @@ def best(fn: Callable[[int], T], repeat: int) -> tuple[T, float, float, float]:
         result, seconds, mb = measure(lambda i=i: fn(i))  # type: ignore[misc]
         runs.append((result, seconds, mb, time.process_time() - cpu))
     return min(runs, key=lambda r: r[1])
+
+
+def _kept(reports: list[Report], report: Report) -> Report:
+    reports.append(report)
+    return report
 
 
 def load(dsn: str, orders: int, gdbs: Any, chunk: int = 50_000) -> None:
@@ -256,8 +262,9 @@ def main() -> None:
         try:
             floor(copy_dsn, new_dsn)  # warm both sides' caches once for everyone
             network = deployment_network(topo)
-            ours, ours_s, ours_mb, ours_cpu = best(
-                lambda i: service.report(topo, network, "orders", EAST, fresh=i > 0), args.repeat)
+            reports: list[Report] = []
+            ours, ours_s, ours_mb, ours_cpu = best(lambda i: _kept(reports, service.report(
+                topo, network, "orders", EAST, fresh=i > 0)), args.repeat)
             ref, ref_s, ref_mb, ref_cpu = best(lambda i: reference_method(copy_dsn, new_dsn), args.repeat)
             rows, floor_s, floor_mb, floor_cpu = best(lambda i: floor(copy_dsn, new_dsn), args.repeat)
             decoded, decode_s, _, _ = best(lambda i: server_decode(copy_dsn, failover.divergence_lsn), args.repeat)
@@ -265,7 +272,8 @@ def main() -> None:
                                                 args.repeat)
         finally:
             drop_recon_instance(topo, recon)
-    analysis = ours.seconds["analysis"]
+    fastest = min(reports, key=lambda r: r.seconds["analysis"]).seconds  # capture varies apart from analysis
+    analysis = fastest["analysis"]
     counts = ours.counts.get("public.customer_order", {})
     print()
     print(f"best of {args.repeat} runs each; load average {psutil.getloadavg()[0]:.1f} on {psutil.cpu_count()} cores; "
@@ -277,8 +285,9 @@ def main() -> None:
           f"{ours.change_count:,} row changes incl. items")
     print(f"{'  capture (copy + start instance)':<44} {ours.seconds['capture']:>8.2f}")
     print(f"{'  analysis (' + ours.method + ', classify, schema, store)':<44} {analysis:>8.2f}  "
-          f"find {ours.seconds['find']:.2f}s, classify+schema {ours.seconds['classify']:.2f}s, "
-          f"store {ours.seconds['store']:.2f}s; then cleanup {ours.seconds['cleanup']:.2f}s")
+          f"find {fastest['find']:.2f}s, classify+schema {fastest['classify']:.2f}s, "
+          f"store {fastest['store']:.2f}s; then cleanup {fastest['cleanup']:.2f}s (fastest analysis of: "
+          + ", ".join(f"{r.seconds['analysis']:.2f}" for r in reports) + ")")
     print(f"{'  of which PostgreSQL decoding the slot':<44} {decode_s:>8.2f}  {decoded:,} decoded rows, none read "
           "into Python (the rest of the analysis is Python: parse, classify, lens, store)")
     print(f"{'bound: decode + parse + JSON, nothing else':<44} {bound_s:>8.2f} {bound_mb:>8.1f}  {parsed:,} row "
