@@ -145,11 +145,14 @@ class Report:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return orjson.loads(self.to_json())
+        return orjson.loads(self.to_bytes())
 
     def to_json(self) -> str:
-        """orjson writes the nested dataclasses in C: reports hold tens of thousands of changes."""
-        return orjson.dumps(self).decode()
+        return self.to_bytes().decode()
+
+    def to_bytes(self) -> bytes:
+        """UTF-8 JSON; orjson writes the nested dataclasses in C: reports hold tens of thousands of changes."""
+        return orjson.dumps(self)
 
 
 def _row(value: Any) -> Row | None:

@@ -22,10 +22,10 @@ from regionctl.reconcile.render import FORMATS, render
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
-def _write(path: Path, text: str) -> None:
+def _write(path: Path, text: str | bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
+    with open(tmp, "wb") as handle:
+        handle.write(text.encode() if isinstance(text, str) else text)
         handle.flush()
         os.fsync(handle.fileno())
     tmp.replace(path)
@@ -59,7 +59,7 @@ class ReportStore:
             if renderings:
                 _write(directory / f"report.{fmt}", render(report, fmt))
         _write(directory / "summary.json", json.dumps(_summary(report)))
-        _write(directory / "report.json", report.to_json())  # last: its presence means the report is whole
+        _write(directory / "report.json", report.to_bytes())  # last: its presence means the report is whole
         return directory
 
     def load(self, report_id: str) -> Report:
