@@ -50,6 +50,7 @@ class Drill:
     replays: list[dict[str, Any]]
     copy_rows: dict[str, dict[tuple[str, ...], dict[str, Any]]]
     final_rows: dict[str, dict[tuple[str, ...], dict[str, Any]]]
+    stages: list[str]  # what the slot report told its progress callback, in order
 
 
 def rows(dsn: str, table: str, key: tuple[str, ...]) -> dict[tuple[str, ...], dict[str, Any]]:
@@ -133,7 +134,8 @@ def drill(deployment: RunningDeployment) -> Iterator[Drill]:
         conn.execute(f"insert into {ORDER} (id, email, first_name, last_name, total, version) values "
                      "('00000000-0000-4000-8000-000000000001', 'fresh@example.com', 'F', 'F', 5, 1)")
 
-    slot = service.report(topo, network, "orders", EAST, lenses=[LENS])
+    stages: list[str] = []
+    slot = service.report(topo, network, "orders", EAST, lenses=[LENS], progress=stages.append)
     wal = service.report(topo, network, "orders", EAST, method="wal", lenses=[LENS], fresh=True)
     diff = service.report(topo, network, "orders", EAST, method="diff", lenses=[LENS], fresh=True)
 
@@ -154,7 +156,7 @@ def drill(deployment: RunningDeployment) -> Iterator[Drill]:
     yield Drill(deployment, workload, acked, lost, workload.in_flight,
                 {changed: "changed", deleted: "deleted", created: "inserted"},
                 {untouched, "00000000-0000-4000-8000-000000000001"}, slot, wal, diff, replays, copy_rows,
-                final_rows)
+                final_rows, stages)
 
     gdbs.rebuild("orders", EAST)
     gdbs.switchover("orders", EAST)
@@ -189,6 +191,13 @@ def test_the_report_lists_exactly_the_acknowledged_but_lost_transactions(drill: 
     assert {(ORDER, UPDATE), (ORDER, DELETE), (ITEM, INSERT), (ITEM, UPDATE), (ITEM, DELETE)} <= kinds
     lsns = [tx.commit_lsn for tx in report.transactions]
     assert all(tx.id.endswith(tx.commit_lsn or "") for tx in report.transactions) and len(set(lsns)) == len(lsns)
+
+
+def test_a_report_tells_its_stages_as_they_start(drill: Drill) -> None:
+    n = len(drill.slot.transactions)
+    assert [s.split(" ")[0] for s in drill.stages] == ["capturing", "finding", "classifying", "dropping", "storing"]
+    assert f"classifying {n:,} lost transactions (slot)" in drill.stages[2] and drill.stages[4] == (
+        f"storing {n:,} lost transactions")
 
 
 def test_the_report_carries_values_before_images_window_and_schema(drill: Drill) -> None:

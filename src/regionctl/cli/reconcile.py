@@ -60,9 +60,9 @@ def report(
     """Build (or show the existing) missing-transaction report of the last failover away from --region."""
     check_format(fmt)
     topo, network = _deps()
-    with err_console.status(f"reconciling {database} (former writer {region})"):
+    with err_console.status(f"reconciling {database} (former writer {region})") as status:
         result = service.report(topo, network, database, region, method=method, fresh=fresh,
-                                keep_instance=keep_instance)
+                                keep_instance=keep_instance, progress=lambda stage: status.update(stage))
     path = topo.paths.root / "reports" / result.id
     emit({**result.summary(), "stored_in": str(path)}, fmt,
          (lambda _: _report_view(result)) if fmt == "table" else None)

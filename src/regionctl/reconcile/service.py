@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +33,11 @@ from regionctl.reconcile.versions import PgRowSource
 from regionctl.runtime.topology import Network, Topology
 
 METHODS = ("auto", "slot", "wal", "diff")
+Progress = Callable[[str], None]
+
+
+def _quiet(stage: str) -> None:
+    """The default ``progress``: nobody is watching."""
 
 
 @dataclass
@@ -46,8 +51,9 @@ class _Found:
 
 def report(topo: Topology, network: Network, database: str, region: str, *, method: str = "auto",
            lenses: Sequence[lens.LensConfig] | None = None, fresh: bool = False,
-           keep_instance: bool = False) -> Report:
-    """The missing-transaction report of the last failover away from ``region`` (the former writer)."""
+           keep_instance: bool = False, progress: Progress = _quiet) -> Report:
+    """The missing-transaction report of the last failover away from ``region`` (the former writer);
+    ``progress`` hears each stage as it starts."""
     from regionctl.globaldb.service import GlobalDatabases
 
     if method not in METHODS:
@@ -70,18 +76,22 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
         if store.exists(report_id) and not fresh:  # built by a concurrent caller while we waited for the lock
             return store.load(report_id)
         started = time.monotonic()
+        progress(f"capturing the old timeline of {database} (copying the preserved copy, starting it)")
         source = open_source(gdbs, database, record)
         captured_at = time.monotonic()
         try:
             result = _build(report_id, database, state.writer, record, source, writer.conninfo(database), method,
+                            progress,
                             lenses if lenses is not None else lens.configured(topo.settings.workload.lenses, database))
         finally:
             built_at = time.monotonic()
             if not keep_instance:
+                progress("dropping the reconciliation instance")
                 source.drop()
         result.seconds.update({"capture": round(captured_at - started, 3), "cleanup": round(
             time.monotonic() - built_at, 3)})
         stored_at = time.monotonic()
+        progress(f"storing {len(result.transactions):,} lost transactions")
         store.save(result)
         done = time.monotonic()
         # Figures of the save itself are known only after it: returned, not stored.
@@ -106,14 +116,16 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _build(report_id: str, database: str, new_writer: str, record: PromotionRecord, source: CaptureSource,
-           writer_conninfo: str, method: str, lenses: Sequence[lens.LensConfig]) -> Report:
+           writer_conninfo: str, method: str, progress: Progress, lenses: Sequence[lens.LensConfig]) -> Report:
     divergence = parse_lsn(record.divergence_lsn or "0/0")
     with catalog.connect(source.instance.conninfo(database)) as copy_conn, \
             catalog.connect(writer_conninfo) as new_conn:
         t0 = time.monotonic()
         copy_tables, new_tables = catalog.read_tables(copy_conn), catalog.read_tables(new_conn)
         copy_src, new_src = PgRowSource(copy_conn, copy_tables), PgRowSource(new_conn, new_tables)
+        progress(f"finding the lost transactions (method {method})")
         found = find_lost(method, database, record, source, divergence, copy_conn, new_conn, copy_src, new_src)
+        progress(f"classifying {len(found.captured):,} lost transactions ({found.method}) against the new writer")
         t1 = time.monotonic()
         meta = {n: TableMeta(t.types(), t.key) for n, t in copy_tables.items()}
         result = classify(found.captured, meta, new_src, copy_src)
