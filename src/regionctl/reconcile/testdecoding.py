@@ -199,14 +199,22 @@ class _Shape:
 _shapes: dict[str, _Shape] = {}  # "table public.t: INSERT: " -> its shape
 
 
-def _learn_shape(head: str, change: DecodedChange) -> None:
-    """Remember the column list of a line the general scanner parsed (not for bit strings or TOAST gaps)."""
+def _learn_shape(line: str, head: str, change: DecodedChange) -> None:
+    """Remember the column list of a line the general scanner parsed (not for bit strings or TOAST gaps).
+
+    Names are matched as the line prints them: test_decoding also quotes keywords (``"order"``), which
+    ``quote_ident`` does not know; a wrong guess only means the shape never fits, never a wrong value.
+    """
     values = change.old if change.kind == "delete" else change.new
     if values is None or change.unchanged or change.old is not None and change.kind != "delete" or any(
             t in ("bit", "bit varying") for t in change.types.values()):
         return
-    parts = [re.escape(f"{quote_ident(name)}[{type_name}]:") + _VALUE_PATTERNS.get(type_name, _QUOTED_VALUE)
-             for name, type_name in change.types.items()]
+    parts = []
+    for name, type_name in change.types.items():
+        printed = quote_ident(name)
+        if f"{printed}[{type_name}]:" not in line:
+            printed = '"' + name.replace('"', '""') + '"'
+        parts.append(re.escape(f"{printed}[{type_name}]:") + _VALUE_PATTERNS.get(type_name, _QUOTED_VALUE))
     if len(_shapes) >= _SHAPES_MAX:
         _shapes.clear()
     _shapes[head] = _Shape(change.table, change.kind, re.compile(" ".join(parts)), tuple(change.types),
@@ -249,7 +257,7 @@ def parse_change(line: str) -> DecodedChange | None:
     simple = _SIMPLE_HEAD.match(line)  # plain names need no unquoting
     if simple is not None:
         change = _row_change(line, simple.group(1), _KINDS[simple.group(2)], line[simple.end():])
-        _learn_shape(simple.group(0), change)
+        _learn_shape(line, simple.group(0), change)
         return change
     action = _find_action(line)
     head, kind, rest = line[6:action.start()], action.group(1).lower(), line[action.end():]

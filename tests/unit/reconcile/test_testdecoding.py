@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from regionctl.errors import InputError
 from regionctl.reconcile.testdecoding import (
     UNCHANGED_TOAST,
+    _shaped,
     normalise_table,
     parse_begin,
     parse_change,
@@ -187,3 +188,11 @@ def test_a_table_whose_columns_change_is_relearned() -> None:
     assert added is not None and added.new == {"id": "3", "v": None, "extra": "true"}
     assert dropped is not None and dropped.new == {"id": "4", "v": "c"} and dropped.types == {
         "id": "integer", "v": "text"}
+
+
+def test_keyword_columns_test_decoding_quotes_are_learned_as_printed() -> None:
+    first = parse_change("table public.kw: INSERT: id[integer]:1 \"order\"[text]:'a'")
+    second = "table public.kw: INSERT: id[integer]:2 \"order\"[text]:'b'"
+    assert first is not None and first.new == {"id": "1", "order": "a"}
+    shaped = _shaped(second)  # the one-match path, not the general scanner
+    assert shaped is not None and shaped.new == {"id": "2", "order": "b"} and shaped == parse_change(second)
