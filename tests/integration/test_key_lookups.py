@@ -11,6 +11,7 @@ table and finds exactly those rows.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -65,3 +66,21 @@ def test_a_key_lookup_probes_the_index_however_many_keys(deployment: RunningDepl
                                                        "quantity": "2", "name": "Item 2"}
     assert seq_scans == before[0], "the lookup scanned the whole table"
     assert index_scans > before[1]
+
+
+def test_a_failed_lookup_raises_its_own_error_and_leaves_the_session_as_it_was(
+        deployment: RunningDeployment) -> None:
+    gdbs = deployment.gdbs
+    writer = gdbs.cluster("orders").member(gdbs.state("orders").writer)
+    with catalog.connect(writer.conninfo("orders")) as conn:
+        conn.execute("drop table if exists lookup_bad")
+        conn.execute("create table lookup_bad (id uuid primary key)")
+        try:
+            source = PgRowSource(conn, catalog.read_tables(conn))
+            with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+                source.by_keys("public.lookup_bad", ("id",), [("not-a-uuid",)])
+            with conn.transaction():  # a caller's own transaction goes on, planner settings untouched
+                assert source.by_keys("public.lookup_bad", ("id",), [(str(uuid.uuid4()),)]) == {}
+                assert conn.execute("show enable_seqscan").fetchone() == {"enable_seqscan": "on"}
+        finally:
+            conn.execute("drop table lookup_bad")

@@ -1,1 +1,1 @@
-"""The composition root of a local deployment: which processes every part contributes, and up/down/status."""
+"""The composition root of a local deployment: which processes every part contributes, and up and down."""

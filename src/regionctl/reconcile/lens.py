@@ -67,7 +67,9 @@ def build(config: LensConfig, transactions: Sequence[LostTransaction], conflicts
             table = change.table
             if table == root:
                 state = (change.new if change.old is None and change.kind != DELETE else _state(change)) or {}
-                key = (change.key or state).get(root_key)
+                key = (change.key or {}).get(root_key)
+                if key is None:  # the lens's key need not be the primary key
+                    key = state.get(root_key)
                 entry = docs.get(key)
                 if entry is None:
                     entry = docs[key] = _Doc()

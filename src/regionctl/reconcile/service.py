@@ -72,7 +72,7 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
     writer = gdbs.cluster(database).member(state.writer)
     if not writer.running:
         raise ConflictError(f"the {database} writer {writer.name} is not running; the report compares against it")
-    with store.locked(report_id), _collector_paused():
+    with store.locked(report_id):
         if store.exists(report_id) and not fresh:  # built by a concurrent caller while we waited for the lock
             return store.load(report_id)
         started = time.monotonic()
@@ -80,19 +80,23 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
         source = open_source(gdbs, database, record)
         captured_at = time.monotonic()
         try:
-            result = _build(report_id, database, state.writer, record, source, writer.conninfo(database), method,
-                            progress,
-                            lenses if lenses is not None else lens.configured(topo.settings.workload.lenses, database))
+            with _collector_paused():
+                result = _build(report_id, database, state.writer, record, source, writer.conninfo(database),
+                                method, progress, lenses if lenses is not None else lens.configured(
+                                    topo.settings.workload.lenses, database))
         finally:
             built_at = time.monotonic()
             if not keep_instance:
-                progress("dropping the reconciliation instance")
-                source.drop()
+                try:
+                    progress("dropping the reconciliation instance")
+                finally:
+                    source.drop()
         result.seconds.update({"capture": round(captured_at - started, 3), "cleanup": round(
             time.monotonic() - built_at, 3)})
         stored_at = time.monotonic()
         progress(f"storing {len(result.transactions):,} lost transactions")
-        store.save(result)
+        with _collector_paused():
+            store.save(result)
         done = time.monotonic()
         # Figures of the save itself are known only after it: returned, not stored.
         result.seconds.update({"store": round(done - stored_at, 3),

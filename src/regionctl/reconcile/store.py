@@ -77,15 +77,15 @@ class ReportStore:
             text = render(self.load(report_id), fmt)  # load raises NotFound with the helpful message
             _write(path, text)
             return text
-        return path.read_text()
+        return path.read_text(encoding="utf-8")
 
     def list(self, database: str | None = None) -> builtins.list[dict[str, Any]]:
         """Every whole report (its summary file; the report itself may be large), oldest first."""
         found = []
         for path in sorted(self.directory.glob("*/report.json")):
             summary_file = path.with_name("summary.json")
-            raw = json.loads(summary_file.read_text()) if summary_file.exists() else _summary(
-                report_from_json(path.read_text()))
+            raw = json.loads(summary_file.read_bytes()) if summary_file.exists() else _summary(
+                report_from_json(path.read_bytes()))
             if database is not None and raw["database"] != database:
                 continue
             found.append({**raw, "replays": len(self.replays(raw["report_id"]))})
@@ -103,7 +103,7 @@ class ReportStore:
 
     def replays(self, report_id: str) -> builtins.list[dict[str, Any]]:
         directory = self._dir(report_id) / "replays"
-        return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
+        return [json.loads(p.read_bytes()) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
 
 
 def _summary(report: Report) -> dict[str, Any]:

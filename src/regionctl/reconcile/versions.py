@@ -84,14 +84,11 @@ class PgRowSource:
         """Run a row query; ``probes``: it names rows by key, so it must probe the index, never scan the table
         (the planner would rather scan for a few thousand keys, making the cost grow with the table)."""
         names = info.column_names
-        with self.conn.transaction(), self.conn.cursor(row_factory=tuple_row) as cur:
-            if probes:  # undone at once: a caller's own transaction may go on with scans
+        # Rolled back (a savepoint inside a caller's transaction): a read, and SET LOCAL goes with it.
+        with self.conn.transaction(force_rollback=True), self.conn.cursor(row_factory=tuple_row) as cur:
+            if probes:
                 cur.execute("set local enable_seqscan = off")
-            try:
-                rows = cur.execute(query, params).fetchall()
-            finally:
-                if probes:
-                    cur.execute("set local enable_seqscan to default")
+            rows = cur.execute(query, params).fetchall()
         return [Version(dict(zip(names, r[3:], strict=False)), r[1], r[2], parse_ctid(r[0])) for r in rows]
 
     def by_keys(self, table: str, key_columns: tuple[str, ...], keys: Sequence[Key]) -> dict[Key, Version]:

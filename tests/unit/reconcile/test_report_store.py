@@ -62,6 +62,16 @@ def test_the_orders_lens_shows_each_lost_order_with_its_lines_email_total_and_co
     assert docs["o2"]["status"] == "deleted" and docs["o2"]["conflict"] and not docs["o1"]["conflict"]
 
 
+def test_a_lens_keyed_by_a_column_that_is_not_the_primary_key() -> None:
+    products = LensConfig("products", "product", "sku", ("price",))
+    txs = (LostTransaction("tl1:0/300", "0/300", None, 9, ("public.product",), (
+        RowChange("public.product", "insert", {"id": "7"}, new={"id": "7", "sku": "A-1", "price": "5"}),
+        RowChange("public.product", "update", {"id": "7"}, new={"id": "7", "sku": "A-1", "price": "6"},
+                  old={"id": "7", "sku": "A-1", "price": "5"}))),)
+    assert build(products, txs, ()) == [{"sku": "A-1", "status": "created", "price": "6", "lines": [],
+                                         "transactions": ["tl1:0/300"], "conflict": False}]
+
+
 def test_schema_diff_names_columns_tables_definitions_and_sequences() -> None:
     copy = {ORD: table(ORD, ("id", "email", "channel"), ("id",)), "public.extra": table("public.extra", ("a",), ())}
     new = {ORD: table(ORD, ("id", "email"), ("id",))}
