@@ -42,6 +42,7 @@ from tests.support.deploy import running_deployment  # noqa: E402
 from regionctl.globaldb.members import RECON_SLOT  # noqa: E402
 from regionctl.reconcile import service  # noqa: E402
 from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance  # noqa: E402
+from regionctl.reconcile.decode import PEEK_OPTIONS  # noqa: E402
 from regionctl.reconcile.model import Report  # noqa: E402
 from regionctl.reconcile.testdecoding import parse_change  # noqa: E402
 from regionctl.runtime.network import deployment_network  # noqa: E402
@@ -180,27 +181,27 @@ def floor(copy_dsn: str, new_dsn: str) -> int:
     return total
 
 
-def server_decode(copy_dsn: str, divergence_lsn: str) -> int:
-    """PostgreSQL's own share of our report: decoding the lost stretch of the slot, nothing read into Python."""
+def lost_stretch(copy_dsn: str, divergence_lsn: str, select: str) -> list[tuple[Any, ...]]:
+    """``select`` over the slot's changes past the divergence point, decoded the way the report decodes them
+    (the slot first advanced to the divergence point, as ``decode.read_lost`` does)."""
     with psycopg.connect(copy_dsn, autocommit=True) as conn:
         conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn) where (select confirmed_flush_lsn "
                      "from pg_replication_slots where slot_name = %s) < %s::pg_lsn",
                      (RECON_SLOT, divergence_lsn, RECON_SLOT, divergence_lsn))
-        return conn.execute("select count(*) from pg_logical_slot_peek_changes(%s, NULL, NULL, "
-                            "'include-xids', '1', 'include-timestamp', '1', 'skip-empty-xacts', '1')",
-                            (RECON_SLOT,)).fetchone()[0]  # type: ignore[index]
+        return conn.execute(f"select {select} from pg_logical_slot_peek_changes(%s, NULL, NULL, "
+                            + ", ".join(["%s"] * len(PEEK_OPTIONS)) + ")", (RECON_SLOT, *PEEK_OPTIONS)).fetchall()
+
+
+def server_decode(copy_dsn: str, divergence_lsn: str) -> int:
+    """PostgreSQL's own share of our report: decoding the lost stretch of the slot, nothing read into Python."""
+    return int(lost_stretch(copy_dsn, divergence_lsn, "count(*)")[0][0])
 
 
 def python_bound(copy_dsn: str, divergence_lsn: str) -> int:
     """A lower bound for any Python report: decode the lost stretch, fetch it, turn each row-change line into
     values with one regex match (``parse_change``'s learned-shape path) and write them as JSON; no keys, no
     lookups on the new writer, no before-images, no conflicts, no lens, nothing stored."""
-    with psycopg.connect(copy_dsn, autocommit=True) as conn:
-        conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn) where (select confirmed_flush_lsn "
-                     "from pg_replication_slots where slot_name = %s) < %s::pg_lsn",
-                     (RECON_SLOT, divergence_lsn, RECON_SLOT, divergence_lsn))
-        rows = conn.execute("select data from pg_logical_slot_peek_changes(%s, NULL, NULL, 'include-xids', '1', "
-                            "'include-timestamp', '1', 'skip-empty-xacts', '1')", (RECON_SLOT,)).fetchall()
+    rows = lost_stretch(copy_dsn, divergence_lsn, "data")
     gc.disable()  # as the report does while it builds
     try:
         changes = [c for c in (parse_change(r[0]) for r in rows) if c is not None]

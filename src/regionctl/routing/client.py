@@ -25,11 +25,15 @@ from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.secrets import control_token
 
 
+def _registered(settings: Settings) -> dict[str, tuple[str, int]]:
+    return PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all()
+
+
 def entry_status(settings: Settings, reason: str) -> dict[str, Any] | None:
     """Routing as the global entry sees it, in the shape of the control API's ``/status`` with what the entry
     cannot know left empty (rules, health timestamps): what ``routing status`` shows while the API is down.
     None when the entry does not answer either."""
-    known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all().get(PORT_KEYS["entry"])
+    known = _registered(settings).get(PORT_KEYS["entry"])
     if known is None:
         return None
     try:
@@ -51,7 +55,7 @@ def entry_status(settings: Settings, reason: str) -> dict[str, Any] | None:
 
 def api_url(settings: Settings) -> str:
     """The control API's address from the port registry; it exists once the global plane was launched."""
-    known = PortRegistry(Paths(settings.root).state / "ports.json", settings.base_port).all()
+    known = _registered(settings)
     if PORT_KEYS["api"] not in known:
         raise ConfigError(f"no routing control API is registered under {settings.root}; start the global plane "
                           "with 'regionctl up'")
