@@ -27,7 +27,11 @@ TABLE = "public.lookup_probe"
 
 
 def scans(conn: psycopg.Connection[Any], before: tuple[int, int] | None = None) -> tuple[int, int]:
-    """(sequential scans, index scans) of the table, once the lookup's counters reached shared memory."""
+    """(sequential scans, index scans) of the table, once the lookup's counters reached shared memory.
+
+    A backend hands its counters over at most once a second unless asked (`pg_stat_force_next_flush`), so the
+    caller asks before each reading; without it, earlier scans could land in the lookup's window.
+    """
     deadline = time.monotonic() + 10
     while True:
         row = conn.execute("select seq_scan, idx_scan from pg_stat_user_tables where relid = %s::regclass",
@@ -55,6 +59,7 @@ def test_a_key_lookup_probes_the_index_however_many_keys(deployment: RunningDepl
             missing = [("00000000-0000-4000-8000-000000000000", "product-1"), (orders[0], "product-9")]
             conn.execute("set random_page_cost = 40")
             source = PgRowSource(conn, catalog.read_tables(conn))
+            conn.execute("select pg_stat_force_next_flush()")  # the scans above count before, not during
             before = scans(conn)
             found = source.by_keys(TABLE, ("order_id", "product_id"), present + missing)
             conn.execute("select pg_stat_force_next_flush()")
