@@ -134,6 +134,34 @@ class RoutingSettings(BaseModel):
         return self
 
 
+class CanarySettings(BaseModel):
+    """Synthetic checks of the shop's pages from each region: its own front, the other region's (through the
+    link) and the global entry (the reference's lcl-rgnl-*, rmt-rgnl-* and global-* canaries)."""
+
+    model_config = {"extra": "forbid"}
+
+    pages: tuple[Annotated[str, Field(pattern=r"^/[\w./-]*$", max_length=200)], ...] = Field(
+        default=("/home", "/cart", "/catalog", "/orders"), min_length=1, max_length=20,
+        description="GET paths checked on the workload's front (a 2xx passes; a redirect fails)")
+    interval_s: float = Field(default=5.0, ge=0.5, le=3600, description="seconds between two runs of one canary")
+    timeout_s: float = Field(default=3.0, gt=0, le=60, description="a page slower than this fails")
+    window: int = Field(default=60, ge=1, le=10_000, description="runs per canary kept for success percent")
+
+    @field_validator("pages")
+    @classmethod
+    def _distinct_pages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        repeated = sorted({page for page in value if value.count(page) > 1})
+        if repeated:
+            raise ValueError(f"pages repeat: {', '.join(repeated)}")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> CanarySettings:
+        if self.timeout_s > self.interval_s:
+            raise ValueError("timeout_s must not exceed interval_s")
+        return self
+
+
 def _toml_path() -> Path:
     return Path(os.environ.get("REGIONCTL_CONFIG", "regionctl.toml"))
 
@@ -158,6 +186,7 @@ class Settings(BaseSettings):
     postgres: PostgresSettings = PostgresSettings()
     routing: RoutingSettings = RoutingSettings()
     workload: WorkloadSettings = WorkloadSettings()
+    canaries: CanarySettings = CanarySettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod

@@ -1,7 +1,8 @@
 """The supervised processes each component contributes to a deployment, in start order.
 
 One list, so the order of ``up`` is visible in one place: platform loops first, then the regions' workload,
-then the global plane that routes users to it and the runbook engine that operates it.
+then the global plane that routes users to it, the runbook engine that operates it, and what watches it
+(canaries, console).
 """
 
 from __future__ import annotations
@@ -88,5 +89,13 @@ def runbook_engine(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
     yield process_spec(topo.settings, topo.ports, topo.paths)
 
 
+def observation(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
+    """Canaries in each region and the operations console; after the routing plane, whose entry they check."""
+    from regionctl.observe.launch import process_specs
+
+    return process_specs(topo, network)
+
+
 def sources() -> list[SpecSource]:
-    return [reconciliation_slot_advancer, regional_store_replicators, workload, routing_plane, runbook_engine]
+    return [reconciliation_slot_advancer, regional_store_replicators, workload, routing_plane, runbook_engine,
+            observation]

@@ -49,9 +49,10 @@ def run_view(run: J.StepRun, children: list[J.StepRun]) -> dict[str, Any]:
 
 
 def execution_summary(ex: J.Execution, journal: J.Journal) -> dict[str, Any]:
-    current = journal.run(ex.id, ex.position).step if ex.position is not None else None
+    run = journal.run(ex.id, ex.position) if ex.position is not None else None
     return {
-        "id": ex.id, "runbook": ex.runbook, "status": ex.status, "current_step": current, "actor": ex.actor,
+        "id": ex.id, "runbook": ex.runbook, "status": ex.status, "current_step": run.step if run else None,
+        "waiting_for": run.wait if run is not None and run.status == J.WAITING else None, "actor": ex.actor,
         "created_at": ex.created_at, "ended_at": ex.ended_at,
         "duration_s": _duration(ex.started_at, ex.ended_at), "recovery_s": _round(ex.recovery_seconds),
         "error": ex.error,

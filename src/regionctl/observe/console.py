@@ -1,0 +1,131 @@
+"""The operations console: one page that shows the whole deployment, and the system metrics behind it.
+
+A global-plane process (it outlives either region). ``/`` is the page (it polls ``/api/overview``), ``/metrics``
+exposes the reference's "System dashboard" as Prometheus gauges (database lag and writer per region, regional
+store backlog, canaries by state, attention flags): the gaps the reference listed (catalog lag, reverse-direction
+lag, routing state, alarms) included. Reads only: the console changes nothing, so it needs no credential.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.responses import HTMLResponse
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+from regionctl.observe.overview import Sources, collect
+
+PAGE = "console.html"
+
+
+class CachedOverview:
+    """The overview read at most once per ``ttl_s``, however many pages and scrapers ask."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]], ttl_s: float = 1.0) -> None:
+        self._read, self._ttl_s = read, ttl_s
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._at = 0.0
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            if self._value is None or time.monotonic() - self._at > self._ttl_s:
+                self._value, self._at = self._read(), time.monotonic()
+            return self._value
+
+
+def system_metrics(overview: dict[str, Any]) -> bytes:
+    """The overview as Prometheus gauges, in a registry built per scrape (nothing stale survives a scrape)."""
+    registry = CollectorRegistry()
+    lag_bytes = Gauge("regionctl_globaldb_lag_bytes", "replay lag of a standby member", ["database", "region"],
+                      registry=registry)
+    lag_seconds = Gauge("regionctl_globaldb_lag_seconds", "replay lag of a standby member in time",
+                        ["database", "region"], registry=registry)
+    writer = Gauge("regionctl_globaldb_writer", "1 for the region holding the database's writer",
+                   ["database", "region"], registry=registry)
+    backlog = Gauge("regionctl_regionalstore_direction_backlog", "changes not yet applied at the target",
+                    ["source", "target"], registry=registry)
+    routable = Gauge("regionctl_console_region_routable", "1 when the region receives traffic", ["region"],
+                     registry=registry)
+    canaries = Gauge("regionctl_console_canaries", "canaries of a region by the state of their last run",
+                     ["region", "state"], registry=registry)
+    flags = Gauge("regionctl_console_attention", "attention flags raised now, by severity", ["severity"],
+                  registry=registry)
+    up = Gauge("regionctl_console_source_up", "1 when the console could read the part", ["part"], registry=registry)
+    for part in ("routing", "databases", "store", "runbooks"):
+        up.labels(part).set(1 if overview[part]["ok"] else 0)
+    for db in overview["databases"]["data"] or []:
+        for member in db["members"]:
+            writer.labels(db["name"], member["region"]).set(1 if member["region"] == db["writer"] else 0)
+            if member["lag_bytes"] is not None:
+                lag_bytes.labels(db["name"], member["region"]).set(member["lag_bytes"])
+            if member["lag_ms"] is not None:
+                lag_seconds.labels(db["name"], member["region"]).set(member["lag_ms"] / 1000)
+    for direction in (overview["store"]["data"] or {}).get("directions", []):
+        if direction["backlog"] is not None:
+            backlog.labels(direction["source"], direction["target"]).set(direction["backlog"])
+    for region in (overview["routing"]["data"] or {}).get("regions", []):
+        routable.labels(region["region"]).set(1 if region["routable"] else 0)
+    for region, part in overview["canaries"].items():
+        up.labels(f"canaries/{region}").set(1 if part["ok"] else 0)
+        for state, count in ((part["data"] or {}).get("counts") or {}).items():
+            canaries.labels(region, state).set(count)
+    for severity in ("critical", "warning"):
+        flags.labels(severity).set(sum(1 for f in overview["attention"] if f["severity"] == severity))
+    return generate_latest(registry)
+
+
+def create_app(overview: CachedOverview, title: str) -> FastAPI:
+    app = FastAPI(title=title, docs_url=None, redoc_url=None)
+    page = resources.files("regionctl.observe").joinpath(PAGE).read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse)
+    def console() -> HTMLResponse:
+        return HTMLResponse(page.replace("{{title}}", title))
+
+    @app.get("/api/overview")
+    async def api_overview() -> dict[str, Any]:
+        return await run_in_threadpool(overview.get)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        body = system_metrics(await run_in_threadpool(overview.get))
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def build(sources: Sources, regions: tuple[str, ...], title: str) -> FastAPI:
+    return create_app(CachedOverview(lambda: collect(sources, regions)), title)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the operations console of the deployment whose settings this process inherited."""
+    import uvicorn
+
+    from regionctl.config import load_settings
+    from regionctl.observe.overview import LiveSources
+
+    parser = argparse.ArgumentParser(prog="regionctl.observe.console", description=main.__doc__)
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    app = build(LiveSources(settings), settings.regions, f"regionctl console ({settings.env})")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""One read of the whole deployment for the operations console: routing, databases, regional store, canaries,
+runbooks, and what among them needs a person's attention.
+
+Each part is read on its own and may fail on its own (a killed region, a stopped control API): the overview then
+says which part is missing and why, and shows the rest. ``attention`` is a pure function of the parts, so what
+raises a flag is unit-tested without a deployment. The reference had no alarms at all; these are the console's.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from regionctl.config import Settings
+from regionctl.errors import RegionctlError
+from regionctl.jsonable import to_jsonable
+from regionctl.observe.launch import canary_url
+from regionctl.runtime.topology import Topology
+
+SECTIONS = ("routing", "databases", "store", "canaries", "runbooks")
+
+
+class Sources(Protocol):
+    """Where the overview reads from; each call returns plain JSON data or raises."""
+
+    def routing(self) -> Any: ...
+    def databases(self) -> Any: ...
+    def store(self) -> Any: ...
+    def canaries(self, region: str) -> Any: ...
+    def runbooks(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Part:
+    ok: bool
+    data: Any = None
+    error: str | None = None
+
+    def json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "data": self.data, "error": self.error}
+
+
+def read_part(read: Callable[[], Any]) -> Part:
+    """Run one read; a failure becomes the part's error (the class name when the message is empty)."""
+    try:
+        return Part(True, read())
+    except (RegionctlError, httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+        return Part(False, error=str(exc) or type(exc).__name__)
+
+
+def collect(sources: Sources, regions: tuple[str, ...], now: Callable[[], float] = time.time) -> dict[str, Any]:
+    """Every part read in parallel (a slow part does not hold up the others), then the attention list."""
+    reads: dict[str, Callable[[], Any]] = {
+        "routing": sources.routing, "databases": sources.databases, "store": sources.store,
+        "runbooks": sources.runbooks,
+        **{f"canaries/{r}": (lambda region=r: sources.canaries(region)) for r in regions},  # type: ignore[misc]
+    }
+    with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+        futures = {name: pool.submit(read_part, read) for name, read in reads.items()}
+        parts = {name: future.result() for name, future in futures.items()}
+    body: dict[str, Any] = {name: parts[name].json() for name in ("routing", "databases", "store", "runbooks")}
+    body["canaries"] = {r: parts[f"canaries/{r}"].json() for r in regions}
+    body["regions"] = list(regions)
+    body["at"] = now()
+    body["attention"] = attention(parts, regions)
+    return body
+
+
+def attention(parts: Mapping[str, Part], regions: tuple[str, ...]) -> list[dict[str, str]]:
+    """What a person should look at now, most severe first: ``critical`` (users or data affected) or ``warning``."""
+    flags: list[tuple[str, str]] = []
+    for name in ("routing", "databases", "store", "runbooks"):
+        if not parts[name].ok:
+            flags.append(("critical" if name in ("routing", "databases") else "warning",
+                          f"{name}: cannot be read ({parts[name].error})"))
+    if parts["routing"].ok:
+        routable = [r for r in parts["routing"].data.get("regions", []) if r.get("routable")]
+        if not routable:
+            flags.append(("critical", "no region receives traffic"))
+        for region in parts["routing"].data.get("regions", []):
+            if not region.get("routable"):
+                flags.append(("warning", f"{region['region']} receives no traffic: {region.get('reason', '')}"))
+    if parts["databases"].ok:
+        for db in parts["databases"].data:
+            for problem in db.get("problems", []):
+                flags.append(("critical", f"database {db['name']}: {problem}"))
+    if parts["store"].ok:
+        for problem in parts["store"].data.get("problems", []):
+            flags.append(("warning", f"regional store: {problem}"))
+        for direction in parts["store"].data.get("directions", []):
+            if direction.get("paused"):
+                flags.append(("warning", f"regional store {direction['source']} -> {direction['target']} is paused"))
+            for problem in [*direction.get("problems", []), *filter(None, [direction.get("replicator_error")])]:
+                flags.append(("warning", f"regional store {direction['source']} -> {direction['target']}: {problem}"))
+    for region in regions:
+        part = parts[f"canaries/{region}"]
+        if not part.ok:
+            flags.append(("warning", f"canaries of {region} cannot be read ({part.error})"))
+            continue
+        failing = [c["name"] for c in part.data.get("canaries", []) if c.get("state") == "fail"]
+        if failing:
+            flags.append(("warning", f"{region}: {len(failing)} canaries failing ({', '.join(failing)})"))
+    if parts["runbooks"].ok:
+        for execution in parts["runbooks"].data:
+            waiting = execution.get("waiting_for")
+            if waiting:
+                approvers = ", ".join(waiting.get("approvers", ())) or "an approver"
+                flags.append(("warning", f"runbook {execution['runbook']} ({execution['id']}) waits at step "
+                                         f"{execution.get('current_step')} for approval by {approvers}"))
+            elif execution.get("status") == "failed":
+                flags.append(("warning", f"runbook {execution['runbook']} ({execution['id']}) failed: "
+                                         f"{execution.get('error') or 'see its history'}"))
+    order = {"critical": 0, "warning": 1}
+    return [{"severity": s, "what": w} for s, w in sorted(flags, key=lambda f: order[f[0]])]
+
+
+class LiveSources:
+    """The sources of a running local deployment, found through its port registry."""
+
+    def __init__(self, settings: Settings, runbooks_limit: int = 8, timeout_s: float = 2.0) -> None:
+        self.settings = settings
+        self.topo = Topology(settings)
+        self.runbooks_limit = runbooks_limit
+        self.timeout_s = timeout_s
+
+    def routing(self) -> Any:
+        from regionctl.routing.client import ControlClient, api_url
+
+        client = ControlClient(api_url(self.settings), timeout_s=self.timeout_s)
+        try:
+            return client.status()
+        finally:
+            client.close()
+
+    def databases(self) -> Any:
+        from regionctl.globaldb.service import GlobalDatabases
+        from regionctl.runtime.network import deployment_network
+
+        gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
+        return [to_jsonable(gdbs.status(name)) for name in gdbs.names]
+
+    def store(self) -> Any:
+        from regionctl.regionalstore import endpoints, status
+
+        a, b = self.settings.regions
+        return to_jsonable(status.replication_status(endpoints.dsn(self.settings, a), endpoints.dsn(self.settings, b)))
+
+    def canaries(self, region: str) -> Any:
+        url = canary_url(self.settings, self.topo.ports, region)
+        if url is None and not self.settings.workload.launcher:
+            return {"region": region, "canaries": [], "counts": {}, "note": "no workload runs, so no canaries"}
+        if url is None:
+            raise KeyError(f"no canary runner is registered for {region}")
+        response = httpx.get(f"{url}/canaries", timeout=self.timeout_s, trust_env=False)
+        response.raise_for_status()
+        return response.json()
+
+    def runbooks(self) -> Any:
+        from regionctl.runbooks.client import RunbookClient
+
+        client = RunbookClient.for_settings(self.settings)
+        try:
+            return client.executions(limit=self.runbooks_limit)
+        finally:
+            client.close()

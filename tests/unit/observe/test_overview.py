@@ -1,0 +1,128 @@
+"""The console's overview: parts read on their own, what raises a flag, the page and the system metrics."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from regionctl.errors import ExternalError
+from regionctl.observe.console import build
+from regionctl.observe.overview import collect
+
+REGIONS = ("us-east-1", "us-west-2")
+
+
+def member(region: str, role: str, lag: int | None = None) -> dict[str, Any]:
+    return {"region": region, "role": role, "lag_bytes": lag, "lag_ms": None if lag is None else 12.0,
+            "timeline": 1}
+
+
+class FakeSources:
+    """A healthy deployment; tests break one part at a time."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {
+            "routing": {"regions": [{"region": r, "control": "On", "routable": True, "reason": "On and healthy",
+                                     "health": {"healthy": True}} for r in REGIONS]},
+            "databases": [{"name": n, "writer": "us-east-1", "problems": [],
+                           "members": [member("us-east-1", "writer"), member("us-west-2", "standby", 0)]}
+                          for n in ("orders", "catalog")],
+            "store": {"problems": [], "directions": [
+                {"source": a, "target": b, "paused": False, "backlog": 0, "problems": [], "replicator_error": None}
+                for a, b in (REGIONS, REGIONS[::-1])]},
+            "runbooks": [],
+            "canaries": {r: {"region": r, "counts": {"pass": 2, "fail": 0, "pending": 0}, "canaries": [
+                {"name": "lcl-rgnl-home", "state": "pass"}, {"name": "rmt-rgnl-home", "state": "pass"}]}
+                for r in REGIONS},
+        }
+        self.broken: dict[str, Exception] = {}
+        self.calls = 0
+
+    def _get(self, name: str) -> Any:
+        self.calls += 1
+        if name in self.broken:
+            raise self.broken[name]
+        return copy.deepcopy(self.data[name])
+
+    def routing(self) -> Any:
+        return self._get("routing")
+
+    def databases(self) -> Any:
+        return self._get("databases")
+
+    def store(self) -> Any:
+        return self._get("store")
+
+    def runbooks(self) -> Any:
+        return self._get("runbooks")
+
+    def canaries(self, region: str) -> Any:
+        if f"canaries/{region}" in self.broken:
+            raise self.broken[f"canaries/{region}"]
+        return copy.deepcopy(self.data["canaries"][region])
+
+
+def test_a_healthy_deployment_needs_no_attention() -> None:
+    overview = collect(FakeSources(), REGIONS, now=lambda: 1.0)
+    assert overview["attention"] == []
+    assert overview["routing"]["ok"] and overview["canaries"]["us-west-2"]["ok"] and overview["at"] == 1.0
+
+
+def test_each_broken_part_is_flagged_and_the_rest_still_shows() -> None:
+    sources = FakeSources()
+    sources.broken = {"routing": ExternalError("the routing control API is not reachable"),
+                      "canaries/us-east-1": OSError("connection refused")}
+    sources.data["databases"][0]["problems"] = ["writer us-east-1 is unreachable"]
+    sources.data["store"]["directions"][1].update(paused=True)
+    sources.data["canaries"]["us-west-2"]["canaries"][1]["state"] = "fail"
+    sources.data["runbooks"] = [
+        {"id": "ex1", "runbook": "RegionFailover", "status": "running", "current_step": "approve-replay",
+         "waiting_for": {"approvers": ["ops-lead"]}},
+        {"id": "ex2", "runbook": "Failback", "status": "failed", "error": "lag too high", "waiting_for": None}]
+    overview = collect(sources, REGIONS)
+    flags = [(f["severity"], f["what"]) for f in overview["attention"]]
+    assert flags == [
+        ("critical", "routing: cannot be read (the routing control API is not reachable)"),
+        ("critical", "database orders: writer us-east-1 is unreachable"),
+        ("warning", "regional store us-west-2 -> us-east-1 is paused"),
+        ("warning", "canaries of us-east-1 cannot be read (connection refused)"),
+        ("warning", "us-west-2: 1 canaries failing (rmt-rgnl-home)"),
+        ("warning", "runbook RegionFailover (ex1) waits at step approve-replay for approval by ops-lead"),
+        ("warning", "runbook Failback (ex2) failed: lag too high"),
+    ]
+    assert overview["routing"] == {"ok": False, "data": None,
+                                   "error": "the routing control API is not reachable"}
+    assert overview["databases"]["ok"] and overview["canaries"]["us-west-2"]["ok"]
+
+
+def test_no_routable_region_is_critical() -> None:
+    sources = FakeSources()
+    for region in sources.data["routing"]["regions"]:
+        region.update(routable=False, reason="control Off")
+    flags = collect(sources, REGIONS)["attention"]
+    assert flags[0] == {"severity": "critical", "what": "no region receives traffic"}
+    assert {"severity": "warning", "what": "us-east-1 receives no traffic: control Off"} in flags
+
+
+def test_the_console_serves_the_page_the_overview_and_the_system_metrics_from_one_cached_read() -> None:
+    sources = FakeSources()
+    sources.data["databases"][1]["members"][1] = member("us-west-2", "standby", 4096)
+    sources.broken = {"runbooks": ExternalError("the runbook engine is not reachable")}
+    client = TestClient(build(sources, REGIONS, "regionctl console (test)"))
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>regionctl console (test)</title>" in page.text
+    overview = client.get("/api/overview").json()
+    calls = sources.calls
+    metrics = client.get("/metrics").text
+    assert sources.calls == calls  # within the cache's second: no second read
+    assert overview["attention"] == [{"severity": "warning",
+                                      "what": "runbooks: cannot be read (the runbook engine is not reachable)"}]
+    assert 'regionctl_globaldb_writer{database="orders",region="us-east-1"} 1.0' in metrics
+    assert 'regionctl_globaldb_writer{database="orders",region="us-west-2"} 0.0' in metrics
+    assert 'regionctl_globaldb_lag_bytes{database="catalog",region="us-west-2"} 4096.0' in metrics
+    assert 'regionctl_console_source_up{part="runbooks"} 0.0' in metrics
+    assert 'regionctl_console_canaries{region="us-west-2",state="pass"} 2.0' in metrics
+    assert 'regionctl_console_attention{severity="warning"} 1.0' in metrics
+    assert 'regionctl_console_region_routable{region="us-east-1"} 1.0' in metrics
