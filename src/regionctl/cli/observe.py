@@ -36,9 +36,8 @@ def _canary_rows(reports: list[dict[str, Any]], failing: bool) -> list[dict[str,
             last = c["last"] or {}
             p90 = c["duration_p90_s"]
             rows.append({"region": report["region"], "canary": c["name"], "state": c["state"],
-                         "success %": c["success_percent"], "runs": c["runs"],
-                         "p90 ms": None if p90 is None else round(p90 * 1000), "last status": last.get("status"),
-                         "reason": last.get("reason") or None, "url": c["url"]})
+                         "success %": c["success_percent"], "p90 ms": None if p90 is None else round(p90 * 1000),
+                         "status": last.get("status"), "reason": last.get("reason") or None})
     return rows
 
 
