@@ -21,6 +21,7 @@ from fastapi import FastAPI, Response
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from regionctl.config import CanarySettings
 from regionctl.observe.canaries import Board, Canary, Run, Summary, by_state, judge
 
 PLAN_ENV = "REGIONCTL_CANARY_PLAN"
@@ -125,6 +126,12 @@ def create_app(runner: CanaryRunner) -> FastAPI:
         return Response(generate_latest(runner.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def dump_plan(region: str, knobs: CanarySettings, canaries: Sequence[Canary]) -> str:
+    """What the launcher hands the runner (no secrets: URLs and knobs only)."""
+    return json.dumps({"region": region, "interval_s": knobs.interval_s, "timeout_s": knobs.timeout_s,
+                       "window": knobs.window, "canaries": [asdict(c) for c in canaries]})
 
 
 def load_plan(text: str) -> dict[str, Any]:

@@ -7,12 +7,11 @@ reference) and the global entry.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from regionctl.config import Settings
 from regionctl.observe.canaries import Targets, plan
-from regionctl.observe.canary_runner import PLAN_ENV
+from regionctl.observe.canary_runner import PLAN_ENV, dump_plan
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
 from regionctl.runtime.topology import GLOBAL_HOST, Network, Topology
@@ -53,11 +52,9 @@ def process_specs(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
         host = settings.region_address(region)
         port = topo.port(region, CANARIES)
         canaries = plan(region, region_targets(topo, network, region), knobs.pages)
-        body = {"region": region, "interval_s": knobs.interval_s, "timeout_s": knobs.timeout_s,
-                "window": knobs.window, "canaries": [vars(c) for c in canaries]}
         yield ProcessSpec(name=CANARIES, region=region,
                           argv=python_module("regionctl.observe.canary_runner", "--host", host, "--port", str(port)),
-                          env={PLAN_ENV: json.dumps(body)}, health_url=f"http://{host}:{port}/health")
+                          env={PLAN_ENV: dump_plan(region, knobs, canaries)}, health_url=f"http://{host}:{port}/health")
     port = topo.port(GLOBAL_PLANE, CONSOLE)
     yield ProcessSpec(name=CONSOLE, region=GLOBAL_PLANE,
                       argv=python_module("regionctl.observe.console", "--host", GLOBAL_HOST, "--port", str(port)),

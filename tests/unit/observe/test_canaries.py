@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import pytest
@@ -12,7 +11,7 @@ from fastapi.testclient import TestClient
 from regionctl.config import load_settings
 from regionctl.errors import ConfigError
 from regionctl.observe.canaries import Board, Run, Targets, judge, percentile, plan
-from regionctl.observe.canary_runner import CanaryRunner, create_app, load_plan
+from regionctl.observe.canary_runner import CanaryRunner, create_app, dump_plan, load_plan
 
 TARGETS = Targets(local="http://127.0.1.1:8001", remote="http://127.0.1.1:9002/", remote_region="us-west-2",
                   global_entry="http://127.0.0.1:7000")
@@ -109,9 +108,10 @@ def test_a_round_records_each_outcome_with_its_reason_and_metrics() -> None:
 
 def test_the_plan_survives_the_trip_through_the_environment() -> None:
     canaries = plan("us-west-2", TARGETS, ("/home",))
-    text = json.dumps({"region": "us-west-2", "interval_s": 5, "timeout_s": 3, "window": 60,
-                       "canaries": [vars(c) for c in canaries]})
-    assert load_plan(text)["canaries"] == canaries
+    knobs = load_settings().canaries
+    loaded = load_plan(dump_plan("us-west-2", knobs, canaries))
+    assert loaded == {"region": "us-west-2", "interval_s": knobs.interval_s, "timeout_s": knobs.timeout_s,
+                      "window": knobs.window, "canaries": canaries}
 
 
 @pytest.mark.parametrize(("knobs", "problem"), [
