@@ -34,9 +34,9 @@ def show_config(fmt: str = FormatOption) -> None:
 
 def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
-    from regionctl.cli import db, deployment, link, load, observe, reconcile, routing, runbook, store
+    from regionctl.cli import chaos, db, deployment, link, load, observe, reconcile, routing, runbook, store
 
-    for module in (deployment, db, link, store, routing, runbook, reconcile, load, observe):
+    for module in (deployment, db, link, store, routing, runbook, reconcile, load, observe, chaos):
         module.register(app)
 
 

@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
         return 2
     import uvicorn
 
+    from regionctl.shop.kit.http import SERVER_KEEPALIVE_S
     from regionctl.shop.kit.logs import configure_logging
 
     try:
@@ -38,7 +39,7 @@ def main(argv: list[str]) -> int:
         return exc.exit_code
     configure_logging(argv[0], settings.region, settings.log_level)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=5, server_header=False)
+                timeout_graceful_shutdown=5, timeout_keep_alive=SERVER_KEEPALIVE_S, server_header=False)
     return 0
 
 

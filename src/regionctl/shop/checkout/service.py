@@ -17,7 +17,7 @@ from regionctl.shop.carts.service import regional_store
 from regionctl.shop.checkout.models import Checkout, CheckoutRequest, CheckoutSubmitted
 from regionctl.shop.checkout.rules import order_payload, price, require_complete
 from regionctl.shop.kit.app import ServiceKit, create_app, errors
-from regionctl.shop.kit.http import SyncServiceClient, timeouts
+from regionctl.shop.kit.http import CLIENT_LIMITS, SyncServiceClient, timeouts
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.orders.models import check_idempotency_key
@@ -118,6 +118,7 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
 def from_settings(settings: ServiceSettings) -> FastAPI:
     kit = ServiceKit.create("checkout", settings.region)
     store = regional_store(settings, kit)
-    client = httpx.Client(base_url=settings.endpoint("orders"), timeout=timeouts(settings.http_timeout_s + 5))
+    client = httpx.Client(base_url=settings.endpoint("orders"), timeout=timeouts(settings.http_timeout_s + 5),
+                          limits=CLIENT_LIMITS)
     kit.on_stop.append(client.close)
     return create_checkout_app(kit, store, HttpOrders(client), settings.shipping_name_prefix)

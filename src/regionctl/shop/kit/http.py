@@ -13,6 +13,11 @@ from regionctl.errors import ExternalError
 from regionctl.shop.kit.retry import backoff_s
 
 CONNECT_RETRIES = 3
+# A service keeps an idle connection open far longer than its callers keep it in their pools, so a caller never
+# sends a request on a connection the server is closing at that instant ("Server disconnected without sending a
+# response"). Both were 5 s (uvicorn's and httpx's defaults): a caller every 5 s (a canary) met that race.
+SERVER_KEEPALIVE_S = 30
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=10.0)
 
 
 class ServiceCallError(ExternalError):

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regionctl.errors import RegionctlError
 from regionctl.shop.kit.app import HANDLED_ERRORS, ServiceKit, create_app, describe_validation, status_for
-from regionctl.shop.kit.http import ServiceCallError, timeouts
+from regionctl.shop.kit.http import CLIENT_LIMITS, ServiceCallError, timeouts
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.ui import checkout_pages, pages
@@ -90,9 +90,9 @@ def backend_check(name: str, base_url: str, client: httpx.Client) -> Check:
 def from_settings(settings: ServiceSettings) -> FastAPI:
     kit = ServiceKit.create("ui", settings.region)
     urls = {name: settings.endpoint(name) for name in HEALTH_PATHS}
-    clients = {name: httpx.AsyncClient(base_url=url, timeout=timeouts(settings.http_timeout_s + 10))
-               for name, url in urls.items()}
-    probe = httpx.Client(timeout=timeouts(2.0))
+    clients = {name: httpx.AsyncClient(base_url=url, timeout=timeouts(settings.http_timeout_s + 10),
+                                       limits=CLIENT_LIMITS) for name, url in urls.items()}
+    probe = httpx.Client(timeout=timeouts(2.0), limits=CLIENT_LIMITS)
     checks = tuple(backend_check(name, url, probe) for name, url in urls.items())
     backends = Backends.over(clients)
     kit.on_stop.append(probe.close)

@@ -1,0 +1,47 @@
+"""The reference's FIS scenario, run for real through the CLI: the regions are cut apart and the regional store
+stops replicating; the remote canaries of both regions fail while the shop keeps serving users; everything is
+reverted afterwards and the canaries pass again."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from regionctl.regionalstore import endpoints, status
+from tests.integration.test_observe import all_pass
+from tests.support.deploy import RunningDeployment
+from tests.support.poll import eventually
+
+pytestmark = pytest.mark.integration
+REGIONCTL = str(Path(sys.executable).with_name("regionctl"))
+
+
+def test_cross_region_connectivity_fails_only_what_crosses_and_is_fully_reverted(
+        deployment: RunningDeployment) -> None:
+    eventually(lambda: all_pass(deployment), timeout_s=60, interval_s=1)
+    run = subprocess.run([REGIONCTL, "chaos", "run", "cross-region-connectivity", "--duration", "15", "--yes",
+                          "--format", "json"], env=deployment.cli_env, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["stopped_by"] == "duration", result
+    assert result["most_failing"] == {"local": 0, "remote": 8, "global": 0}, result
+    assert any("link partitioned" in line for line in result["injected"])
+    assert any("paused" in line for line in result["injected"])
+    assert result["recovered_after_s"] is not None and result["revert_errors"] == []
+
+    assert not any(d.partitioned for d in deployment.link.status().directions)
+    a, b = deployment.settings.regions
+    store = status.replication_status(endpoints.dsn(deployment.settings, a), endpoints.dsn(deployment.settings, b))
+    assert [d.paused for d in store.directions] == [False, False]
+    all_pass(deployment)
+
+
+def test_an_unknown_experiment_is_refused_by_name(deployment: RunningDeployment) -> None:
+    run = subprocess.run([REGIONCTL, "chaos", "run", "unplug-everything", "--yes"], env=deployment.cli_env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "no experiment named 'unplug-everything'" in run.stderr
+    assert not any(d.partitioned for d in deployment.link.status().directions)

@@ -1,0 +1,140 @@
+"""Chaos experiments: stop conditions, and a runner that always reverts what it injected, in reverse order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from regionctl.chaos.experiment import (
+    EXPERIMENTS,
+    USERS_AFFECTED,
+    Experiment,
+    Fault,
+    Observation,
+    experiment,
+    stop_reason,
+)
+from regionctl.chaos.runner import Clock, run
+from regionctl.errors import InputError
+
+HEALTHY = {"local": 0, "remote": 0, "global": 0}
+
+
+def seen(failing: dict[str, int] | None = None, routable: list[str] | None = None) -> Observation:
+    return Observation(at=0.0, failing=HEALTHY if failing is None else failing,
+                       routable=["us-east-1", "us-west-2"] if routable is None else routable)
+
+
+def test_users_affected_stops_an_experiment_only_when_users_would_notice() -> None:
+    assert stop_reason(USERS_AFFECTED, seen({"local": 0, "remote": 8, "global": 0}, ["us-east-1"])) is None
+    assert stop_reason(USERS_AFFECTED, seen(routable=[])) == "no region receives traffic"
+    assert stop_reason(USERS_AFFECTED, seen({"remote": 8, "global": 1})) == "1 or more global canaries fail"
+    unread = Observation(at=0.0, failing=None, routable=None)
+    assert stop_reason(USERS_AFFECTED, unread) is None  # what cannot be read never stops it
+
+
+def test_experiments_are_found_by_name_and_durations_are_checked() -> None:
+    assert experiment("cross-region-connectivity").faults == (Fault("link-partition"), Fault("store-pause"))
+    with pytest.raises(InputError, match="no experiment named 'nope'; there are cross-region-connectivity"):
+        experiment("nope")
+    with pytest.raises(InputError, match="--duration must be between 1 and 86400 seconds, not 0.5"):
+        EXPERIMENTS["slow-link"].with_duration(0.5)
+    assert EXPERIMENTS["slow-link"].with_duration(30).duration_s == 30
+
+
+class FakeClock(Clock):
+    def __init__(self) -> None:
+        self.t = 0.0
+        super().__init__(now=lambda: self.t, wall=lambda: 1e9 + self.t, sleep=self.advance)
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class FakeFaults:
+    def __init__(self, fail_inject: str | None = None, fail_revert: str | None = None) -> None:
+        self.log: list[str] = []
+        self.fail_inject, self.fail_revert = fail_inject, fail_revert
+
+    def inject(self, fault: Fault) -> str:
+        if fault.kind == self.fail_inject:
+            raise RuntimeError(f"cannot inject {fault.kind}")
+        self.log.append(f"+{fault.kind}")
+        return f"{fault.kind} on"
+
+    def revert(self, fault: Fault) -> str:
+        self.log.append(f"-{fault.kind}")
+        if fault.kind == self.fail_revert:
+            raise RuntimeError(f"cannot revert {fault.kind}")
+        return f"{fault.kind} off"
+
+
+class FakeWatcher:
+    """Plays a script of observations; the faults' state decides nothing here, the script does."""
+
+    def __init__(self, script: Iterator[Observation]) -> None:
+        self.script = script
+
+    def observe(self) -> Observation:
+        return next(self.script)
+
+
+def script(during: int, *after: Observation) -> Iterator[Observation]:
+    for _ in range(during):
+        yield seen({"local": 0, "remote": 8, "global": 0})
+    yield from after
+    while True:
+        yield seen()
+
+
+EXPERIMENT = Experiment("test", "two faults", (Fault("link-partition"), Fault("store-pause")), 5.0, USERS_AFFECTED)
+
+
+def test_a_full_run_injects_in_order_reverts_in_reverse_and_measures_recovery() -> None:
+    faults, clock = FakeFaults(), FakeClock()
+    stale = seen({"local": 0, "remote": 8, "global": 0})  # the canaries' last runs are from before the revert
+    result = run(EXPERIMENT, faults, FakeWatcher(script(5, stale, stale)), clock=clock)
+    assert faults.log == ["+link-partition", "+store-pause", "-store-pause", "-link-partition"]
+    assert result.stopped_by == "duration" and result.duration_s == 5.0
+    assert result.most_failing == {"local": 0, "remote": 8, "global": 0}
+    assert result.recovered_after_s == 2.0 and result.clean
+
+
+def test_a_stop_condition_ends_the_experiment_early_and_still_reverts() -> None:
+    faults = FakeFaults()
+    result = run(EXPERIMENT, faults, FakeWatcher(script(2, seen({"global": 3}))), clock=FakeClock())
+    assert result.stopped_by == "stop condition: 1 or more global canaries fail"
+    assert result.duration_s == 2.0 and faults.log[-2:] == ["-store-pause", "-link-partition"]
+
+
+def test_a_failed_injection_reverts_what_was_injected_and_raises() -> None:
+    faults = FakeFaults(fail_inject="store-pause")
+    with pytest.raises(RuntimeError, match="cannot inject store-pause"):
+        run(EXPERIMENT, faults, FakeWatcher(script(0)), clock=FakeClock())
+    assert faults.log == ["+link-partition", "-link-partition"]
+
+
+def test_a_watcher_that_raises_still_gets_every_fault_reverted() -> None:
+    class Broken:
+        def observe(self) -> Observation:
+            raise KeyboardInterrupt
+
+    faults = FakeFaults()
+    with pytest.raises(KeyboardInterrupt):
+        run(EXPERIMENT, faults, Broken(), clock=FakeClock())
+    assert faults.log == ["+link-partition", "+store-pause", "-store-pause", "-link-partition"]
+
+
+def test_a_failed_revert_is_reported_the_others_still_run_and_recovery_is_not_claimed() -> None:
+    faults = FakeFaults(fail_revert="store-pause")
+    result = run(EXPERIMENT, faults, FakeWatcher(script(5)), clock=FakeClock())
+    assert faults.log[-2:] == ["-store-pause", "-link-partition"]
+    assert result.revert_errors == ["store-pause: cannot revert store-pause"]
+    assert result.reverted == ["link-partition off"] and not result.clean and result.recovered_after_s is None
+
+
+def test_canaries_that_never_recover_are_reported_as_such() -> None:
+    never = iter(lambda: seen({"remote": 8}), None)
+    result = run(EXPERIMENT, FakeFaults(), FakeWatcher(never), recovery_timeout_s=10, clock=FakeClock())
+    assert result.recovered_after_s is None and not result.clean and not result.revert_errors
