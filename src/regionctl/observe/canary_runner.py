@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -25,6 +27,7 @@ from regionctl.config import CanarySettings
 from regionctl.observe.canaries import Board, Canary, Run, Summary, by_state, judge
 
 PLAN_ENV = "REGIONCTL_CANARY_PLAN"
+log = logging.getLogger("regionctl.observe.canaries")
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -62,7 +65,7 @@ async def check(http: httpx.AsyncClient, canary: Canary, timeout_s: float) -> Ru
         status = response.status_code
     except httpx.TimeoutException:
         error = f"no response within {timeout_s:g} s"
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # noqa: BLE001 - a canary reports what went wrong; it never stops the others
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     ok, reason = judge(status, error, timeout_s)
     return Run(at=started, ok=ok, duration_s=round(time.perf_counter() - clock, 4), status=status, reason=reason)
@@ -80,6 +83,7 @@ class CanaryRunner:
         self.board = Board(self.canaries, window)
         self.metrics = CanaryMetrics(region)
         self.rounds = 0
+        self.last_round_at = time.monotonic()  # start counts as a round for staleness
         self._http = http or httpx.AsyncClient(follow_redirects=False, trust_env=False,
                                                headers={"User-Agent": f"regionctl-canary/{region}"})
 
@@ -89,12 +93,16 @@ class CanaryRunner:
             self.board.record(canary.name, run)
             self.metrics.observe(canary, run)
         self.rounds += 1
+        self.last_round_at = time.monotonic()
         return list(runs)
 
     async def run_forever(self) -> None:
         while True:
             started = time.monotonic()
-            await self.run_round()
+            try:
+                await self.run_round()
+            except Exception:  # noqa: BLE001 - the board keeps its last runs; /health shows the rounds stalled
+                log.exception("canary round failed")
             await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
 
     def report(self) -> dict[str, Any]:
@@ -114,8 +122,12 @@ def create_app(runner: CanaryRunner) -> FastAPI:
     app = FastAPI(title=f"regionctl canaries ({runner.region})", docs_url=None, redoc_url=None)
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
-        return {"region": runner.region, "rounds": runner.rounds}
+    def health() -> JSONResponse:
+        """503 once no round has completed for three intervals (the loop is stuck, not the shop)."""
+        since = time.monotonic() - runner.last_round_at
+        stalled = since > 3 * runner.interval_s + runner.timeout_s
+        return JSONResponse({"region": runner.region, "rounds": runner.rounds, "since_last_round_s": round(since, 1),
+                             "stalled": stalled}, status_code=503 if stalled else 200)
 
     @app.get("/canaries")
     def canaries() -> dict[str, Any]:

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 import httpx
 
 from regionctl.config import Settings
-from regionctl.errors import RegionctlError
 from regionctl.jsonable import to_jsonable
 from regionctl.observe.launch import canary_url
 from regionctl.runtime.topology import Topology
@@ -46,10 +45,11 @@ class Part:
 
 
 def read_part(read: Callable[[], Any]) -> Part:
-    """Run one read; a failure becomes the part's error (the class name when the message is empty)."""
+    """Run one read; any failure becomes the part's error (the class name when the message is empty): one part
+    that cannot be read must never hide the others."""
     try:
         return Part(True, read())
-    except (RegionctlError, httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - reported in the part, and flagged by attention()
         return Part(False, error=str(exc) or type(exc).__name__)
 
 

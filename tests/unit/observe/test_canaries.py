@@ -126,3 +126,19 @@ def test_the_plan_survives_the_trip_through_the_environment() -> None:
 def test_bad_canary_settings_are_refused_by_name(knobs: dict[str, object], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem.replace(".", r"\.")):
         load_settings(canaries=knobs)
+
+
+def test_an_unexpected_error_fails_the_run_and_a_stalled_loop_turns_health_red() -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise ValueError("no such scheme")
+
+    canaries = plan("us-east-1", TARGETS, ("/home",))
+    http = httpx.AsyncClient(transport=httpx.MockTransport(broken))
+    runner = CanaryRunner("us-east-1", canaries, interval_s=5, timeout_s=2, window=10, http=http)
+    client = TestClient(create_app(runner))
+    runner.last_round_at -= 100  # no round for 100 s
+    assert client.get("/health").status_code == 503
+    asyncio.run(runner.run_round())
+    assert runner.report()["canaries"][0]["last"]["reason"] == "ValueError: no such scheme"
+    health = client.get("/health")
+    assert health.status_code == 200 and health.json()["rounds"] == 1
