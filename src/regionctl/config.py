@@ -162,6 +162,15 @@ class CanarySettings(BaseModel):
         return self
 
 
+class CredentialSettings(BaseModel):
+    """The workload's database credentials (Secrets Manager rotation, made to work in both regions)."""
+
+    model_config = {"extra": "forbid"}
+
+    rotation_days: float = Field(default=90.0, gt=0, le=3650,
+                                 description="a credential older than this is rotated by the running deployment")
+
+
 def _toml_path() -> Path:
     return Path(os.environ.get("REGIONCTL_CONFIG", "regionctl.toml"))
 
@@ -187,6 +196,7 @@ class Settings(BaseSettings):
     routing: RoutingSettings = RoutingSettings()
     workload: WorkloadSettings = WorkloadSettings()
     canaries: CanarySettings = CanarySettings()
+    credentials: CredentialSettings = CredentialSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod

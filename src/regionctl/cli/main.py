@@ -34,9 +34,21 @@ def show_config(fmt: str = FormatOption) -> None:
 
 def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
-    from regionctl.cli import chaos, db, deployment, link, load, observe, reconcile, routing, runbook, store
+    from regionctl.cli import (
+        chaos,
+        db,
+        deployment,
+        link,
+        load,
+        observe,
+        reconcile,
+        routing,
+        runbook,
+        secrets,
+        store,
+    )
 
-    for module in (deployment, db, link, store, routing, runbook, reconcile, load, observe, chaos):
+    for module in (deployment, db, link, store, routing, runbook, reconcile, load, observe, chaos, secrets):
         module.register(app)
 
 

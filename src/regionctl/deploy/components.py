@@ -47,6 +47,7 @@ def regional_store_replicators(topo: Topology, network: Network) -> Iterable[Pro
 class RegionData:
     """What the platform offers a workload in one region: its databases, found the platform's way."""
 
+    # DSNs name a libpq service, never a password: processes read the current credential from $PGSERVICEFILE
     writers: Mapping[str, str]  # global database -> writer DSN (multi-host, follows the writer after failover)
     readers: Mapping[str, str]  # global database -> the region's own member
     regional: str  # the region's writable multi-active store
@@ -68,8 +69,8 @@ def workload(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
     gdbs = GlobalDatabases(topo, network)
     data = {
         region: RegionData(
-            writers={n: writer_dsn(gdbs.cluster(n), region) for n in gdbs.names},
-            readers={n: reader_dsn(gdbs.cluster(n), region) for n in gdbs.names},
+            writers={n: writer_dsn(gdbs.cluster(n), region, service=n) for n in gdbs.names},
+            readers={n: reader_dsn(gdbs.cluster(n), region, service=n) for n in gdbs.names},
             regional=regional_dsn(topo, network, region, region),
         )
         for region in topo.settings.regions

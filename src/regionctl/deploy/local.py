@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from regionctl.config import EFFECTIVE_SETTINGS_ENV, write_effective_settings
+from regionctl.credentials import service as credentials
 from regionctl.deploy import components
 from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.service import GlobalDatabases
@@ -29,6 +30,7 @@ from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, r
 from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Topology
 
 log = logging.getLogger("regionctl.up")
+ROTATION_CHECK_S = 60.0  # how often a running deployment looks for credentials due for rotation
 
 
 def regional_store_instance_ready(topo: Topology, region: str) -> None:
@@ -82,7 +84,9 @@ class Deployment:
         self.claim()
         self.topo.paths.root.chmod(0o755)
         effective = write_effective_settings(self.topo.settings, self.state_dir / "effective-settings.json")
-        supervisor = Supervisor(self.state_dir, self.topo.paths.root / "logs", {EFFECTIVE_SETTINGS_ENV: str(effective)})
+        supervisor = Supervisor(self.state_dir, self.topo.paths.root / "logs", {
+            EFFECTIVE_SETTINGS_ENV: str(effective),
+            credentials.SERVICE_FILE_ENV: str(credentials.service_file(self.topo.settings))})
         from regionctl.runtime.link import link_process_spec
 
         progress("link emulator")
@@ -96,6 +100,8 @@ class Deployment:
         for name in gdbs.names:
             progress(f"global database {name}")
             gdbs.ensure(name)
+        progress("database credentials")
+        credentials.ensure(gdbs, progress)
         for source in [*spec_sources(), *self.extra_sources]:
             for spec in source(self.topo, network):
                 progress(f"{spec.key}")
@@ -106,7 +112,7 @@ class Deployment:
         """Keep processes and databases in their intended state until ``stop()`` says so."""
         gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
         marks = RegionMarks(self.state_dir)
-        last_ship = 0.0
+        last_ship = last_rotation_check = 0.0
         while not stop():
             supervisor.tick()
             down = frozenset(r for r in self.topo.settings.regions if marks.is_down(r))
@@ -118,7 +124,19 @@ class Deployment:
             if time.monotonic() - last_ship > self.archive_ship_interval_s:
                 last_ship = time.monotonic()
                 self._ship_archives(gdbs, down)
+            if time.monotonic() - last_rotation_check > ROTATION_CHECK_S:
+                last_rotation_check = time.monotonic()
+                self._rotate_due(gdbs)
             time.sleep(1.0)
+
+    def _rotate_due(self, gdbs: GlobalDatabases) -> None:
+        """Rotate the credentials older than the rotation interval; a failure is logged and tried again later."""
+        for name in credentials.due(self.topo.settings):
+            try:
+                result = credentials.rotate_database(gdbs, name)
+                log.info("rotated the %s credential: %s is current", name, result.username)
+            except RegionctlError as exc:
+                log.warning("rotating the %s credential: %s", name, exc)
 
     def _ship_archives(self, gdbs: GlobalDatabases, down: frozenset[str]) -> None:
         for name in gdbs.names:

@@ -10,17 +10,25 @@ from __future__ import annotations
 from regionctl.globaldb.members import Cluster
 
 
-def writer_dsn(cluster: Cluster, from_region: str, dbname: str | None = None, connect_timeout: int = 2) -> str:
+def _login(service: str | None) -> str:
+    """Who connects: a libpq service (user and password from the service file, see credentials/), or the
+    platform's own superuser."""
+    return f"service={service}" if service else "user=postgres"
+
+
+def writer_dsn(cluster: Cluster, from_region: str, dbname: str | None = None, connect_timeout: int = 2,
+               service: str | None = None) -> str:
     regions = [from_region, *(r for r in cluster.regions if r != from_region)]
     addresses = [cluster.address_from(from_region, r) for r in regions]
     return (
         f"host={','.join(h for h, _ in addresses)} port={','.join(str(p) for _, p in addresses)} "
-        f"user=postgres dbname={dbname or cluster.name} target_session_attrs=read-write "
+        f"{_login(service)} dbname={dbname or cluster.name} target_session_attrs=read-write "
         f"connect_timeout={connect_timeout}"
     )
 
 
-def reader_dsn(cluster: Cluster, region: str, dbname: str | None = None, connect_timeout: int = 2) -> str:
+def reader_dsn(cluster: Cluster, region: str, dbname: str | None = None, connect_timeout: int = 2,
+               service: str | None = None) -> str:
     member = cluster.member(region)
-    return (f"host={member.host} port={member.port} user=postgres dbname={dbname or cluster.name} "
+    return (f"host={member.host} port={member.port} {_login(service)} dbname={dbname or cluster.name} "
             f"connect_timeout={connect_timeout}")

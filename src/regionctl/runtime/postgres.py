@@ -55,10 +55,12 @@ COMMON_SETTINGS = {
     "unix_socket_directories": "''",
     "password_encryption": "'scram-sha-256'",
 }
-HBA = """# regionctl: loopback only
+HBA = """# regionctl: loopback only. The platform's superuser is trusted on loopback (see docs/credentials.md);
+# every other role (the workload's login users) must present its SCRAM password.
 local   all             all                                     trust
-host    all             all             127.0.0.0/8             trust
+host    all             postgres        127.0.0.0/8             trust
 host    replication     all             127.0.0.0/8             trust
+host    all             all             127.0.0.0/8             scram-sha-256
 """
 COPIES_DATA = frozenset({"pg_basebackup", "pg_rewind"})  # run tethered: see runtime/tethered.py
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
