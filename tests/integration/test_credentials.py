@@ -112,3 +112,14 @@ def _rotated(gdbs: Any) -> Any:
         return service.rotate_database(gdbs, "catalog", test_timeout_s=5)
     except RotationIncomplete as exc:
         raise AssertionError(str(exc)) from None
+
+
+def test_up_replaces_a_credential_the_database_no_longer_accepts(deployment: RunningDeployment) -> None:
+    settings, gdbs = deployment.settings, deployment.gdbs
+    assert service.ensure(gdbs) == []  # all good: nothing rotated
+    lost = service.store(settings).value("orders")
+    with superuser(deployment, "orders") as conn:  # as if the database had been recreated under kept secrets
+        conn.execute(f"alter role {lost['username']} password null")
+    done = service.ensure(gdbs)
+    assert [r.secret for r in done] == ["orders"] and done[0].previous_username == lost["username"]
+    place_order(deployment, settings.primary_region)

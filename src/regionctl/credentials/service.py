@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from regionctl.config import Settings
 from regionctl.credentials import servicefile
@@ -44,11 +45,19 @@ def rotate_database(gdbs: GlobalDatabases, name: str, progress: Callable[[str], 
 
 
 def ensure(gdbs: GlobalDatabases, progress: Callable[[str], None] = lambda _: None) -> list[RotationResult]:
-    """Every global database has a current credential, and the service file holds them all."""
+    """Every global database has a current credential that logs in on its writer (a database recreated under
+    kept secrets gets a new one), and the service file holds them all."""
     secrets = store(gdbs.topo.settings)
-    done = [rotate_database(gdbs, name, progress) for name in gdbs.names if not secrets.has(name, CURRENT)]
+    done = [rotate_database(gdbs, name, progress) for name in gdbs.names
+            if not secrets.has(name, CURRENT) or not _logs_in(gdbs, name, secrets.value(name, CURRENT))]
     write_service_file(gdbs.topo.settings)
     return done
+
+
+def _logs_in(gdbs: GlobalDatabases, name: str, credential: dict[str, Any]) -> bool:
+    admin = PgRoleAdmin(gdbs)
+    writer = next(m for m in admin.members(name) if m.region == gdbs.state(name).writer)
+    return admin.login_error(name, writer, credential) is None
 
 
 def describe(settings: Settings) -> list[SecretInfo]:
