@@ -147,12 +147,18 @@ class CanarySettings(BaseModel):
     timeout_s: float = Field(default=3.0, gt=0, le=60, description="a page slower than this fails")
     window: int = Field(default=60, ge=1, le=10_000, description="runs per canary kept for success percent")
 
+    @staticmethod
+    def page_name(page: str) -> str:
+        """What a page is called in canary names (``/cart`` -> ``cart``, ``/a/b`` -> ``a-b``, ``/`` -> ``root``)."""
+        return page.strip("/").replace("/", "-") or "root"
+
     @field_validator("pages")
     @classmethod
     def _distinct_pages(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        repeated = sorted({page for page in value if value.count(page) > 1})
+        names = [cls.page_name(page) for page in value]
+        repeated = sorted({page for page, name in zip(value, names, strict=True) if names.count(name) > 1})
         if repeated:
-            raise ValueError(f"pages repeat: {', '.join(repeated)}")
+            raise ValueError(f"pages repeat or would share a canary name: {', '.join(repeated)}")
         return value
 
     @model_validator(mode="after")

@@ -21,9 +21,9 @@ from regionctl.errors import InputError
 HEALTHY = {"local": 0, "remote": 0, "global": 0}
 
 
-def seen(failing: dict[str, int] | None = None, routable: list[str] | None = None) -> Observation:
+def seen(failing: dict[str, int] | None = None, routable: list[str] | None = None, pending: int = 0) -> Observation:
     return Observation(at=0.0, failing=HEALTHY if failing is None else failing,
-                       routable=["us-east-1", "us-west-2"] if routable is None else routable)
+                       routable=["us-east-1", "us-west-2"] if routable is None else routable, pending=pending)
 
 
 def test_users_affected_stops_an_experiment_only_when_users_would_notice() -> None:
@@ -53,9 +53,11 @@ class FakeClock(Clock):
 
 
 class FakeFaults:
-    def __init__(self, fail_inject: str | None = None, fail_revert: str | None = None) -> None:
+    def __init__(self, fail_inject: str | None = None, fail_revert: str | None = None,
+                 revert_error: BaseException | None = None) -> None:
         self.log: list[str] = []
         self.fail_inject, self.fail_revert = fail_inject, fail_revert
+        self.revert_error = revert_error or RuntimeError(f"cannot revert {fail_revert}")
 
     def inject(self, fault: Fault) -> str:
         if fault.kind == self.fail_inject:
@@ -66,7 +68,7 @@ class FakeFaults:
     def revert(self, fault: Fault) -> str:
         self.log.append(f"-{fault.kind}")
         if fault.kind == self.fail_revert:
-            raise RuntimeError(f"cannot revert {fault.kind}")
+            raise self.revert_error
         return f"{fault.kind} off"
 
 
@@ -75,8 +77,10 @@ class FakeWatcher:
 
     def __init__(self, script: Iterator[Observation]) -> None:
         self.script = script
+        self.since: list[float] = []
 
-    def observe(self) -> Observation:
+    def observe(self, since: float) -> Observation:
+        self.since.append(since)
         return next(self.script)
 
 
@@ -93,12 +97,14 @@ EXPERIMENT = Experiment("test", "two faults", (Fault("link-partition"), Fault("s
 
 def test_a_full_run_injects_in_order_reverts_in_reverse_and_measures_recovery() -> None:
     faults, clock = FakeFaults(), FakeClock()
-    stale = seen({"local": 0, "remote": 8, "global": 0})  # the canaries' last runs are from before the revert
-    result = run(EXPERIMENT, faults, FakeWatcher(script(5, stale, stale)), clock=clock)
+    not_yet = seen(pending=4)  # after the revert, some canaries have not run again yet: not recovered
+    watcher = FakeWatcher(script(5, seen({"remote": 2}), not_yet))
+    result = run(EXPERIMENT, faults, watcher, clock=clock)
     assert faults.log == ["+link-partition", "+store-pause", "-store-pause", "-link-partition"]
     assert result.stopped_by == "duration" and result.duration_s == 5.0
     assert result.most_failing == {"local": 0, "remote": 8, "global": 0}
     assert result.recovered_after_s == 2.0 and result.clean
+    assert watcher.since[0] == 1e9 and watcher.since[-1] == 1e9 + 5  # runs since the injection, then the revert
 
 
 def test_a_stop_condition_ends_the_experiment_early_and_still_reverts() -> None:
@@ -108,22 +114,29 @@ def test_a_stop_condition_ends_the_experiment_early_and_still_reverts() -> None:
     assert result.duration_s == 2.0 and faults.log[-2:] == ["-store-pause", "-link-partition"]
 
 
-def test_a_failed_injection_reverts_what_was_injected_and_raises() -> None:
-    faults = FakeFaults(fail_inject="store-pause")
-    with pytest.raises(RuntimeError, match="cannot inject store-pause"):
-        run(EXPERIMENT, faults, FakeWatcher(script(0)), clock=FakeClock())
-    assert faults.log == ["+link-partition", "-link-partition"]
+def test_a_failed_injection_is_reverted_too_with_everything_before_it() -> None:
+    faults = FakeFaults(fail_inject="store-pause")  # it may have paused one direction before failing
+    result = run(EXPERIMENT, faults, FakeWatcher(script(0)), clock=FakeClock())
+    assert faults.log == ["+link-partition", "-store-pause", "-link-partition"]
+    assert result.stopped_by == "error: cannot inject store-pause" and not result.clean
 
 
-def test_a_watcher_that_raises_still_gets_every_fault_reverted() -> None:
-    class Broken:
-        def observe(self) -> Observation:
+def test_ctrl_c_reverts_every_fault_and_says_it_was_interrupted() -> None:
+    class Interrupted:
+        def observe(self, since: float) -> Observation:
             raise KeyboardInterrupt
 
     faults = FakeFaults()
-    with pytest.raises(KeyboardInterrupt):
-        run(EXPERIMENT, faults, Broken(), clock=FakeClock())
+    result = run(EXPERIMENT, faults, Interrupted(), clock=FakeClock())
     assert faults.log == ["+link-partition", "+store-pause", "-store-pause", "-link-partition"]
+    assert result.stopped_by == "interrupted" and result.recovered_after_s is None and not result.clean
+
+
+def test_a_second_ctrl_c_during_a_revert_is_reported_and_the_other_reverts_still_run() -> None:
+    faults = FakeFaults(fail_revert="store-pause", revert_error=KeyboardInterrupt())
+    result = run(EXPERIMENT, faults, FakeWatcher(script(5)), clock=FakeClock())
+    assert faults.log[-2:] == ["-store-pause", "-link-partition"]
+    assert result.revert_errors == ["store-pause: KeyboardInterrupt"] and not result.clean
 
 
 def test_a_failed_revert_is_reported_the_others_still_run_and_recovery_is_not_claimed() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from regionctl.credentials import servicefile
 from regionctl.credentials.rotation import Member, RotationIncomplete, new_password, rotate
+from regionctl.credentials.schedule import RotationSchedule
 from regionctl.credentials.scram import verifier
 from regionctl.credentials.store import CURRENT, PENDING, PREVIOUS, SecretStore
 from regionctl.errors import ConflictError, NotFoundError
@@ -108,30 +109,70 @@ class FakeAdmin:
         return None if ok else f"password authentication failed for user {user}"
 
 
-def test_rotation_alternates_users_tests_every_member_and_finishes_once(tmp_path: Path) -> None:
-    store, admin, finished = SecretStore(tmp_path), FakeAdmin(), []
-    first = rotate(store, admin, "orders", lambda: finished.append(1))
-    second = rotate(store, admin, "orders", lambda: finished.append(2))
-    third = rotate(store, admin, "orders", lambda: finished.append(3))
+def test_rotation_alternates_users_tests_every_member_and_publishes_before_and_after(tmp_path: Path) -> None:
+    store, admin = SecretStore(tmp_path), FakeAdmin()
+    published: list[str | None] = []  # the user the clients' service file names, at each write
+
+    def publish() -> None:
+        published.append(store.describe("orders").username)
+
+    first, second, third = (rotate(store, admin, "orders", publish) for _ in range(3))
     assert [r.username for r in (first, second, third)] == ["orders_app_a", "orders_app_b", "orders_app_a"]
     assert (second.previous_username, second.members_tested) == ("orders_app_a", ("us-east-1", "us-west-2"))
-    assert finished == [1, 2, 3] and admin.roles == {"orders_owner", "orders_app_a", "orders_app_b"}
+    assert published == [None, "orders_app_a", "orders_app_a", "orders_app_b", "orders_app_b", "orders_app_a"]
+    assert admin.roles == {"orders_owner", "orders_app_a", "orders_app_b"}
     password = store.value("orders")["password"]
     assert all(password not in sql for sql in admin.sql_seen)  # only verifiers reach the database
 
 
 def test_a_standby_that_never_accepts_leaves_the_current_credential_and_a_resumable_pending_one(
         tmp_path: Path) -> None:
-    store, admin, finished = SecretStore(tmp_path), FakeAdmin(), []
+    store, admin = SecretStore(tmp_path), FakeAdmin()
+    published: list[str | None] = []
+
+    def publish() -> None:
+        published.append(store.describe("orders").username)
+
     rotate(store, admin, "orders", lambda: None)
     current = store.value("orders")
     admin.replay = False
     with pytest.raises(RotationIncomplete, match="us-west-2: password authentication failed") as refused:
-        rotate(store, admin, "orders", lambda: finished.append(1), test_timeout_s=0.3, poll_s=0.05)
+        rotate(store, admin, "orders", publish, test_timeout_s=0.3, poll_s=0.05)
     pending = store.value("orders", PENDING)
     assert pending["password"] not in str(refused.value)
-    assert store.value("orders") == current and finished == []
+    assert store.value("orders") == current and published == ["orders_app_a"]  # clients keep the working user
     admin.replay = True  # the standby catches up
-    resumed = rotate(store, admin, "orders", lambda: finished.append(1))
+    resumed = rotate(store, admin, "orders", publish)
     assert resumed.resumed and resumed.username == pending["username"] == "orders_app_b"
-    assert store.value("orders") == pending and not store.has("orders", PENDING) and finished == [1]
+    assert store.value("orders") == pending and not store.has("orders", PENDING)
+    assert published == ["orders_app_a", "orders_app_a", "orders_app_b"]
+
+
+def test_the_schedule_rotates_what_is_due_off_the_loop_waits_for_down_regions_and_backs_off() -> None:
+    now = [0.0]
+    rotated: list[str] = []
+    failing = [False]
+
+    def rotate_one(name: str) -> None:
+        if failing[0]:
+            raise RuntimeError("writer unreachable")
+        rotated.append(name)
+
+    schedule = RotationSchedule(lambda: ["orders", "catalog"], rotate_one, now=lambda: now[0], check_s=60,
+                                retry_s=600)
+    assert schedule.poke(frozenset({"us-west-2"})) is None and rotated == []  # a region is down: wait
+    now[0] += 61
+    thread = schedule.poke(frozenset())
+    assert thread is not None
+    thread.join(5)
+    assert rotated == ["orders", "catalog"]
+    assert schedule.poke(frozenset()) is None  # checked a moment ago
+    failing[0] = True
+    now[0] += 61
+    failed = schedule.poke(frozenset())
+    assert failed is not None
+    failed.join(5)
+    now[0] += 61
+    assert schedule.poke(frozenset()) is None  # backing off after the failure
+    now[0] += 600
+    assert schedule.poke(frozenset()) is not None

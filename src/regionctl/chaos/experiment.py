@@ -55,8 +55,9 @@ class Observation:
     """What the experiment sees at one moment; ``None`` where a part could not be read."""
 
     at: float
-    failing: Mapping[str, int] | None  # canary kind -> failing canaries, all regions together
+    failing: Mapping[str, int] | None  # canary kind -> canaries failing in a run since the moment asked about
     routable: Sequence[str] | None  # regions receiving traffic
+    pending: int = 0  # canaries with no run since that moment (their last result predates it)
 
 
 @dataclass(frozen=True)

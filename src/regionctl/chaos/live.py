@@ -17,40 +17,57 @@ PAUSE_REASON = "chaos experiment"
 
 
 class LiveFaults:
-    """Each fault's inject and revert; a revert puts back what inject found (the link's latency, for one)."""
+    """Each fault's inject and revert. A revert undoes only what its inject changed: a direction already
+    partitioned or paused before the experiment stays so, and the link's latency goes back to what it was."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._latency_before: dict[tuple[str, str], float] = {}
+        self._latency_before: dict[str, float] = {}
+        self._partitioned: list[str] = []
+        self._paused: list[control.Direction] = []
 
     def inject(self, fault: Fault) -> str:
         if fault.kind == "link-partition":
             with link_client(self.settings) as link:
-                link.partition("both")
-            return "link partitioned (both directions)"
+                cut = [d.name for d in link.status().directions if not d.partitioned]
+                for pair in cut:
+                    link.partition(pair)
+                    self._partitioned.append(pair)
+            return f"link partitioned ({', '.join(cut) or 'it already was'})"
         if fault.kind == "link-latency":
             with link_client(self.settings) as link:
-                self._latency_before = {(d.src, d.dst): d.latency_ms for d in link.status().directions}
+                self._latency_before = {d.name: d.latency_ms for d in link.status().directions}
                 link.set("both", latency_ms=fault.latency_ms)
             return f"link latency {fault.latency_ms:g} ms (was {sorted(set(self._latency_before.values()))} ms)"
         if fault.kind == "store-pause":
-            return "; ".join(control.pause(endpoints.dsn(self.settings, d.source), d, PAUSE_REASON).reason
-                             for d in self._directions())
+            reasons = []
+            for direction in self._directions():
+                change = control.pause(endpoints.dsn(self.settings, direction.source), direction, PAUSE_REASON)
+                if change.changed:
+                    self._paused.append(direction)
+                reasons.append(change.reason)
+            return "; ".join(reasons)
         raise InputError(f"unknown fault kind {fault.kind!r}")
 
     def revert(self, fault: Fault) -> str:
         if fault.kind == "link-partition":
             with link_client(self.settings) as link:
-                link.heal("both")
+                while self._partitioned:
+                    link.heal(self._partitioned[-1])
+                    self._partitioned.pop()
             return "link healed"
         if fault.kind == "link-latency":
             with link_client(self.settings) as link:
-                for (src, dst), latency in self._latency_before.items():
-                    link.set(f"{src}->{dst}", latency_ms=latency)
+                for pair, latency in self._latency_before.items():
+                    link.set(pair, latency_ms=latency)
             return "link latency restored"
         if fault.kind == "store-pause":
-            return "; ".join(control.resume(endpoints.dsn(self.settings, d.source), d).reason
-                             for d in self._directions())
+            reasons = []
+            while self._paused:
+                direction = self._paused[-1]
+                reasons.append(control.resume(endpoints.dsn(self.settings, direction.source), direction).reason)
+                self._paused.pop()
+            return "; ".join(reasons) or "nothing to resume"
         raise InputError(f"unknown fault kind {fault.kind!r}")
 
     def _directions(self) -> list[control.Direction]:
@@ -59,22 +76,28 @@ class LiveFaults:
 
 
 class LiveWatcher:
-    """Failing canaries by kind across both regions, and the regions receiving traffic."""
+    """Canaries failing by kind across both regions (runs since a moment only), and the regions receiving
+    traffic."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sources = LiveSources(settings)
 
-    def observe(self) -> Observation:
-        failing: Counter[str] | None = Counter()
+    def observe(self, since: float) -> Observation:
+        failing: Counter[str] | None = Counter({"local": 0, "remote": 0, "global": 0})
+        pending = 0
         for region in self.settings.regions:
             part = read_part(lambda region=region: self.sources.canaries(region))  # type: ignore[misc]
             if not part.ok or failing is None:
                 failing = None
                 continue
-            failing.update(c["kind"] for c in part.data["canaries"] if c["state"] == "fail")
+            for canary in part.data["canaries"]:
+                last = canary.get("last")
+                if last is None or last["at"] < since:
+                    pending += 1
+                elif not last["ok"]:
+                    failing[canary["kind"]] += 1
         routing = read_part(self.sources.routing)
         routable = [r["region"] for r in routing.data["regions"] if r["routable"]] if routing.ok else None
-        counts = None if failing is None else {kind: failing.get(kind, 0) for kind in ("local", "remote", "global")}
-        return Observation(at=time.time(), failing=counts, routable=routable)
-
+        return Observation(at=time.time(), failing=None if failing is None else dict(failing), routable=routable,
+                           pending=pending)

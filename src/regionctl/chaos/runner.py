@@ -22,7 +22,8 @@ class Faults(Protocol):
 
 
 class Watcher(Protocol):
-    def observe(self) -> Observation: ...
+    def observe(self, since: float) -> Observation:
+        """Canary results of runs started at or after ``since`` (wall clock); older ones count as pending."""
 
 
 @dataclass
@@ -30,7 +31,7 @@ class ExperimentResult:
     experiment: str
     started_at: float
     duration_s: float  # how long the faults were in place
-    stopped_by: str  # "duration", a stop condition, or "error: ..."
+    stopped_by: str  # "duration", a stop condition, "interrupted" or "error: ..."
     injected: list[str] = field(default_factory=list)
     reverted: list[str] = field(default_factory=list)
     revert_errors: list[str] = field(default_factory=list)
@@ -40,7 +41,8 @@ class ExperimentResult:
 
     @property
     def clean(self) -> bool:
-        return not self.revert_errors and self.recovered_after_s is not None
+        return (not self.revert_errors and self.recovered_after_s is not None
+                and not self.stopped_by.startswith(("error", "interrupted")))
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Clock:
 def run(experiment: Experiment, faults: Faults, watcher: Watcher, poll_s: float = 1.0,
         recovery_timeout_s: float = 60.0, progress: Callable[[str], None] = lambda _: None,
         clock: Clock | None = None) -> ExperimentResult:
+    """Never raises for what happens during the experiment: an error or Ctrl-C ends it (``stopped_by``), the
+    faults are reverted, and the result says what was and was not."""
     clock = clock or Clock()
     result = ExperimentResult(experiment.name, clock.wall(), 0.0, "duration")
     injected: list[Fault] = []
@@ -60,11 +64,11 @@ def run(experiment: Experiment, faults: Faults, watcher: Watcher, poll_s: float 
     try:
         for fault in experiment.faults:
             progress(f"injecting: {fault.describe()}")
+            injected.append(fault)  # first: a fault half applied when inject fails is reverted too
             result.injected.append(faults.inject(fault))
-            injected.append(fault)
-        started = clock.now()
+        started, since = clock.now(), clock.wall()
         while clock.now() - started < experiment.duration_s:
-            seen = _watch(watcher, result)
+            seen = _watch(watcher, result, since)
             reason = stop_reason(experiment.stop_conditions, seen)
             if reason is not None:
                 result.stopped_by = f"stop condition: {reason}"
@@ -72,24 +76,25 @@ def run(experiment: Experiment, faults: Faults, watcher: Watcher, poll_s: float 
             left = experiment.duration_s - (clock.now() - started)
             progress(f"{experiment.name}: {left:.0f} s left; failing canaries {dict(seen.failing or {})}")
             clock.sleep(min(poll_s, max(left, 0.0)))
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the faults come out first
+    except KeyboardInterrupt:
+        result.stopped_by = "interrupted"
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the faults come out and the result says why
         result.stopped_by = f"error: {exc}"
-        raise
     finally:
         result.duration_s = round(clock.now() - started, 2) if injected else 0.0
         for fault in reversed(injected):
             progress(f"reverting: {fault.describe()}")
             try:
                 result.reverted.append(faults.revert(fault))
-            except Exception as exc:  # noqa: BLE001 - report every failed revert, try the others
-                result.revert_errors.append(f"{fault.kind}: {exc}")
-    if not result.revert_errors:
+            except BaseException as exc:  # noqa: BLE001 - even a second Ctrl-C: report it, revert the others
+                result.revert_errors.append(f"{fault.kind}: {str(exc) or type(exc).__name__}")
+    if not result.revert_errors and result.stopped_by != "interrupted":
         result.recovered_after_s = _recovery(watcher, result, poll_s, recovery_timeout_s, clock, progress)
     return result
 
 
-def _watch(watcher: Watcher, result: ExperimentResult) -> Observation:
-    seen = watcher.observe()
+def _watch(watcher: Watcher, result: ExperimentResult, since: float) -> Observation:
+    seen = watcher.observe(since)
     result.observations += 1
     for kind, count in (seen.failing or {}).items():
         result.most_failing[kind] = max(count, result.most_failing.get(kind, 0))
@@ -98,11 +103,14 @@ def _watch(watcher: Watcher, result: ExperimentResult) -> Observation:
 
 def _recovery(watcher: Watcher, result: ExperimentResult, poll_s: float, timeout_s: float, clock: Clock,
               progress: Callable[[str], None]) -> float | None:
-    """Seconds until a reading shows every canary passing (and some region routable), or None after timeout."""
-    reverted = clock.now()
+    """Seconds until every canary has run since the revert and passed (and some region is routable), or None."""
+    reverted, since = clock.now(), clock.wall()
     while clock.now() - reverted <= timeout_s:
-        seen = _watch(watcher, result)
-        if seen.failing is not None and not any(seen.failing.values()) and seen.routable:
+        try:
+            seen = _watch(watcher, result, since)
+        except Exception:  # noqa: BLE001 - an unreadable moment is not a recovery; keep looking
+            seen = Observation(at=clock.wall(), failing=None, routable=None)
+        if seen.failing is not None and not any(seen.failing.values()) and not seen.pending and seen.routable:
             return round(clock.now() - reverted, 2)
         progress(f"waiting for the canaries to pass again ({clock.now() - reverted:.0f} s)")
         clock.sleep(poll_s)

@@ -35,7 +35,8 @@ def run_cmd(name: str = typer.Argument(..., help="an experiment from 'regionctl 
             yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
             fmt: str = FormatOption) -> None:
     """Inject the experiment's faults, watch the canaries until it ends or a stop condition fires, revert, and
-    measure how long the canaries take to pass again. Exit code 1 when a revert failed or they did not recover."""
+    measure how long the canaries take to pass again. Exit code 1 when it ended in an error or Ctrl-C, a revert
+    failed, or the canaries did not pass again within 60 s."""
     check_format(fmt)
     chosen = model.experiment(name).with_duration(duration)
     settings = context.settings()

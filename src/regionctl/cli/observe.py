@@ -27,12 +27,10 @@ def _get(url: str, what: str) -> Any:
     return response.json()
 
 
-def _canary_rows(reports: list[dict[str, Any]], failing: bool) -> list[dict[str, Any]]:
+def _canary_rows(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for report in reports:
         for c in report["canaries"]:
-            if failing and c["state"] != "fail":
-                continue
             last = c["last"] or {}
             p90 = c["duration_p90_s"]
             rows.append({"region": report["region"], "canary": c["name"], "state": c["state"],
@@ -55,10 +53,12 @@ def canaries_cmd(region: str | None = typer.Option(None, "--region", "-r", help=
         if url is None:
             raise NotFoundError(f"no canary runner is registered for {r} under {settings.root}; run 'regionctl up'")
         reports.append(_get(f"{url}/canaries", f"the canaries of {r}"))
+    if failing:
+        reports = [{**r, "canaries": [c for c in r["canaries"] if c["state"] == "fail"]} for r in reports]
     if fmt == "json":
         emit(reports if region is None else reports[0], fmt)
         return
-    emit(_canary_rows(reports, failing), fmt, lambda rows: rows_table(rows, title="canaries"))
+    emit(_canary_rows(reports), fmt, lambda rows: rows_table(rows, title="canaries"))
 
 
 def console_cmd(fmt: str = FormatOption) -> None:

@@ -3,7 +3,8 @@ superuser), logins tried on every member."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -29,9 +30,20 @@ class PgRoleAdmin:
         except psycopg.Error as exc:
             raise DatabaseError(f"{database}: the writer {member.name} cannot be reached: {exc}".strip()) from None
 
+    @contextmanager
+    def _on_writer(self, database: str, doing: str) -> Iterator[psycopg.Connection[Any]]:
+        """A superuser session on the writer; any PostgreSQL error becomes a DatabaseError saying what failed
+        (its first line: a statement never carries a password here, only verifiers)."""
+        try:
+            with self._writer(database) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatabaseError(f"{database}: {doing} on the writer failed: {first}") from None
+
     def ensure_roles(self, database: str, owner: str, users: Sequence[str]) -> None:
         """The owner role, its two login users, the database and the workload's existing tables owned by it."""
-        with self._writer(database) as conn, conn.transaction():
+        with self._on_writer(database, "creating the workload's roles") as conn, conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext('regionctl-credentials'))")
             for role, login in ((owner, False), *((u, True) for u in users)):
                 if conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
@@ -54,7 +66,7 @@ class PgRoleAdmin:
             conn.execute(sql.SQL("alter table {} owner to {}").format(sql.SQL(table), sql.Identifier(owner)))
 
     def set_password(self, database: str, user: str, scram_verifier: str) -> None:
-        with self._writer(database) as conn:
+        with self._on_writer(database, f"setting the password of {user}") as conn:
             conn.execute(sql.SQL("alter role {} password {}").format(sql.Identifier(user),
                                                                       sql.Literal(scram_verifier)))
 

@@ -81,12 +81,13 @@ class RotationResult:
     seconds: float
 
 
-def rotate(store: SecretStore, admin: RoleAdmin, database: str, on_finish: Callable[[], object],
+def rotate(store: SecretStore, admin: RoleAdmin, database: str, publish: Callable[[], object],
            progress: Callable[[str], None] = lambda _: None, test_timeout_s: float = 30.0,
            poll_s: float = 0.25) -> RotationResult:
     started = time.monotonic()
     owner, users = owner_role(database), login_users(database)
     with store.locked():
+        publish()  # clients hold the current user before the other one's password changes (a lost write heals)
         admin.ensure_roles(database, owner, users)
         previous = store.value(database, CURRENT)["username"] if store.has(database, CURRENT) else None
         resumed = store.has(database, PENDING)
@@ -104,7 +105,7 @@ def rotate(store: SecretStore, admin: RoleAdmin, database: str, on_finish: Calla
         tested = _test_everywhere(admin, database, pending, test_timeout_s, poll_s, progress)
         store.promote(database, version)
         progress(f"{database}: {pending['username']} is current; writing the clients' service file")
-        on_finish()
+        publish()
     return RotationResult(database, version, pending["username"], previous, resumed, tested,
                           round(time.monotonic() - started, 2))
 

@@ -50,7 +50,8 @@ def ensure(gdbs: GlobalDatabases, progress: Callable[[str], None] = lambda _: No
     secrets = store(gdbs.topo.settings)
     done = [rotate_database(gdbs, name, progress) for name in gdbs.names
             if not secrets.has(name, CURRENT) or not _logs_in(gdbs, name, secrets.value(name, CURRENT))]
-    write_service_file(gdbs.topo.settings)
+    with secrets.locked():  # never over a newer file a concurrent rotation wrote
+        write_service_file(gdbs.topo.settings)
     return done
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from regionctl.config import EFFECTIVE_SETTINGS_ENV, write_effective_settings
 from regionctl.credentials import service as credentials
+from regionctl.credentials.schedule import RotationSchedule
 from regionctl.deploy import components
 from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.service import GlobalDatabases
@@ -30,7 +31,6 @@ from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, r
 from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Topology
 
 log = logging.getLogger("regionctl.up")
-ROTATION_CHECK_S = 60.0  # how often a running deployment looks for credentials due for rotation
 
 
 def regional_store_instance_ready(topo: Topology, region: str) -> None:
@@ -112,7 +112,9 @@ class Deployment:
         """Keep processes and databases in their intended state until ``stop()`` says so."""
         gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
         marks = RegionMarks(self.state_dir)
-        last_ship = last_rotation_check = 0.0
+        last_ship = 0.0
+        rotation = RotationSchedule(lambda: credentials.due(self.topo.settings),
+                                    lambda name: credentials.rotate_database(gdbs, name))
         while not stop():
             supervisor.tick()
             down = frozenset(r for r in self.topo.settings.regions if marks.is_down(r))
@@ -124,19 +126,8 @@ class Deployment:
             if time.monotonic() - last_ship > self.archive_ship_interval_s:
                 last_ship = time.monotonic()
                 self._ship_archives(gdbs, down)
-            if time.monotonic() - last_rotation_check > ROTATION_CHECK_S:
-                last_rotation_check = time.monotonic()
-                self._rotate_due(gdbs)
+            rotation.poke(down)
             time.sleep(1.0)
-
-    def _rotate_due(self, gdbs: GlobalDatabases) -> None:
-        """Rotate the credentials older than the rotation interval; a failure is logged and tried again later."""
-        for name in credentials.due(self.topo.settings):
-            try:
-                result = credentials.rotate_database(gdbs, name)
-                log.info("rotated the %s credential: %s is current", name, result.username)
-            except RegionctlError as exc:
-                log.warning("rotating the %s credential: %s", name, exc)
 
     def _ship_archives(self, gdbs: GlobalDatabases, down: frozenset[str]) -> None:
         for name in gdbs.names:

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from regionctl.config import CanarySettings
+
 KINDS = {"local": "lcl-rgnl", "remote": "rmt-rgnl", "global": "global"}
 
 
@@ -37,15 +39,11 @@ class Targets:
     global_entry: str
 
 
-def page_name(page: str) -> str:
-    return page.strip("/").replace("/", "-") or "root"
-
-
 def plan(region: str, targets: Targets, pages: Sequence[str]) -> list[Canary]:
     """The canaries ``region`` runs: every page on each of the three targets."""
     bases = {"local": (targets.local, region), "remote": (targets.remote, targets.remote_region),
              "global": (targets.global_entry, "global")}
-    return [Canary(name=f"{KINDS[kind]}-{page_name(page)}", region=region, kind=kind, target=target,
+    return [Canary(name=f"{KINDS[kind]}-{CanarySettings.page_name(page)}", region=region, kind=kind, target=target,
                    url=base.rstrip("/") + page)
             for kind, (base, target) in bases.items() for page in pages]
 

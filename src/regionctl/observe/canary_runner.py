@@ -60,10 +60,10 @@ async def check(http: httpx.AsyncClient, canary: Canary, timeout_s: float) -> Ru
     started, clock = time.time(), time.perf_counter()
     status: int | None = None
     error: str | None = None
-    try:
-        response = await http.get(canary.url, timeout=timeout_s)
+    try:  # httpx's timeout bounds each phase; the canary's bounds the whole page
+        response = await asyncio.wait_for(http.get(canary.url, timeout=timeout_s), timeout_s)
         status = response.status_code
-    except httpx.TimeoutException:
+    except (TimeoutError, httpx.TimeoutException):
         error = f"no response within {timeout_s:g} s"
     except Exception as exc:  # noqa: BLE001 - a canary reports what went wrong; it never stops the others
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -122,19 +122,19 @@ def create_app(runner: CanaryRunner) -> FastAPI:
     app = FastAPI(title=f"regionctl canaries ({runner.region})", docs_url=None, redoc_url=None)
 
     @app.get("/health")
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         """503 once no round has completed for three intervals (the loop is stuck, not the shop)."""
         since = time.monotonic() - runner.last_round_at
         stalled = since > 3 * runner.interval_s + runner.timeout_s
         return JSONResponse({"region": runner.region, "rounds": runner.rounds, "since_last_round_s": round(since, 1),
                              "stalled": stalled}, status_code=503 if stalled else 200)
 
-    @app.get("/canaries")
-    def canaries() -> dict[str, Any]:
+    @app.get("/canaries")  # async: on the loop that runs the rounds, so a report never shows half a round
+    async def canaries() -> dict[str, Any]:
         return runner.report()
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    async def metrics() -> Response:
         return Response(generate_latest(runner.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

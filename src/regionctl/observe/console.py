@@ -9,6 +9,7 @@ lag, routing state, alarms) included. Reads only: the console changes nothing, s
 from __future__ import annotations
 
 import argparse
+import html
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -29,16 +30,17 @@ PAGE = "console.html"
 class CachedOverview:
     """The overview read at most once per ``ttl_s``, however many pages and scrapers ask."""
 
-    def __init__(self, read: Callable[[], dict[str, Any]], ttl_s: float = 1.0) -> None:
-        self._read, self._ttl_s = read, ttl_s
+    def __init__(self, read: Callable[[], dict[str, Any]], ttl_s: float = 1.0,
+                 now: Callable[[], float] = time.monotonic) -> None:
+        self._read, self._ttl_s, self._now = read, ttl_s, now
         self._lock = threading.Lock()
         self._value: dict[str, Any] | None = None
         self._at = 0.0
 
     def get(self) -> dict[str, Any]:
         with self._lock:
-            if self._value is None or time.monotonic() - self._at > self._ttl_s:
-                self._value, self._at = self._read(), time.monotonic()
+            if self._value is None or self._now() - self._at > self._ttl_s:
+                self._value, self._at = self._read(), self._now()
             return self._value
 
 
@@ -88,8 +90,8 @@ def create_app(overview: CachedOverview, title: str) -> FastAPI:
     page = resources.files("regionctl.observe").joinpath(PAGE).read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)
-    def console() -> HTMLResponse:
-        return HTMLResponse(page.replace("{{title}}", title))
+    async def console() -> HTMLResponse:
+        return HTMLResponse(page.replace("{{title}}", html.escape(title)))
 
     @app.get("/api/overview")
     async def api_overview() -> dict[str, Any]:
@@ -100,15 +102,16 @@ def create_app(overview: CachedOverview, title: str) -> FastAPI:
         body = system_metrics(await run_in_threadpool(overview.get))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/health")
-    def health() -> dict[str, str]:
+    @app.get("/health")  # async: never waits behind overview reads in the thread pool
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
 
 
-def build(sources: Sources, regions: tuple[str, ...], title: str) -> FastAPI:
-    return create_app(CachedOverview(lambda: collect(sources, regions)), title)
+def build(sources: Sources, regions: tuple[str, ...], title: str, ttl_s: float = 1.0,
+          now: Callable[[], float] = time.monotonic) -> FastAPI:
+    return create_app(CachedOverview(lambda: collect(sources, regions), ttl_s, now), title)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

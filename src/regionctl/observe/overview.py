@@ -67,7 +67,10 @@ def collect(sources: Sources, regions: tuple[str, ...], now: Callable[[], float]
     body["canaries"] = {r: parts[f"canaries/{r}"].json() for r in regions}
     body["regions"] = list(regions)
     body["at"] = now()
-    body["attention"] = attention(parts, regions)
+    try:
+        body["attention"] = attention(parts, regions)
+    except Exception as exc:  # noqa: BLE001 - an unexpected shape of one part must not hide the whole overview
+        body["attention"] = [{"severity": "critical", "what": f"attention flags cannot be computed: {exc!r}"}]
     return body
 
 

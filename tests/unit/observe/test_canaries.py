@@ -116,7 +116,9 @@ def test_the_plan_survives_the_trip_through_the_environment() -> None:
 
 @pytest.mark.parametrize(("knobs", "problem"), [
     ({"timeout_s": 10, "interval_s": 5}, "timeout_s must not exceed interval_s"),
-    ({"pages": ["/home", "/home"]}, "pages repeat: /home"),
+    ({"pages": ["/home", "/home"]}, "pages repeat or would share a canary name: /home"),
+    ({"pages": ["/cart", "/cart/"]}, "pages repeat or would share a canary name: /cart, /cart/"),
+    ({"pages": ["/a/b", "/a-b"]}, "pages repeat or would share a canary name: /a-b, /a/b"),
     ({"pages": ["home"]}, "canaries.pages.0"),
     ({"pages": []}, "canaries.pages"),
     ({"interval_s": 0.1}, "canaries.interval_s"),

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from regionctl.errors import ExternalError
-from regionctl.observe.console import build
+from regionctl.observe.console import CachedOverview, build
 from regionctl.observe.overview import collect
 
 REGIONS = ("us-east-1", "us-west-2")
@@ -110,13 +113,17 @@ def test_the_console_serves_the_page_the_overview_and_the_system_metrics_from_on
     sources = FakeSources()
     sources.data["databases"][1]["members"][1] = member("us-west-2", "standby", 4096)
     sources.broken = {"runbooks": ExternalError("the runbook engine is not reachable")}
-    client = TestClient(build(sources, REGIONS, "regionctl console (test)"))
+    now = [0.0]
+    client = TestClient(build(sources, REGIONS, "regionctl console <test>", ttl_s=1.0, now=lambda: now[0]))
     page = client.get("/")
-    assert page.status_code == 200 and "<title>regionctl console (test)</title>" in page.text
+    assert page.status_code == 200 and "<title>regionctl console &lt;test&gt;</title>" in page.text
     overview = client.get("/api/overview").json()
     calls = sources.calls
     metrics = client.get("/metrics").text
     assert sources.calls == calls  # within the cache's second: no second read
+    now[0] += 1.5
+    client.get("/api/overview")
+    assert sources.calls > calls  # a second later: read again
     assert overview["attention"] == [{"severity": "warning",
                                       "what": "runbooks: cannot be read (the runbook engine is not reachable)"}]
     assert 'regionctl_globaldb_writer{database="orders",region="us-east-1"} 1.0' in metrics
@@ -126,3 +133,32 @@ def test_the_console_serves_the_page_the_overview_and_the_system_metrics_from_on
     assert 'regionctl_console_canaries{region="us-west-2",state="pass"} 2.0' in metrics
     assert 'regionctl_console_attention{severity="warning"} 1.0' in metrics
     assert 'regionctl_console_region_routable{region="us-east-1"} 1.0' in metrics
+
+
+def test_many_viewers_at_once_cause_one_read() -> None:
+    reads: list[int] = []
+    started = threading.Barrier(8)
+
+    def read() -> dict[str, Any]:
+        reads.append(1)
+        time.sleep(0.2)  # a slow read: the others arrive while it runs
+        return {"n": len(reads)}
+
+    cache = CachedOverview(read, ttl_s=60)
+
+    def view() -> dict[str, Any]:
+        started.wait()
+        return cache.get()
+
+    with ThreadPoolExecutor(8) as pool:
+        seen = list(pool.map(lambda _: view(), range(8)))
+    assert len(reads) == 1 and all(s == {"n": 1} for s in seen)
+
+
+def test_an_unexpected_part_shape_is_flagged_instead_of_failing_the_overview() -> None:
+    sources = FakeSources()
+    sources.data["routing"] = {"regions": [{"no": "region key"}]}
+    overview = collect(sources, REGIONS)
+    assert overview["attention"][0]["severity"] == "critical"
+    assert overview["attention"][0]["what"].startswith("attention flags cannot be computed")
+    assert overview["databases"]["ok"]
