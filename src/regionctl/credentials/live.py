@@ -44,6 +44,7 @@ class PgRoleAdmin:
     def ensure_roles(self, database: str, owner: str, users: Sequence[str]) -> None:
         """The owner role, its two login users, the database and the workload's existing tables owned by it."""
         with self._on_writer(database, "creating the workload's roles") as conn, conn.transaction():
+            conn.execute("set local lock_timeout = '5s'")  # never queue behind the workload for long
             conn.execute("select pg_advisory_xact_lock(hashtext('regionctl-credentials'))")
             for role, login in ((owner, False), *((u, True) for u in users)):
                 if conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone() is None:
