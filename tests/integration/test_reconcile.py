@@ -20,7 +20,8 @@ import httpx
 import psycopg
 import pytest
 
-from regionctl.reconcile import service
+from regionctl.errors import DatabaseError, InputError
+from regionctl.reconcile import external, service
 from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance
 from regionctl.reconcile.lens import LensConfig
 from regionctl.reconcile.model import DELETE, INSERT, UPDATE, Report
@@ -51,6 +52,8 @@ class Drill:
     copy_rows: dict[str, dict[tuple[str, ...], dict[str, Any]]]
     final_rows: dict[str, dict[tuple[str, ...], dict[str, Any]]]
     stages: list[str]  # what the slot report told its progress callback, in order
+    external_slot: Report  # from two connection strings: the copy and the new writer
+    external_diff: Report
 
 
 def rows(dsn: str, table: str, key: tuple[str, ...]) -> dict[tuple[str, ...], dict[str, Any]]:
@@ -143,6 +146,10 @@ def drill(deployment: RunningDeployment) -> Iterator[Drill]:
     recon = start_recon_instance(topo, copy)
     try:
         copy_rows = snapshot(recon.conninfo("orders"))
+        # Real regions: the same copy and the new writer, known only by their connection strings.
+        old_dsn = recon.conninfo("orders")
+        external_slot = external.compare(old_dsn, new_dsn, "orders", topo.paths.root, lenses=[LENS])
+        external_diff = external.compare(old_dsn, new_dsn, "orders", topo.paths.root, method="diff", lenses=[LENS])
     finally:
         drop_recon_instance(topo, recon)
 
@@ -156,7 +163,7 @@ def drill(deployment: RunningDeployment) -> Iterator[Drill]:
     yield Drill(deployment, workload, acked, lost, workload.in_flight,
                 {changed: "changed", deleted: "deleted", created: "inserted"},
                 {untouched, "00000000-0000-4000-8000-000000000001"}, slot, wal, diff, replays, copy_rows,
-                final_rows, stages)
+                final_rows, stages, external_slot, external_diff)
 
     gdbs.rebuild("orders", EAST)
     gdbs.switchover("orders", EAST)
@@ -390,3 +397,29 @@ def test_the_engine_api_lists_and_serves_the_stored_reports(drill: Drill) -> Non
     assert httpx.get(f"{base}/reconcile/reports/no-such-report", timeout=30).status_code == 404
     bad = httpx.get(f"{base}/reconcile/reports/{drill.slot.id}/pdf", headers=auth, timeout=30)
     assert bad.status_code == 422 and "pdf" in bad.text
+
+
+def test_two_connection_strings_give_the_same_report_as_the_local_reconciliation(drill: Drill) -> None:
+    local, found = drill.slot, drill.external_slot
+    assert found.method == "slot" and found.divergence_lsn == local.divergence_lsn  # read from the timeline history
+    assert found.source["kind"] == "external" and found.source["divergence"].startswith("timeline ")
+    assert [(tx.commit_lsn, signature(tx)) for tx in found.transactions] == \
+        [(tx.commit_lsn, signature(tx)) for tx in local.transactions]
+    assert {(c.table, tuple(c.key.values())) for c in found.conflicts} == \
+        {(c.table, tuple(c.key.values())) for c in local.conflicts}
+    assert net_changes(drill.external_diff) == net_changes(drill.diff)
+    listed = {r["id"] for r in service.list_reports(drill.deployment.topo, "orders")}
+    assert {found.id, drill.external_diff.id} <= listed
+
+
+def test_compare_refuses_bad_input_by_name(drill: Drill) -> None:
+    root = drill.deployment.topo.paths.root
+    writer = drill.deployment.gdbs.cluster("orders").member(WEST).conninfo("orders")
+    with pytest.raises(InputError, match="--method must be one of auto, slot, diff"):
+        external.compare(writer, writer, "orders", root, method="wal")
+    with pytest.raises(InputError, match="--divergence-lsn 'nope' is not an LSN"):
+        external.compare(writer, writer, "orders", root, divergence_lsn="nope")
+    with pytest.raises(DatabaseError, match="the old database at 127.0.0.1:1/orders cannot be reached") as refused:
+        external.compare("host=127.0.0.1 port=1 user=postgres password=hunter2secret dbname=orders connect_timeout=2",
+                         writer, "orders", root)
+    assert "hunter2secret" not in str(refused.value)

@@ -14,7 +14,7 @@ from rich.table import Table
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit, err_console, rows_table
 from regionctl.errors import InputError
-from regionctl.reconcile import service
+from regionctl.reconcile import external, lens, service
 from regionctl.reconcile.model import Report
 from regionctl.reconcile.render import FORMATS
 from regionctl.runtime.network import deployment_network
@@ -68,6 +68,29 @@ def report(
          (lambda _: _report_view(result)) if fmt == "table" else None)
 
 
+@reconcile_app.command("compare")
+def compare(
+    database: str = typer.Argument(..., help="the database name on both sides, e.g. orders"),
+    old_dsn: str = typer.Option(..., "--old-dsn", envvar="REGIONCTL_OLD_DSN",
+                                help="a copy of the former writer (e.g. a restored failover snapshot)"),
+    new_dsn: str = typer.Option(..., "--new-dsn", envvar="REGIONCTL_NEW_DSN", help="the new writer"),
+    divergence_lsn: str = typer.Option(None, "--divergence-lsn",
+                                       help="where the timelines forked (default: the new writer's history)"),
+    method: str = typer.Option("auto", "--method", help="auto (slot, then diff), slot or diff"),
+    fmt: str = FormatOption,
+) -> None:
+    """The report from two connection strings alone (real regions: no local files). Put passwords in a libpq
+    service or password file, or pass the DSNs in $REGIONCTL_OLD_DSN / $REGIONCTL_NEW_DSN: never in argv."""
+    check_format(fmt)
+    settings = context.settings()
+    views = lens.configured(settings.workload.lenses, database)
+    with err_console.status(f"comparing {database}") as status:
+        result = external.compare(old_dsn, new_dsn, database, settings.root, divergence_lsn=divergence_lsn,
+                                  method=method, lenses=views, progress=lambda stage: status.update(stage))
+    emit({**result.summary(), "stored_in": str(settings.root / "reports" / result.id)}, fmt,
+         (lambda _: _report_view(result)) if fmt == "table" else None)
+
+
 @reconcile_app.command("show")
 def show(
     report_id: str,
@@ -109,11 +132,13 @@ def replay(
     report_id: str,
     approver: str = typer.Option(None, "--approver", help="who approves the replay (default: the login name)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
+    new_dsn: str = typer.Option(None, "--new-dsn", envvar="REGIONCTL_NEW_DSN",
+                                help="replay to this writer instead of the deployment's (a report from 'compare')"),
     fmt: str = FormatOption,
 ) -> None:
     """Re-apply the report's lost transactions that do not conflict; idempotent, recorded with the approver."""
     check_format(fmt)
-    topo, network = _deps()
+    topo = context.topology()
     loaded = service.show(topo, report_id)
     who = approver or default_approver()
     if not yes and not typer.confirm(
@@ -122,7 +147,8 @@ def replay(
     ):
         raise typer.Abort()
     with err_console.status(f"replaying {report_id}"):
-        outcome = service.replay(topo, network, report_id, who)
+        outcome = (external.replay_to(new_dsn, topo.paths.root, report_id, who) if new_dsn
+                   else service.replay(topo, deployment_network(topo), report_id, who))
     summary = {k: v for k, v in outcome.items() if k != "transactions"}
     summary["applied"] = len(outcome["applied"])
     summary["already_applied"] = len(outcome["already_applied"])

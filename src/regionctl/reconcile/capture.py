@@ -67,17 +67,18 @@ def drop_recon_instance(topo: Topology, instance: PgInstance) -> None:
 class CaptureSource:
     """Where the old timeline's data is read from, for one report."""
 
-    kind: str  # preserved_copy | snapshot_restore
+    kind: str  # preserved_copy | snapshot_restore | external (two connection strings, no files: see external.py)
     name: str
-    instance: PgInstance
+    instance: PgInstance | None  # None for an external source: nothing of it runs here
     wal_dirs: tuple[Path, ...]  # where pg_waldump finds the old timeline's WAL, best first
     wal_end: int | None  # end of the copy's own WAL when it started: decoding never reads past it
     details: dict[str, Any] = field(default_factory=dict)
     drop: Callable[[], None] = lambda: None
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "instance": f"{self.instance.host}:{self.instance.port}",
-                "wal_dirs": [str(p) for p in self.wal_dirs], **self.details}
+        where = None if self.instance is None else f"{self.instance.host}:{self.instance.port}"
+        return {"kind": self.kind, "name": self.name, "instance": where, "wal_dirs": [str(p) for p in self.wal_dirs],
+                **self.details}
 
 
 def pick_copy(copies: list[PreservedCopy], record: PromotionRecord) -> PreservedCopy | None:

@@ -79,11 +79,13 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
         progress(f"capturing the old timeline of {database} (copying the preserved copy, starting it)")
         source = open_source(gdbs, database, record)
         captured_at = time.monotonic()
+        views = lenses if lenses is not None else lens.configured(topo.settings.workload.lenses, database)
         try:
             with _collector_paused():
-                result = _build(report_id, database, state.writer, record, source, writer.conninfo(database),
-                                method, progress, lenses if lenses is not None else lens.configured(
-                                    topo.settings.workload.lenses, database))
+                assert source.instance is not None  # a local capture always runs an instance
+                result = _build(report_id, database, state.writer, record, source,
+                                source.instance.conninfo(database), writer.conninfo(database), method, progress,
+                                views)
         finally:
             built_at = time.monotonic()
             if not keep_instance:
@@ -120,10 +122,10 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _build(report_id: str, database: str, new_writer: str, record: PromotionRecord, source: CaptureSource,
-           writer_conninfo: str, method: str, progress: Progress, lenses: Sequence[lens.LensConfig]) -> Report:
+           copy_conninfo: str, writer_conninfo: str, method: str, progress: Progress,
+           lenses: Sequence[lens.LensConfig]) -> Report:
     divergence = parse_lsn(record.divergence_lsn or "0/0")
-    with catalog.connect(source.instance.conninfo(database)) as copy_conn, \
-            catalog.connect(writer_conninfo) as new_conn:
+    with catalog.connect(copy_conninfo) as copy_conn, catalog.connect(writer_conninfo) as new_conn:
         t0 = time.monotonic()
         copy_tables, new_tables = catalog.read_tables(copy_conn), catalog.read_tables(new_conn)
         copy_src, new_src = PgRowSource(copy_conn, copy_tables), PgRowSource(new_conn, new_tables)
@@ -166,7 +168,9 @@ def find_lost(method: str, database: str, record: PromotionRecord, source: Captu
         warnings.append(f"the old writer's disk is gone: restored {source.details.get('snapshot')} plus archived "
                         f"WAL to {source.details.get('recovered_to_lsn')}; commits after the last archived WAL "
                         "file cannot be listed")
-    if method in ("auto", "slot"):
+    if method in ("auto", "slot") and record.divergence_lsn is None:
+        trail.append("slot: the divergence point is unknown (give --divergence-lsn)")
+    elif method in ("auto", "slot"):
         row = copy_conn.execute(
             "select database, plugin, wal_status, invalidation_reason, confirmed_flush_lsn::text "
             "from pg_replication_slots where slot_name = %s", (RECON_SLOT,)).fetchone()
@@ -177,7 +181,9 @@ def find_lost(method: str, database: str, record: PromotionRecord, source: Captu
             captured = [Captured(transaction_id(record.old_timeline, t.commit_lsn), t.commit_lsn, t.commit_time,
                                  t.xid, t.changes) for t in read.lost]
             return _Found("slot", captured, source.kind == "preserved_copy", trail, warnings)
-    if method in ("auto", "wal"):
+    if method in ("auto", "wal") and source.instance is None:
+        trail.append("wal: needs the old timeline's WAL files on this machine (an external source has none)")
+    elif method in ("auto", "wal"):
         try:
             return _wal(source, record, divergence, copy_conn, copy_src, new_src, trail, warnings)
         except RegionctlError as exc:
@@ -195,6 +201,7 @@ def find_lost(method: str, database: str, record: PromotionRecord, source: Captu
 def _wal(source: CaptureSource, record: PromotionRecord, divergence: int, copy_conn: psycopg.Connection[Any],
          copy_src: PgRowSource, new_src: PgRowSource, trail: list[str], warnings: list[str]) -> _Found:
     timeline = int(record.old_timeline or 0)
+    assert source.instance is not None  # checked by the caller
     scratch = source.instance.datadir.parent / "waldump"
     wal_dir = walmethod.wal_source_dir(scratch, source.wal_dirs, timeline)
     segment = int(copy_conn.execute("select setting::bigint * case unit when 'MB' then 1048576 when 'kB' then 1024 "
