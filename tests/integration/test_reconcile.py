@@ -408,7 +408,7 @@ def test_two_connection_strings_give_the_same_report_as_the_local_reconciliation
     assert {(c.table, tuple(c.key.values())) for c in found.conflicts} == \
         {(c.table, tuple(c.key.values())) for c in local.conflicts}
     assert net_changes(drill.external_diff) == net_changes(drill.diff)
-    listed = {r["id"] for r in service.list_reports(drill.deployment.topo, "orders")}
+    listed = {r["report_id"] for r in service.list_reports(drill.deployment.topo, "orders")}
     assert {found.id, drill.external_diff.id} <= listed
 
 
@@ -423,3 +423,9 @@ def test_compare_refuses_bad_input_by_name(drill: Drill) -> None:
         external.compare("host=127.0.0.1 port=1 user=postgres password=hunter2secret dbname=orders connect_timeout=2",
                          writer, "orders", root)
     assert "hunter2secret" not in str(refused.value)
+    env = {**drill.deployment.cli_env, "REGIONCTL_OLD_DSN": "host=127.0.0.1 port=1 password=hunter2secret",
+           "REGIONCTL_NEW_DSN": writer}  # how the docs say to pass them: never in argv
+    cli = subprocess.run([str(Path(sys.executable).parent / "regionctl"), "reconcile", "compare", "orders"], env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert cli.returncode != 0 and "the old database at 127.0.0.1:1/" in cli.stderr
+    assert "hunter2secret" not in cli.stderr + cli.stdout
