@@ -26,7 +26,7 @@ from regionctl.reconcile import catalog, lens
 from regionctl.reconcile import replay as replay_mod
 from regionctl.reconcile.capture import CaptureSource
 from regionctl.reconcile.model import Report
-from regionctl.reconcile.service import Progress, _build, _collector_paused, _quiet
+from regionctl.reconcile.service import Progress, build_report, collector_paused, quiet
 from regionctl.reconcile.store import ReportStore
 from regionctl.regionalstore.pool import describe_dsn
 
@@ -70,7 +70,7 @@ def divergence_from_history(conn: psycopg.Connection[Any], old_timeline: int) ->
 
 
 def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence_lsn: str | None = None,
-            method: str = "auto", lenses: Sequence[lens.LensConfig] = (), progress: Progress = _quiet) -> Report:
+            method: str = "auto", lenses: Sequence[lens.LensConfig] = (), progress: Progress = quiet) -> Report:
     """Build and store the report of what ``old_dsn`` (a copy of the former writer) has that ``new_dsn`` lost."""
     if method not in METHODS:
         raise InputError(f"--method must be one of {', '.join(METHODS)} for two connection strings, not {method!r}")
@@ -96,8 +96,8 @@ def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence
     report_id = f"report-{record.id}"
     with store.locked(report_id):
         progress(f"comparing {describe_dsn(old_dsn)} with {describe_dsn(new_dsn)}")
-        with _collector_paused():
-            result = _build(report_id, database, NEW, record, source, old_dsn, new_dsn, method, progress, lenses)
+        with collector_paused():
+            result = build_report(report_id, database, NEW, record, source, old_dsn, new_dsn, method, progress, lenses)
             progress(f"storing {len(result.transactions):,} lost transactions")
             store.save(result)
     return result

@@ -36,7 +36,7 @@ METHODS = ("auto", "slot", "wal", "diff")
 Progress = Callable[[str], None]
 
 
-def _quiet(stage: str) -> None:
+def quiet(stage: str) -> None:
     """The default ``progress``: nobody is watching."""
 
 
@@ -51,7 +51,7 @@ class _Found:
 
 def report(topo: Topology, network: Network, database: str, region: str, *, method: str = "auto",
            lenses: Sequence[lens.LensConfig] | None = None, fresh: bool = False,
-           keep_instance: bool = False, progress: Progress = _quiet) -> Report:
+           keep_instance: bool = False, progress: Progress = quiet) -> Report:
     """The missing-transaction report of the last failover away from ``region`` (the former writer);
     ``progress`` hears each stage as it starts."""
     from regionctl.globaldb.service import GlobalDatabases
@@ -81,9 +81,9 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
         captured_at = time.monotonic()
         views = lenses if lenses is not None else lens.configured(topo.settings.workload.lenses, database)
         try:
-            with _collector_paused():
+            with collector_paused():
                 assert source.instance is not None  # a local capture always runs an instance
-                result = _build(report_id, database, state.writer, record, source,
+                result = build_report(report_id, database, state.writer, record, source,
                                 source.instance.conninfo(database), writer.conninfo(database), method, progress,
                                 views)
         finally:
@@ -97,7 +97,7 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
             time.monotonic() - built_at, 3)})
         stored_at = time.monotonic()
         progress(f"storing {len(result.transactions):,} lost transactions")
-        with _collector_paused():
+        with collector_paused():
             store.save(result)
         done = time.monotonic()
         # Figures of the save itself are known only after it: returned, not stored.
@@ -108,7 +108,7 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """No cyclic garbage collection while a report is built: it makes hundreds of thousands of small objects
     that all stay alive until the report is stored, so every collection pass would walk them for nothing
     (measured: a quarter of the analysis time). The build makes no reference cycles worth collecting."""
@@ -121,7 +121,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _build(report_id: str, database: str, new_writer: str, record: PromotionRecord, source: CaptureSource,
+def build_report(report_id: str, database: str, new_writer: str, record: PromotionRecord, source: CaptureSource,
            copy_conninfo: str, writer_conninfo: str, method: str, progress: Progress,
            lenses: Sequence[lens.LensConfig]) -> Report:
     divergence = parse_lsn(record.divergence_lsn or "0/0")
