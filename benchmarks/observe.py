@@ -91,7 +91,7 @@ def watching_cost(deployment: RunningDeployment, console: str, window_s: float) 
 
 
 def _report(deployment: RunningDeployment, region: str) -> dict[str, Any]:
-    url = canary_url(deployment.settings, deployment.topo.ports, region)
+    url = canary_url(deployment.topo.ports, region)
     return dict(httpx.get(f"{url}/canaries", timeout=10, trust_env=False).json())
 
 

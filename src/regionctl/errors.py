@@ -64,3 +64,9 @@ class ProcessError(ExternalError):
 
 class DatabaseError(ExternalError):
     pass
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name when empty): what a one-line error can hold."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -22,7 +22,7 @@ PAGES = ("home", "cart", "catalog", "orders")
 
 
 def canaries(deployment: RunningDeployment, region: str) -> dict[str, dict[str, Any]]:
-    url = canary_url(deployment.settings, deployment.topo.ports, region)
+    url = canary_url(deployment.topo.ports, region)
     assert url is not None
     report = httpx.get(f"{url}/canaries", timeout=10).json()
     return {c["name"]: c for c in report["canaries"]}

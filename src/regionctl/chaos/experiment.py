@@ -9,7 +9,7 @@ receives traffic, or the canaries that go through the global entry fail), and al
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from regionctl.errors import InputError
 
@@ -73,7 +73,7 @@ class Experiment:
             return self
         if not 1 <= duration_s <= 24 * 3600:
             raise InputError(f"--duration must be between 1 and 86400 seconds, not {duration_s:g}")
-        return Experiment(self.name, self.description, self.faults, duration_s, self.stop_conditions)
+        return replace(self, duration_s=duration_s)
 
 
 USERS_AFFECTED = (StopCondition("no-routable-region"), StopCondition("canaries-failing", "global", 1))

@@ -4,7 +4,6 @@ flags, and each region's canaries and the routing plane as the console reads the
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 from regionctl.chaos.experiment import Fault, Observation
 from regionctl.config import Settings
@@ -84,14 +83,13 @@ class LiveWatcher:
         self.sources = LiveSources(settings)
 
     def observe(self, since: float) -> Observation:
-        failing: Counter[str] | None = Counter({"local": 0, "remote": 0, "global": 0})
+        parts = [read_part(lambda region=region: self.sources.canaries(region))  # type: ignore[misc]
+                 for region in self.settings.regions]
+        failing: dict[str, int] | None = None
         pending = 0
-        for region in self.settings.regions:
-            part = read_part(lambda region=region: self.sources.canaries(region))  # type: ignore[misc]
-            if not part.ok or failing is None:
-                failing = None
-                continue
-            for canary in part.data["canaries"]:
+        if all(part.ok for part in parts):  # a region's canaries unread: failing unknown, never zero
+            failing = {"local": 0, "remote": 0, "global": 0}
+            for canary in (c for part in parts for c in part.data["canaries"]):
                 last = canary.get("last")
                 if last is None or last["at"] < since:
                     pending += 1
@@ -99,5 +97,4 @@ class LiveWatcher:
                     failing[canary["kind"]] += 1
         routing = read_part(self.sources.routing)
         routable = [r["region"] for r in routing.data["regions"] if r["routable"]] if routing.ok else None
-        return Observation(at=time.time(), failing=None if failing is None else dict(failing), routable=routable,
-                           pending=pending)
+        return Observation(at=time.time(), failing=failing, routable=routable, pending=pending)

@@ -49,7 +49,7 @@ def canaries_cmd(region: str | None = typer.Option(None, "--region", "-r", help=
     regions = [settings.require_region(region)] if region else list(settings.regions)
     reports = []
     for r in regions:
-        url = canary_url(settings, context.topology().ports, r)
+        url = canary_url(context.topology().ports, r)
         if url is None:
             raise NotFoundError(f"no canary runner is registered for {r} under {settings.root}; run 'regionctl up'")
         reports.append(_get(f"{url}/canaries", f"the canaries of {r}"))

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from regionctl.credentials.rotation import Member
-from regionctl.errors import DatabaseError
+from regionctl.errors import DatabaseError, first_line
 from regionctl.globaldb.service import GlobalDatabases
 
 CONNECT_TIMEOUT_S = 3
@@ -38,8 +38,7 @@ class PgRoleAdmin:
             with self._writer(database) as conn:
                 yield conn
         except psycopg.Error as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise DatabaseError(f"{database}: {doing} on the writer failed: {first}") from None
+            raise DatabaseError(f"{database}: {doing} on the writer failed: {first_line(exc)}") from None
 
     def ensure_roles(self, database: str, owner: str, users: Sequence[str]) -> None:
         """The owner role, its two login users, the database and the workload's existing tables owned by it."""
@@ -84,7 +83,7 @@ class PgRoleAdmin:
                                  autocommit=True) as conn:
                 row = conn.execute("select current_user").fetchone()
         except psycopg.Error as exc:
-            return (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(credential["password"], "***")
+            return first_line(exc).replace(credential["password"], "***")
         if row is None or row[0] != credential["owner"]:
             return f"logged in but acts as {row and row[0]!r}, not {credential['owner']!r}"
         return None

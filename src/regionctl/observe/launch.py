@@ -9,39 +9,44 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from regionctl.config import Settings
 from regionctl.observe.canaries import Targets, plan
 from regionctl.observe.canary_runner import PLAN_ENV, dump_plan
+from regionctl.routing.endpoints import region_endpoint
+from regionctl.routing.plane import HOST as ENTRY_HOST
+from regionctl.routing.plane import PORT_KEYS
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
 from regionctl.runtime.topology import GLOBAL_HOST, Network, Topology
 
 CANARIES = "canaries"
 CONSOLE = "console"
-FRONT = "ui"  # the workload's front, as the routing plane's endpoints know it
-ENTRY = "entry"  # the routing plane's global entry
+REMOTE_ROUTE = "ui"  # the link route, from each region, to the other region's front
 
 
-def canary_url(settings: Settings, ports: PortRegistry, region: str) -> str | None:
-    """Where a running deployment's canary runner of ``region`` listens (None if never started)."""
-    known = ports.all().get(f"{region}/{CANARIES}")
+def _registered(ports: PortRegistry, key: str) -> str | None:
+    known = ports.all().get(key)
     return None if known is None else f"http://{known[0]}:{known[1]}"
+
+
+def canary_url(ports: PortRegistry, region: str) -> str | None:
+    """Where a running deployment's canary runner of ``region`` listens (None if never started)."""
+    return _registered(ports, f"{region}/{CANARIES}")
 
 
 def console_url(ports: PortRegistry) -> str | None:
-    known = ports.all().get(f"{GLOBAL_PLANE}/{CONSOLE}")
-    return None if known is None else f"http://{known[0]}:{known[1]}"
+    return _registered(ports, f"{GLOBAL_PLANE}/{CONSOLE}")
 
 
 def region_targets(topo: Topology, network: Network, region: str) -> Targets:
+    """The region's own front and the other's as the routing plane knows them (its endpoints), the other one
+    reached through the link, and the routing plane's global entry."""
     settings, ports = topo.settings, topo.ports
     other = settings.other_region(region)
-    front = (settings.region_address(other), ports.get(f"{other}/{FRONT}", settings.region_address(other)))
-    remote_host, remote_port = network.reach(region, other, FRONT, front)
-    own_host = settings.region_address(region)
-    return Targets(local=f"http://{own_host}:{ports.get(f'{region}/{FRONT}', own_host)}",
+    remote = region_endpoint(settings, ports, other)
+    remote_host, remote_port = network.reach(region, other, REMOTE_ROUTE, (remote.host, remote.port))
+    return Targets(local=region_endpoint(settings, ports, region).base_url,
                    remote=f"http://{remote_host}:{remote_port}", remote_region=other,
-                   global_entry=f"http://{GLOBAL_HOST}:{topo.port(GLOBAL_PLANE, ENTRY)}")
+                   global_entry=f"http://{ENTRY_HOST}:{ports.get(PORT_KEYS['entry'], ENTRY_HOST)}")
 
 
 def process_specs(topo: Topology, network: Network) -> Iterable[ProcessSpec]:

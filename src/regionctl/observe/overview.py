@@ -143,9 +143,7 @@ class LiveSources:
         from regionctl.routing.client import ControlClient, api_url
 
         if self._routing is None:  # made on first success: the API may not be registered yet
-            url = api_url(self.settings)
-            self._routing = ControlClient(url, http=httpx.Client(base_url=url, timeout=self.timeout_s,
-                                                                 trust_env=False))
+            self._routing = ControlClient(api_url(self.settings), timeout_s=self.timeout_s)
         return self._routing.status()
 
     def databases(self) -> Any:
@@ -163,7 +161,7 @@ class LiveSources:
         return to_jsonable(status.replication_status(endpoints.dsn(self.settings, a), endpoints.dsn(self.settings, b)))
 
     def canaries(self, region: str) -> Any:
-        url = canary_url(self.settings, self.topo.ports, region)
+        url = canary_url(self.topo.ports, region)
         if url is None and not self.settings.workload.launcher:
             return {"region": region, "canaries": [], "counts": {}, "note": "no workload runs, so no canaries"}
         if url is None:

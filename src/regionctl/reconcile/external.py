@@ -20,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from regionctl.errors import ConflictError, DatabaseError, InputError
+from regionctl.errors import ConflictError, DatabaseError, InputError, first_line
 from regionctl.globaldb.state import PromotionRecord
 from regionctl.reconcile import catalog, lens
 from regionctl.reconcile import replay as replay_mod
@@ -35,13 +35,13 @@ LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
 OLD, NEW = "old", "new"  # what the report calls the two sides (no regions are known here)
 
 
-def _check(dsn: str, side: str) -> None:
+def _connect(dsn: str, side: str) -> psycopg.Connection[Any]:
+    """A reconciliation session on one side, or DatabaseError naming the side by host, port and database."""
     try:
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
-            conn.execute("select 1")
+        return catalog.connect(dsn, connect_timeout=10)
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DatabaseError(f"the {side} database at {describe_dsn(dsn)} cannot be reached: {first}") from None
+        raise DatabaseError(f"the {side} database at {describe_dsn(dsn)} cannot be reached: {first_line(exc)}"
+                            ) from None
 
 
 def timeline(conn: psycopg.Connection[Any]) -> int:
@@ -61,7 +61,7 @@ def divergence_from_history(conn: psycopg.Connection[Any], old_timeline: int) ->
     try:
         row = conn.execute("select pg_read_file(%s) as history", (f"pg_wal/{tli:08X}.history",)).fetchone()
     except psycopg.Error as exc:
-        return None, f"the new writer's timeline history cannot be read ({str(exc).strip().splitlines()[0]})"
+        return None, f"the new writer's timeline history cannot be read ({first_line(exc)})"
     for line in (row["history"] if row else "").splitlines():
         fields = line.split()
         if len(fields) >= 2 and fields[0] == str(old_timeline):
@@ -76,9 +76,7 @@ def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence
         raise InputError(f"--method must be one of {', '.join(METHODS)} for two connection strings, not {method!r}")
     if divergence_lsn is not None and not LSN.match(divergence_lsn):
         raise InputError(f"--divergence-lsn {divergence_lsn!r} is not an LSN like 0/3000160")
-    _check(old_dsn, OLD)
-    _check(new_dsn, NEW)
-    with catalog.connect(old_dsn) as old_conn, catalog.connect(new_dsn) as new_conn:
+    with _connect(old_dsn, OLD) as old_conn, _connect(new_dsn, NEW) as new_conn:
         old_tl, new_tl = timeline(old_conn), timeline(new_conn)
         found_how = "given"
         if divergence_lsn is None:
@@ -109,8 +107,7 @@ def replay_to(new_dsn: str, root: Path, report_id: str, approved_by: str) -> dic
         raise InputError("a replay needs the name of the operator who approved it (--approver)")
     store = ReportStore(root)
     loaded = store.load(report_id)
-    _check(new_dsn, NEW)
-    with store.locked(report_id), catalog.connect(new_dsn) as conn:
+    with store.locked(report_id), _connect(new_dsn, NEW) as conn:
         if conn.execute("select pg_is_in_recovery() as standby").fetchone()["standby"]:  # type: ignore[index]
             raise ConflictError(f"{describe_dsn(new_dsn)} is a standby: replay needs the writer")
         target = replay_mod.PgTarget(conn, catalog.read_tables(conn))
