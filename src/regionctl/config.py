@@ -33,10 +33,40 @@ WEAK_SECRETS = {"", "changeme", "change-me", "secret", "password", "token", "adm
 
 
 class LinkSettings(BaseModel):
-    """The emulated network between regions (one proxy per direction)."""
+    """The emulated network between the sites: the regions and the global plane (one proxy per direction)."""
 
-    latency_ms: float = Field(default=30.0, ge=0, le=10_000, description="one-way latency")
+    latency_ms: float = Field(default=30.0, ge=0, le=10_000, description="one-way latency between the regions")
     jitter_ms: float = Field(default=0.0, ge=0, le=10_000)
+    control_latency_ms: float = Field(
+        default=0.0, ge=0, le=10_000, description="one-way latency between the global plane and each region"
+    )
+    control_jitter_ms: float = Field(default=0.0, ge=0, le=10_000)
+
+
+class AgentSettings(BaseModel):
+    """Where each region's agent answers. Empty (the embedded default): ``up`` starts one per region on the
+    region's own address. On separate hosts, name each agent as ``host:port`` and run ``regionctl agent serve``
+    there with the same token (see docs/agents.md)."""
+
+    addresses: dict[str, str] = Field(default_factory=dict, description="region -> host:port of its agent")
+    token: SecretStr | None = Field(default=None, description="credential of every agent call (default: generated)")
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="wait for a quick agent call (status, stop)")
+
+    @field_validator("addresses")
+    @classmethod
+    def _host_ports(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, address in value.items():
+            host, _, port = address.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{region}: {address!r} is not host:port")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (value.get_secret_value().lower() in WEAK_SECRETS or len(value) < 16):
+            raise ValueError("is a default or weak value; use at least 16 random characters")
+        return value
 
 
 class PostgresSettings(BaseModel):
@@ -203,6 +233,7 @@ class Settings(BaseSettings):
     workload: WorkloadSettings = WorkloadSettings()
     canaries: CanarySettings = CanarySettings()
     credentials: CredentialSettings = CredentialSettings()
+    agents: AgentSettings = AgentSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod
@@ -245,6 +276,9 @@ class Settings(BaseSettings):
     def _distinct_regions(self) -> Settings:
         if self.primary_region == self.standby_region:
             raise ValueError(f"primary_region and standby_region are both {self.primary_region!r}")
+        unknown = sorted(set(self.agents.addresses) - set(self.regions))
+        if unknown:
+            raise ValueError(f"agents.addresses names {', '.join(unknown)}, not a region of this deployment")
         return self
 
     @property
@@ -283,6 +317,8 @@ def write_effective_settings(settings: Settings, path: Path) -> Path:
     data["data_dir"] = str(settings.root)
     if settings.control_token is not None:
         data["control_token"] = settings.control_token.get_secret_value()
+    if settings.agents.token is not None:
+        data["agents"]["token"] = settings.agents.token.get_secret_value()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

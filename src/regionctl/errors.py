@@ -9,7 +9,11 @@
     ├── OperationTimeout            waited for a condition that did not come
     └── ExternalError               a process or server we drive failed
         ├── ProcessError            a subprocess exited non-zero (carries its stderr tail)
-        └── DatabaseError           PostgreSQL refused or is unreachable
+        ├── DatabaseError           PostgreSQL refused or is unreachable
+        └── Unreachable             a region's agent cannot be reached (isolated, down, cut off): nothing is
+                                    known about it, which is not the same as "down"
+
+``http_status`` and ``error_for_status`` are the one mapping between this tree and HTTP status codes.
 """
 
 from __future__ import annotations
@@ -64,6 +68,33 @@ class ProcessError(ExternalError):
 
 class DatabaseError(ExternalError):
     pass
+
+
+class Unreachable(ExternalError):
+    pass
+
+
+class Unauthorized(RegionctlError):
+    exit_code = 7
+
+
+_STATUSES: tuple[tuple[type[RegionctlError], int], ...] = (
+    (InputError, 400), (ConfigError, 400), (Unauthorized, 401), (NotFoundError, 404), (ConflictError, 409),
+    (OperationTimeout, 504), (Unreachable, 502), (ExternalError, 502), (RegionctlError, 500),
+)
+
+
+def http_status(exc: RegionctlError) -> int:
+    """The HTTP status a service answers ``exc`` with (subclasses map like their parents)."""
+    return next(code for kind, code in _STATUSES if isinstance(exc, kind))
+
+
+def error_for_status(status: int, message: str) -> RegionctlError:
+    """The exception a client raises for an error answer, so callers catch the same types either side."""
+    kind: type[RegionctlError] = {400: InputError, 422: InputError, 401: Unauthorized, 403: Unauthorized,
+                                  404: NotFoundError, 409: ConflictError, 504: OperationTimeout}.get(
+        status, ExternalError)
+    return kind(message)
 
 
 def first_line(exc: BaseException) -> str:

@@ -23,8 +23,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from regionctl.config import load_settings
 from regionctl.errors import ConflictError, ExternalError, InputError
-from regionctl.runtime.link import LinkClient, Route
+from regionctl.runtime.link import CONTROL_PORT_KEY, LinkClient, Route
+from regionctl.runtime.network import LinkNetwork
+from regionctl.runtime.process import GLOBAL_PLANE
+from regionctl.runtime.topology import GLOBAL_HOST, Topology
 
 pytestmark = pytest.mark.integration
 
@@ -311,6 +315,69 @@ def test_an_unreachable_target_resets_the_client_and_counts(link: Link) -> None:
         link.client.remove_route("dead")
 
 
+# --- the control path and isolation -------------------------------------------------------------------------
+
+
+def exchange(sock: socket.socket, message: bytes) -> bytes:
+    sock.sendall(message)
+    return recv_exactly(sock, len(message))
+
+
+def deployment_network(link: Link, data_dir: Path) -> LinkNetwork:
+    """A deployment's view of the session emulator: its PortRegistry names the emulator's control port."""
+    (data_dir / "state").mkdir(parents=True)
+    (data_dir / "state" / "ports.json").write_text(
+        json.dumps({CONTROL_PORT_KEY: {"host": "127.0.0.1", "port": link.emulator.control_port}}))
+    return LinkNetwork(Topology(load_settings(data_dir=data_dir)))
+
+
+def test_isolating_a_region_cuts_its_control_and_data_paths_but_not_the_other_regions_control_path(
+    link: Link, tmp_path: Path
+) -> None:
+    network = deployment_network(link, tmp_path)
+    control_east = network.reach(GLOBAL_PLANE, EAST, "agent", (EAST_HOST, link.east_echo.port))
+    data_east = network.reach(WEST, EAST, "pg/orders", (EAST_HOST, link.east_echo.port))
+    control_west = network.reach(GLOBAL_PLANE, WEST, "agent", (WEST_HOST, link.west_echo.port))
+    assert control_east == (GLOBAL_HOST, network.topo.link_port(GLOBAL_PLANE, EAST, "agent"))
+    assert control_west[0] == GLOBAL_HOST and data_east[0] == WEST_HOST  # a region's routes listen on its address
+    routes = {r.route.name: r.route for r in link.client.status().routes}
+    assert (routes["global/us-east-1/agent"].src_region, routes["global/us-east-1/agent"].dst_region) == (
+        GLOBAL_PLANE, EAST)
+    try:
+        with (socket.create_connection(control_east, timeout=5) as to_east,
+              socket.create_connection(data_east, timeout=5) as west_to_east,
+              socket.create_connection(control_west, timeout=5) as to_west):
+            for sock in (to_east, west_to_east, to_west):
+                assert exchange(sock, b"before") == b"before"
+            link.east_echo.take()
+
+            isolated = link.client.isolate(EAST)
+            assert isolated.isolated == (EAST,)
+            to_east.sendall(b"agent?")
+            west_to_east.sendall(b"wal")
+            assert exchange(to_west, b"still here") == b"still here"  # the other region's control path works
+            assert_quiet(to_east)
+            assert_quiet(west_to_east)
+            assert link.east_echo.take() == b""  # held on the way to us-east-1, not merely on the way back
+            with socket.create_connection(control_east, timeout=5) as fresh:  # accepted; its bytes wait
+                fresh.sendall(b"new")
+                assert_quiet(fresh)
+                status = link.client.status()
+                assert status.route("global/us-east-1/agent").held_src_to_dst == len(b"agent?") + len(b"new")
+                assert status.route("us-west-2/us-east-1/pg/orders").held_src_to_dst == len(b"wal")
+
+                healed = link.client.heal()
+                assert healed.isolated == () and not any(d.partitioned for d in healed.directions)
+                assert recv_exactly(to_east, 6) == b"agent?"
+                assert recv_exactly(west_to_east, 3) == b"wal"
+                assert recv_exactly(fresh, 3) == b"new"
+            for sock in (to_east, west_to_east, to_west):
+                assert exchange(sock, b"after") == b"after"
+    finally:
+        for name in ("global/us-east-1/agent", "us-west-2/us-east-1/pg/orders", "global/us-west-2/agent"):
+            link.client.remove_route(name)
+
+
 # --- control API -------------------------------------------------------------------------------------------------
 
 
@@ -340,6 +407,8 @@ def test_routes_are_idempotent_by_name_and_removable(link: Link) -> None:
         (lambda c: c.set("both", jitter_ms=-0.5), "jitter_ms"),
         (lambda c: c.partition("nowhere"), "direction"),
         (lambda c: c.heal(f"{EAST}->{EAST}"), "direction"),
+        (lambda c: c.isolate("eu-west-1"), "region"),
+        (lambda c: c.isolate(GLOBAL_PLANE), "region"),
         (lambda c: c.ensure_route(Route("bad", EAST, EAST, EAST_HOST, 20000, WEST_HOST, 1)), "dst_region"),
         (lambda c: c.ensure_route(Route("bad", EAST, WEST, EAST_HOST, 0, WEST_HOST, 1)), "listen_port"),
         (lambda c: c.ensure_route(Route("Bad Name", EAST, WEST, EAST_HOST, 20000, WEST_HOST, 1)), "name"),
@@ -386,6 +455,14 @@ def test_the_cli_shows_the_running_link_as_json(link: Link, tmp_path: Path) -> N
     out = run_cli(tmp_path, "link", "partition", "--direction", f"{WEST}->{EAST}", "--format", "json")
     assert out.returncode == 0, out.stderr
     assert link.client.status().direction(WEST, EAST).partitioned
+
+    out = run_cli(tmp_path, "link", "isolate", WEST, "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["isolated"] == [WEST]
+    assert link.client.status().direction(GLOBAL_PLANE, WEST).partitioned
+    out = run_cli(tmp_path, "link", "heal", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    assert not any(d["partitioned"] for d in json.loads(out.stdout)["directions"])
 
 
 def test_the_cli_says_the_link_is_not_running(tmp_path: Path) -> None:

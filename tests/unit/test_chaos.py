@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from regionctl.chaos.experiment import (
     EXPERIMENTS,
@@ -15,8 +18,13 @@ from regionctl.chaos.experiment import (
     experiment,
     stop_reason,
 )
+from regionctl.chaos.live import LiveFaults
 from regionctl.chaos.runner import Clock, run
-from regionctl.errors import InputError
+from regionctl.cli.main import app
+from regionctl.config import load_settings
+from regionctl.errors import ExternalError, InputError
+from regionctl.runtime.link import LinkStatus
+from regionctl.runtime.link_engine import LinkEngine
 
 HEALTHY = {"local": 0, "remote": 0, "global": 0}
 
@@ -151,3 +159,105 @@ def test_canaries_that_never_recover_are_reported_as_such() -> None:
     never = iter(lambda: seen({"remote": 8}), None)
     result = run(EXPERIMENT, FakeFaults(), FakeWatcher(never), recovery_timeout_s=10, clock=FakeClock())
     assert result.recovered_after_s is None and not result.clean and not result.revert_errors
+
+
+# --- region isolation ------------------------------------------------------------------------------------------
+
+
+def test_region_isolation_isolates_the_primary_region_and_stops_when_users_would_notice() -> None:
+    chosen = experiment("region-isolation")
+    assert chosen.faults == (Fault("link-isolate"),) and chosen.stop_conditions == USERS_AFFECTED
+    assert "the primary region" in chosen.faults[0].describe()
+    assert "us-west-2" in Fault("link-isolate", region="us-west-2").describe()
+    with pytest.raises(InputError, match="region goes with link-isolate"):
+        Fault("link-partition", region="us-east-1")
+
+
+def test_chaos_list_shows_region_isolation() -> None:
+    result = CliRunner().invoke(app, ["chaos", "list", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["experiment"]: row for row in json.loads(result.output)}
+    assert "isolate the primary region" in rows["region-isolation"]["faults"]
+    assert rows["region-isolation"]["stops when"] == "no region receives traffic; 1 or more global canaries fail"
+
+
+class EngineLink:
+    """The faults' view of the link on an in-process engine; ``lose_isolate_answer``: the isolate applies, then
+    its answer is lost (as when the HTTP call times out)."""
+
+    def __init__(self, engine: LinkEngine, lose_isolate_answer: bool = False) -> None:
+        self.engine = engine
+        self.lose_isolate_answer = lose_isolate_answer
+
+    def __enter__(self) -> EngineLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def status(self) -> LinkStatus:
+        return self.engine.status()
+
+    def set(self, direction: str, latency_ms: float | None = None, jitter_ms: float | None = None) -> LinkStatus:
+        return self.engine.set(direction, latency_ms, jitter_ms)
+
+    def partition(self, direction: str = "both", reset: bool = False) -> LinkStatus:
+        return self.engine.partition(direction, reset)
+
+    def isolate(self, region: str, reset: bool = False) -> LinkStatus:
+        status = self.engine.isolate(region, reset)
+        if self.lose_isolate_answer:
+            raise ExternalError("the link emulator did not answer in time")
+        return status
+
+    def heal(self, direction: str = "both") -> LinkStatus:
+        return self.engine.heal(direction)
+
+
+def cut(link: EngineLink) -> set[str]:
+    return {d.name for d in link.status().directions if d.partitioned}
+
+
+@pytest.fixture
+def link(tmp_path: Path) -> EngineLink:
+    return EngineLink(LinkEngine(tmp_path, ("us-east-1", "us-west-2"), latency_ms=30.0, jitter_ms=0.0))
+
+
+def test_link_isolate_cuts_the_primary_and_its_revert_heals_only_what_it_cut(link: EngineLink) -> None:
+    link.partition("global->us-east-1")  # cut before the experiment: stays cut after it
+    link.partition("us-west-2->global")  # not touching the primary: never touched
+    faults = LiveFaults(load_settings(), links=lambda: link)
+    said = faults.inject(Fault("link-isolate"))
+    assert link.status().isolated == ("us-east-1",)
+    assert said == "us-east-1 isolated (us-east-1->us-west-2, us-west-2->us-east-1, us-east-1->global)"
+    assert faults.revert(Fault("link-isolate")).startswith("link healed (us-east-1->us-west-2")
+    assert cut(link) == {"global->us-east-1", "us-west-2->global"}
+    assert faults.revert(Fault("link-isolate")) == "link healed (nothing was cut)"  # a second revert: nothing
+
+
+def test_link_isolate_is_reverted_even_when_the_answer_to_the_isolate_was_lost(tmp_path: Path) -> None:
+    link = EngineLink(LinkEngine(tmp_path, ("us-east-1", "us-west-2"), 30.0, 0.0), lose_isolate_answer=True)
+    faults = LiveFaults(load_settings(), links=lambda: link)
+    with pytest.raises(ExternalError):
+        faults.inject(Fault("link-isolate", region="us-west-2"))
+    assert link.status().isolated == ("us-west-2",)
+    faults.revert(Fault("link-isolate", region="us-west-2"))
+    assert cut(link) == set()
+
+
+def test_link_isolate_of_an_unknown_region_changes_nothing(link: EngineLink) -> None:
+    faults = LiveFaults(load_settings(), links=lambda: link)
+    with pytest.raises(InputError, match="eu-west-1"):
+        faults.inject(Fault("link-isolate", region="eu-west-1"))
+    assert cut(link) == set() and faults.revert(Fault("link-isolate")) == "link healed (nothing was cut)"
+
+
+def test_the_faults_between_the_regions_leave_the_control_path_alone(link: EngineLink) -> None:
+    faults = LiveFaults(load_settings(), links=lambda: link)
+    faults.inject(Fault("link-partition"))
+    assert cut(link) == {"us-east-1->us-west-2", "us-west-2->us-east-1"}
+    faults.inject(Fault("link-latency", latency_ms=300.0))
+    assert {d.name for d in link.status().directions if d.latency_ms == 300.0} == cut(link)
+    faults.revert(Fault("link-latency", latency_ms=300.0))
+    faults.revert(Fault("link-partition"))
+    assert cut(link) == set() and {d.latency_ms for d in link.status().directions if not d.control_path} == {30.0}

@@ -15,21 +15,31 @@ from regionctl.errors import ConfigError, InputError
 from regionctl.runtime.link_model import (
     DirectionState,
     LinkState,
+    LinkStatus,
     Route,
     apply_partition,
     apply_settings,
     check_delay,
+    check_isolate_region,
+    check_regions,
     check_route,
     delivery_time,
+    heal_directions,
     initial_directions,
+    isolation_pairs,
     load_state,
     parse_direction,
     save_state,
+    state_to_json,
 )
+from regionctl.runtime.process import GLOBAL_PLANE
 
 REGIONS = ("us-east-1", "us-west-2")
 EAST_WEST = ("us-east-1", "us-west-2")
 WEST_EAST = ("us-west-2", "us-east-1")
+EAST_GLOBAL, GLOBAL_EAST = ("us-east-1", "global"), ("global", "us-east-1")
+WEST_GLOBAL, GLOBAL_WEST = ("us-west-2", "global"), ("global", "us-west-2")
+CONTROL = {EAST_GLOBAL, GLOBAL_EAST, WEST_GLOBAL, GLOBAL_WEST}
 
 
 def route(**changes: object) -> Route:
@@ -54,12 +64,77 @@ def test_both_and_double_arrow_name_the_two_directions() -> None:
     assert set(parse_direction("us-west-2<->us-east-1", REGIONS)) == {EAST_WEST, WEST_EAST}
 
 
+def test_the_global_plane_is_a_site_of_every_direction_name_but_both() -> None:
+    assert GLOBAL_PLANE == "global"
+    assert parse_direction("global->us-east-1", REGIONS) == (GLOBAL_EAST,)
+    assert parse_direction("us-west-2 -> global", REGIONS) == (WEST_GLOBAL,)
+    assert set(parse_direction("us-east-1<->global", REGIONS)) == {EAST_GLOBAL, GLOBAL_EAST}
+    assert not set(parse_direction("both", REGIONS)) & CONTROL  # a plain partition never cuts the control path
+
+
+def test_heal_both_ends_every_partition_of_the_link_and_names_otherwise_mean_what_they_say() -> None:
+    assert set(heal_directions("both", REGIONS)) == {EAST_WEST, WEST_EAST} | CONTROL
+    assert set(heal_directions(" both ", REGIONS)) == {EAST_WEST, WEST_EAST} | CONTROL
+    assert set(heal_directions("us-east-1<->global", REGIONS)) == {EAST_GLOBAL, GLOBAL_EAST}
+    with pytest.raises(InputError, match="direction: unknown region 'mars'"):
+        heal_directions("mars->global", REGIONS)
+
+
+def test_every_ordered_pair_of_sites_has_a_direction_the_control_path_at_its_own_latency() -> None:
+    start = initial_directions(REGIONS, 30.0, 2.0, control_latency_ms=1.5, control_jitter_ms=0.5)
+    by_pair = {(d.src, d.dst): d for d in start}
+    assert set(by_pair) == {EAST_WEST, WEST_EAST} | CONTROL and len(start) == 6
+    assert [(d.latency_ms, d.jitter_ms) for d in start if not d.control_path] == [(30.0, 2.0)] * 2
+    assert {(d.latency_ms, d.jitter_ms) for d in start if d.control_path} == {(1.5, 0.5)}
+    assert by_pair[GLOBAL_EAST].control_path and not by_pair[EAST_WEST].control_path
+    assert {(d.latency_ms, d.jitter_ms) for d in initial_directions(REGIONS, 30.0, 2.0) if d.control_path} == {
+        (0.0, 0.0)}
+
+
+def test_isolating_a_region_names_every_direction_touching_it_and_only_those() -> None:
+    assert set(isolation_pairs("us-east-1", REGIONS)) == {EAST_WEST, WEST_EAST, EAST_GLOBAL, GLOBAL_EAST}
+    assert set(isolation_pairs("us-west-2", REGIONS)) == {EAST_WEST, WEST_EAST, WEST_GLOBAL, GLOBAL_WEST}
+
+
+@pytest.mark.parametrize(("region", "named"), [("eu-west-1", "unknown region 'eu-west-1'"),
+                                                ("global", "global plane, not a region"), ("", "unknown region")])
+def test_only_a_region_can_be_isolated(region: str, named: str) -> None:
+    with pytest.raises(InputError, match="^region: ") as err:
+        check_isolate_region(region, REGIONS)
+    assert named in str(err.value)
+    with pytest.raises(InputError, match="^region: "):
+        isolation_pairs(region, REGIONS)
+
+
+def test_a_region_is_isolated_only_while_every_direction_touching_it_is_partitioned() -> None:
+    start = initial_directions(REGIONS, 30.0, 0.0)
+    assert LinkStatus(start, ()).isolated == ()
+    regions_cut = apply_partition(start, parse_direction("both", REGIONS), True)
+    assert LinkStatus(regions_cut, ()).isolated == ()  # cut from each other, both still reach the global plane
+    east_cut = apply_partition(start, isolation_pairs("us-east-1", REGIONS), True)
+    assert LinkStatus(east_cut, ()).isolated == ("us-east-1",)
+    one_way_back = apply_partition(east_cut, [GLOBAL_EAST], False)
+    assert LinkStatus(one_way_back, ()).isolated == ()
+    everything = apply_partition(start, heal_directions("both", REGIONS), True)
+    assert LinkStatus(everything, ()).isolated == REGIONS
+
+
+def test_the_region_names_must_leave_room_for_the_global_plane() -> None:
+    assert check_regions(REGIONS) == REGIONS
+    for bad in (("us-east-1",), ("us-east-1", "us-east-1"), ("us-east-1", "global")):
+        with pytest.raises(InputError, match="^regions: "):
+            check_regions(bad)
+
+
 @pytest.mark.parametrize(
     ("text", "named"),
     [
         ("us-east-1->eu-west-1", "eu-west-1"),
         ("mars->us-east-1", "mars"),
         ("us-east-1->us-east-1", "itself"),
+        ("global->global", "itself"),
+        ("global->eu-west-1", "eu-west-1"),
+        ("Global->us-east-1", "Global"),
         ("us-east-1", "SRC->DST"),
         ("->us-east-1", "SRC->DST"),
         ("a->b->c", "SRC->DST"),
@@ -140,12 +215,22 @@ def test_a_valid_route_passes() -> None:
     assert route().forward == WEST_EAST and route().backward == EAST_WEST
 
 
+def test_a_route_may_start_or_end_in_the_global_plane() -> None:
+    control = route(name="global/us-east-1/agent", src_region="global", listen_host="127.0.0.1")
+    assert check_route(control, REGIONS) == control
+    assert control.forward == GLOBAL_EAST and control.backward == EAST_GLOBAL
+    back = route(name="us-west-2/global/etcd", dst_region="global", target_host="127.0.0.1")
+    assert check_route(back, REGIONS).forward == WEST_GLOBAL
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
         ({"name": "Bad Name"}, "name"),
         ({"src_region": "eu-west-1"}, "src_region"),
         ({"dst_region": "us-west-2"}, "dst_region"),
+        ({"src_region": "global", "dst_region": "global"}, "dst_region"),
+        ({"dst_region": "GLOBAL"}, "dst_region"),
         ({"listen_host": "not a host"}, "listen_host"),
         ({"target_host": ""}, "target_host"),
         ({"listen_port": 0}, "listen_port"),
@@ -168,6 +253,30 @@ def test_state_round_trips_through_the_file(tmp_path: Path) -> None:
     save_state(path, state)
     assert load_state(path, REGIONS, defaults) == state
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_state_file_from_before_the_global_plane_was_a_site_still_loads(tmp_path: Path) -> None:
+    # written by the emulator when it joined the regions only: region pairs, no control path directions
+    old = [DirectionState("us-east-1", "us-west-2", 55.0, 5.0, True), DirectionState("us-west-2", "us-east-1", 30.0,
+                                                                                       0.0, False)]
+    path = tmp_path / "link.json"
+    path.write_text(json.dumps({**state_to_json(LinkState(tuple(old), (route(),))), "version": 1}))
+    defaults = LinkState(initial_directions(REGIONS, 30.0, 0.0, control_latency_ms=2.0), ())
+    loaded = load_state(path, REGIONS, defaults)
+    by_pair = {(d.src, d.dst): d for d in loaded.directions}
+    assert set(by_pair) == {EAST_WEST, WEST_EAST} | CONTROL
+    assert by_pair[EAST_WEST] == old[0] and by_pair[WEST_EAST] == old[1]  # what was persisted is kept
+    assert all(by_pair[p] == DirectionState(*p, 2.0, 0.0, False) for p in CONTROL)  # the new ones: defaults
+    assert loaded.routes == (route(),)
+
+
+def test_control_path_directions_and_routes_persist(tmp_path: Path) -> None:
+    defaults = LinkState(initial_directions(REGIONS, 30.0, 0.0), ())
+    control = route(name="global/us-east-1/agent", src_region="global", listen_host="127.0.0.1")
+    state = LinkState(apply_partition(defaults.directions, isolation_pairs("us-east-1", REGIONS), True), (control,))
+    path = tmp_path / "link.json"
+    save_state(path, state)
+    assert load_state(path, REGIONS, defaults) == state
 
 
 def test_no_file_means_the_initial_state(tmp_path: Path) -> None:

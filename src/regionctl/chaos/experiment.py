@@ -4,6 +4,8 @@ The built-in ``cross-region-connectivity`` is the reference's FIS scenario (cut 
 replication of the carts table) made to work: its FIS template targeted a transit gateway and S3 replication that
 did not exist and had no stop condition. Here every experiment stops early when users would notice (no region
 receives traffic, or the canaries that go through the global entry fail), and always reverts what it injected.
+``region-isolation`` goes further than the reference could: it cuts one region off from the other region and
+from the global plane (the control path), as a region that loses its network would be.
 """
 
 from __future__ import annotations
@@ -13,25 +15,31 @@ from dataclasses import dataclass, field, replace
 
 from regionctl.errors import InputError
 
-FAULT_KINDS = ("link-partition", "link-latency", "store-pause")
+FAULT_KINDS = ("link-partition", "link-latency", "link-isolate", "store-pause")
 
 
 @dataclass(frozen=True)
 class Fault:
     kind: str  # one of FAULT_KINDS
     latency_ms: float | None = None  # link-latency only
+    region: str | None = None  # link-isolate only: the region cut off; None: the deployment's primary region
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise InputError(f"unknown fault kind {self.kind!r}; there are {', '.join(FAULT_KINDS)}")
         if (self.kind == "link-latency") != (self.latency_ms is not None):
             raise InputError("latency_ms goes with link-latency, and only with it")
+        if self.region is not None and self.kind != "link-isolate":
+            raise InputError("region goes with link-isolate, and only with it")
 
     def describe(self) -> str:
         if self.kind == "link-latency":
             return f"add {self.latency_ms:g} ms of one-way latency to the link"
         if self.kind == "link-partition":
             return "cut the link between the regions (both directions)"
+        if self.kind == "link-isolate":
+            return (f"isolate {self.region or 'the primary region'}: cut it off from the other region and the "
+                    "global plane (every direction to and from it)")
         return "pause regional store replication (both directions)"
 
 
@@ -89,6 +97,10 @@ EXPERIMENTS = {
         Experiment("store-replication-pause", "carts and checkout state stop replicating; both regions keep "
                    "taking writes, which replicate (last writer wins) once resumed",
                    (Fault("store-pause"),), 120.0, USERS_AFFECTED),
+        Experiment("region-isolation", "the primary region loses its network: nothing that crosses the link "
+                   "reaches it or leaves it (replication, cross-region writes and the global plane's control "
+                   "path are cut), while its own services still reach each other",
+                   (Fault("link-isolate"),), 120.0, USERS_AFFECTED),
     )
 }
 

@@ -11,7 +11,6 @@ from rich.table import Table
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit, err_console
 from regionctl.errors import InputError
-from regionctl.globaldb import restore as restore_ops
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.status import DatabaseStatus
 from regionctl.runtime.network import deployment_network
@@ -63,13 +62,16 @@ def switchover(name: str, to: str = ToOption, fmt: str = FormatOption) -> None:
 
 @db_app.command("failover")
 def failover(name: str, to: str = ToOption, yes: bool = typer.Option(False, "--yes", "-y"),
+             unfenced: bool = typer.Option(False, "--unfenced", help="promote even if the old writer's region "
+                                           "cannot be reached (it may still take commits; recorded)"),
              fmt: str = FormatOption) -> None:
-    """Unplanned promotion of the standby (data loss allowed); the old writer is fenced and kept for reconciliation."""
+    """Unplanned promotion of the standby (data loss allowed); the old writer is fenced through its region's agent
+    and kept for reconciliation. Refused when that region cannot be reached, unless --unfenced."""
     check_format(fmt)
     if not yes and not typer.confirm(f"fail {name} over to {to}? transactions not yet replicated will be lost"):
         raise typer.Abort()
     with err_console.status(f"failing {name} over to {to}"):
-        emit(_gdbs().failover(name, to), fmt)
+        emit(_gdbs().failover(name, to, unfenced=unfenced), fmt)
 
 
 @db_app.command("preserve")
@@ -135,7 +137,7 @@ def restore(
 def restores(name: str, fmt: str = FormatOption) -> None:
     """List restored instances."""
     check_format(fmt)
-    result: list[dict[str, Any]] = restore_ops.list_restores(_gdbs().cluster(name))
+    result: list[dict[str, Any]] = _gdbs().restores(name)
     emit(result, fmt)
 
 
@@ -146,7 +148,7 @@ def drop_restore(name: str, restore_id: str, yes: bool = typer.Option(False, "--
     check_format(fmt)
     if not yes and not typer.confirm(f"delete restored instance {restore_id}?"):
         raise typer.Abort()
-    emit({"dropped": restore_ops.drop_restore(_gdbs().cluster(name), restore_id)}, fmt)
+    emit({"dropped": _gdbs().drop_restore(name, restore_id)}, fmt)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""``regionctl link``: the emulated network between regions (latency, jitter, partitions)."""
+"""``regionctl link``: the emulated network between the sites (the regions and the global plane): latency,
+jitter, partitions and isolation."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit
 from regionctl.errors import InputError
 from regionctl.runtime.link import LinkClient, LinkStatus, link_client
+from regionctl.runtime.link_model import check_isolate_region
 
-DirectionOption = typer.Option("both", "--direction", "-d", help="SRC->DST (e.g. us-east-1->us-west-2), SRC<->DST "
-                               "or both")
+DirectionOption = typer.Option("both", "--direction", "-d", help="SRC->DST (e.g. us-east-1->us-west-2 or "
+                               "global->us-east-1), SRC<->DST, or both (every direction between the regions; "
+                               "not the control path)")
+HealDirectionOption = typer.Option("both", "--direction", "-d", help="SRC->DST, SRC<->DST (a site may be global), "
+                                   "or both (every direction of the link, the control path's too)")
 
-link_app = typer.Typer(no_args_is_help=True, help="The emulated network between regions.")
+link_app = typer.Typer(no_args_is_help=True, help="The emulated network between the regions and the global plane.")
 
 
 def _client() -> LinkClient:
@@ -58,20 +63,35 @@ def partition(
         emit(client.partition(direction, reset=reset), fmt, table=status_table)
 
 
+@link_app.command("isolate")
+def isolate(
+    region: str = typer.Argument(..., help="the region to cut off from the other region and the global plane"),
+    reset: bool = typer.Option(False, "--reset", help="also drop its open connections with a RST"),
+    fmt: str = FormatOption,
+) -> None:
+    """Partition every direction to and from REGION (the other region's and the control path's); its own
+    services still reach each other. `link heal` ends it."""
+    check_format(fmt)
+    check_isolate_region(region, context.settings().regions)
+    with _client() as client:
+        emit(client.isolate(region, reset=reset), fmt, table=status_table)
+
+
 @link_app.command("heal")
-def heal(direction: str = DirectionOption, fmt: str = FormatOption) -> None:
-    """End a partition; held bytes flow again."""
+def heal(direction: str = HealDirectionOption, fmt: str = FormatOption) -> None:
+    """End a partition (by default every one, an isolation too); held bytes flow again."""
     check_format(fmt)
     with _client() as client:
         emit(client.heal(direction), fmt, table=status_table)
 
 
 def status_table(status: LinkStatus) -> Any:
-    directions = Table(title="directions")
-    for column in ("direction", "latency ms", "jitter ms", "state"):
+    isolated = f"isolated: [red]{', '.join(status.isolated)}[/red]" if status.isolated else "isolated: none"
+    directions = Table(title="directions", caption=isolated)
+    for column in ("direction", "path", "latency ms", "jitter ms", "state"):
         directions.add_column(column)
     for d in status.directions:
-        directions.add_row(d.name, f"{d.latency_ms:g}", f"{d.jitter_ms:g}",
+        directions.add_row(d.name, "control" if d.control_path else "data", f"{d.latency_ms:g}", f"{d.jitter_ms:g}",
                            "[red]partitioned[/red]" if d.partitioned else "up")
     routes = Table(title="routes")
     for column in ("route", "listen", "target", "open/total", "bytes ->", "bytes <-", "held ->", "held <-", "error"):

@@ -35,6 +35,7 @@ def show_config(fmt: str = FormatOption) -> None:
 def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
     from regionctl.cli import (
+        agent,
         chaos,
         db,
         deployment,
@@ -48,7 +49,7 @@ def _register() -> None:
         store,
     )
 
-    for module in (deployment, db, link, store, routing, runbook, reconcile, load, observe, chaos, secrets):
+    for module in (deployment, agent, db, link, store, routing, runbook, reconcile, load, observe, chaos, secrets):
         module.register(app)
 
 

@@ -22,6 +22,17 @@ from regionctl.runtime.topology import REGIONAL_DB, Network, Topology
 SpecSource = Callable[[Topology, Network], Iterable[ProcessSpec]]
 
 
+def region_agents(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
+    """One agent per region, in the region's process group (it dies with the region), on the region's address.
+    Regions whose agent the inventory places elsewhere (``agents.addresses``) run theirs on their own hosts."""
+    for region in topo.settings.regions:
+        if region in topo.settings.agents.addresses:
+            continue
+        host, port = topo.agent_address(region)
+        yield ProcessSpec(name="agent", region=region, argv=python_module("regionctl.agent", "--region", region),
+                          health_url=f"http://{host}:{port}/health")
+
+
 def reconciliation_slot_advancer(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
     yield ProcessSpec(name="reconslot", region=GLOBAL_PLANE, argv=python_module("regionctl.globaldb.reconslot"))
 

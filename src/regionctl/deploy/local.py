@@ -7,7 +7,6 @@ processes components contribute, and stays in the foreground supervising until C
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -17,15 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regionctl.agent.host import RegionHost
 from regionctl.config import EFFECTIVE_SETTINGS_ENV, write_effective_settings
 from regionctl.credentials import service as credentials
 from regionctl.credentials.schedule import RotationSchedule
 from regionctl.deploy import components
 from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
+from regionctl.globaldb.member import AgentMember, Agents
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
 from regionctl.runtime.network import deployment_network
-from regionctl.runtime.osuser import make_owned_dir
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, pid_alive
 from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
 from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Topology
@@ -33,13 +33,14 @@ from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Topology
 log = logging.getLogger("regionctl.up")
 
 
-def regional_store_instance_ready(topo: Topology, region: str) -> None:
-    """The region's own PostgreSQL for the multi-active store (carts, checkout): always writable, no archive."""
-    pg = topo.pg(region, REGIONAL_DB)
-    if not pg.exists:
-        make_owned_dir(pg.datadir, topo.runas)
-        pg.initdb()
-    pg.start({"archive_mode": "off"})
+def regional_store_instance_ready(agents: Agents, topo: Topology, region: str) -> None:
+    """The region's own PostgreSQL for the multi-active store (carts, checkout): always writable, no archive;
+    created and started by the region's agent."""
+    host, port = topo.pg_address(region, REGIONAL_DB)
+    pg = AgentMember(name=f"{REGIONAL_DB}-{region}", host=host, port=port, region=region, database=REGIONAL_DB,
+                     agent=agents.client(region))
+    pg.init()
+    pg.start("standalone")
     if not pg.scalar("select count(*) from pg_database where datname = %s", (REGIONAL_DB,)):
         pg.query(f"create database {REGIONAL_DB}")
 
@@ -93,10 +94,13 @@ class Deployment:
         supervisor.start(link_process_spec(self.topo.settings, GLOBAL_HOST, self.topo.port("global", "link-control"),
                                            self.state_dir / "link"))
         network = deployment_network(self.topo)
+        for spec in components.region_agents(self.topo, network):
+            progress(spec.key)
+            supervisor.start(spec)
+        gdbs = GlobalDatabases(self.topo, network)
         for region in self.topo.settings.regions:
             progress(f"regional store database in {region}")
-            regional_store_instance_ready(self.topo, region)
-        gdbs = GlobalDatabases(self.topo, network)
+            regional_store_instance_ready(gdbs.agents, self.topo, region)
         for name in gdbs.names:
             progress(f"global database {name}")
             gdbs.ensure(name)
@@ -135,7 +139,10 @@ class Deployment:
             for origin in cluster.regions:
                 for target in cluster.regions:
                     if origin != target and origin not in down and target not in down:
-                        ship_archive(cluster, origin, target)
+                        try:
+                            ship_archive(cluster, origin, target)
+                        except RegionctlError as exc:  # cut off, or an agent restarting: next round
+                            log.warning("shipping %s's %s archive to %s: %s", origin, name, target, exc)
 
     def stop_everything(self, supervisor: Supervisor | None = None) -> list[str]:
         """Stop supervised processes, then every PostgreSQL instance (fast shutdown); data is kept."""
@@ -155,13 +162,11 @@ class Deployment:
             for datadir in sorted(pg_dir.glob("*")) if pg_dir.exists() else []:
                 if (datadir / "PG_VERSION").exists():
                     found.append(self.topo.pg(region, datadir.name))
-        restores = self.topo.paths.restores
-        for meta in sorted(restores.glob("*/restore.json")) if restores.exists() else []:
-            from regionctl.globaldb.restore import restored_instance
-
-            raw = json.loads(meta.read_text())
-            gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
-            found.append(restored_instance(gdbs.cluster(raw["database"]), raw["id"]))
+            host = RegionHost(self.topo, region)
+            for kind in ("restores", "recon"):
+                root = host.scratch_root(kind)
+                for scratch in sorted(root.glob("*/data")) if root.exists() else []:
+                    found.append(host.scratch(kind, scratch.parent.name))
         return found
 
     # ----- down -------------------------------------------------------------------------------------------

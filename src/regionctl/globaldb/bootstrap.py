@@ -10,16 +10,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from regionctl.errors import DatabaseError
+from regionctl.errors import DatabaseError, Unreachable
 from regionctl.globaldb.members import Cluster, standby_slot
 from regionctl.globaldb.state import DatabaseState, StateStore
-from regionctl.runtime.osuser import make_owned_dir
 
 
 @dataclass(frozen=True)
 class MemberAction:
     region: str
-    action: str  # created | cloned | started | running | held
+    action: str  # created | cloned | started | running | held | unreachable
     reason: str
 
 
@@ -49,10 +48,12 @@ def ensure(cluster: Cluster, store: StateStore, down_regions: frozenset[str] = f
         for region in (state.writer, *(r for r in cluster.regions if r != state.writer)):
             if region in down_regions:
                 actions.append(MemberAction(region, "held", "region is marked down"))
-            elif region == state.writer:
-                actions.append(_ensure_writer(cluster, state))
-            else:
-                actions.append(_ensure_standby(cluster, state, region))
+                continue
+            try:
+                actions.append(_ensure_writer(cluster, state) if region == state.writer
+                               else _ensure_standby(cluster, state, region))
+            except Unreachable as exc:  # cut off or its agent is down: leave it exactly as it is
+                actions.append(MemberAction(region, "unreachable", str(exc)))
     return EnsureResult(cluster.name, state.writer, tuple(actions), round(time.monotonic() - started, 3))
 
 
@@ -65,10 +66,7 @@ def _ensure_writer(cluster: Cluster, state: DatabaseState) -> MemberAction:
     if promoted is not None:  # starting the recorded writer now would make two writers
         return MemberAction(region, "held", f"switchover {state.in_progress} already promoted {promoted} and did "
                                             "not finish; run it again to finish it")
-    created = not member.exists
-    if created:
-        make_owned_dir(member.datadir, member.runas)
-        member.initdb()
+    created = member.init()["action"] == "created"
     cluster.start_writer(region)
     cluster.wait_writable(region)
     if not member.scalar("select count(*) from pg_database where datname = %s", (cluster.name,)):
@@ -87,11 +85,11 @@ def _promoted_by_interrupted_switchover(cluster: Cluster, state: DatabaseState) 
     if record is None or record.kind != "switchover":
         return None
     target = cluster.member(record.to_region)
-    if not target.running:
-        return None  # not promoted (a promotion needs it running): restarting the old writer backs out
     try:
+        if not target.running:
+            return None  # not promoted (a promotion needs it running): restarting the old writer backs out
         return None if target.in_recovery() else record.to_region
-    except DatabaseError:
+    except (DatabaseError, Unreachable):
         return record.to_region
 
 
@@ -112,12 +110,5 @@ def _ensure_standby(cluster: Cluster, state: DatabaseState, region: str) -> Memb
 
 def base_backup(cluster: Cluster, source: str, region: str) -> None:
     """Clone ``region``'s member from the writer in ``source`` through the link (pg_basebackup)."""
-    member = cluster.member(region)
     cluster.ensure_standby_slot(source, region)
-    make_owned_dir(member.datadir, member.runas)
-    member.run(
-        [member.bins("pg_basebackup"), "-d", cluster.conninfo_from(region, source), "-D", str(member.datadir),
-         "-X", "stream", "-c", "fast", "-S", standby_slot(region)],
-        timeout=3600,
-    )
-    cluster.clean_replication_config(region)
+    cluster.member(region).base_backup(cluster.conninfo_from(region, source), standby_slot(region))

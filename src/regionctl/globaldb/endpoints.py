@@ -29,6 +29,6 @@ def writer_dsn(cluster: Cluster, from_region: str, dbname: str | None = None, co
 
 def reader_dsn(cluster: Cluster, region: str, dbname: str | None = None, connect_timeout: int = 2,
                service: str | None = None) -> str:
-    member = cluster.member(region)
-    return (f"host={member.host} port={member.port} {_login(service)} dbname={dbname or cluster.name} "
+    host, port = cluster.topo.pg_address(region, cluster.name)
+    return (f"host={host} port={port} {_login(service)} dbname={dbname or cluster.name} "
             f"connect_timeout={connect_timeout}")

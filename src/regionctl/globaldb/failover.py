@@ -1,5 +1,9 @@
-"""Unplanned failover, data loss allowed: fence the old writer if it is reachable, promote the target, and
-record where the timelines diverged and how far behind the target was just before.
+"""Unplanned failover, data loss allowed: fence the old writer through its region's agent, promote the target,
+and record where the timelines diverged and how far behind the target was just before.
+
+A fence is claimed only when the old writer's agent said its postmaster is gone. When the old region cannot be
+reached its writer may be alive and still acknowledging commits: the failover is refused unless the operator
+asks for an unfenced promotion, which the promotion record keeps (``details.unfenced_override``).
 
 The divergence point comes from the new timeline's history file: it is the end of the last record the target
 replayed, so every transaction whose commit ends after it on the old timeline was lost. The old writer is
@@ -12,13 +16,12 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from regionctl.errors import ConflictError, DatabaseError
+from regionctl.errors import ConflictError, DatabaseError, Unreachable
 from regionctl.globaldb.lsn import format_lsn, maybe_lsn
+from regionctl.globaldb.member import AgentMember
 from regionctl.globaldb.members import Cluster
-from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id, resumable
+from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, load_state, new_promotion_id, resumable
 from regionctl.globaldb.status import DatabaseStatus, read_status
-from regionctl.globaldb.switchover import _load
-from regionctl.runtime.postgres import PgInstance
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class FailoverResult:
     to_region: str
     promotion_id: str
     fenced: bool
+    fence: str  # how the old writer was fenced, or why it could not be
     old_timeline: int | None
     new_timeline: int
     divergence_lsn: str
@@ -67,22 +71,42 @@ def lag_before(status: DatabaseStatus, cluster: Cluster, to_region: str) -> dict
     return lag
 
 
-def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverResult:
-    """Fail over to ``to_region``; run again after its process died, it finishes the same promotion."""
+def check_fence(old_writer_state: dict[str, Any] | None, old: str, unfenced: bool) -> str | None:
+    """Refuse a failover that cannot fence the old writer, unless the operator overrides it; return the reason
+    the fence cannot be made (None when the old region answers)."""
+    if old_writer_state is not None:
+        return None
+    why = (f"the old writer's region {old} cannot be reached: its writer may be alive and acknowledging commits "
+           "that the promotion would lose")
+    if not unfenced:
+        raise ConflictError(f"failover refused: {why}; pass --unfenced to promote anyway (recorded), or heal the "
+                            "link first")
+    return why
+
+
+def failover(cluster: Cluster, store: StateStore, to_region: str, unfenced: bool = False) -> FailoverResult:
+    """Fail over to ``to_region``; run again after its process died, it finishes the same promotion.
+
+    ``unfenced`` allows promoting while the old writer's region cannot be reached (and fenced)."""
     cluster.topo.settings.require_region(to_region)
     with store.locked(cluster.name):
-        state = _load(store, cluster.name)
+        state = load_state(store, cluster.name)
         interrupted = resumable(state, "failover", to_region)
         if interrupted is not None:
+            if unfenced and not interrupted.details.get("unfenced_override"):
+                interrupted = replace(interrupted, details={**interrupted.details, "unfenced_override": True})
+                store.update_record(cluster.name, interrupted)
             return _promote(cluster, store, interrupted, f"resumed failover {interrupted.id}, interrupted before "
                                                          "it finished (its intent was recorded)", resumed=True)
         status = read_status(cluster, state)
         reason = check_failover(state, {m.region: m.role for m in status.members}, to_region)
         old = state.writer
+        unreachable = check_fence(cluster.member(old).reachable_state(), old, unfenced)
         record = PromotionRecord(
             id=new_promotion_id("failover", cluster.name), kind="failover", database=cluster.name,
             from_region=old, to_region=to_region, started_at=time.time(),
             old_timeline=status.member(to_region).timeline, lag_before=lag_before(status, cluster, to_region),
+            details={"unfenced_override": True, "fence_refused_because": unreachable} if unreachable else {},
         )
         # Intent first: from here on the old writer is fenced and the target is the writer.
         store.save(replace(state, writer=to_region, diverged=tuple(sorted({*state.diverged, old})),
@@ -95,12 +119,15 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
     """Fence, promote (unless a first, interrupted run already did), record the divergence point. Each part
     checks before acting, so it is safe to run again."""
     old, new = record.from_region, record.to_region
-    fenced = cluster.member(old).stop("immediate") if cluster.member(old).running else False
+    fenced, fence = fence_old_writer(cluster.member(old))
+    if not fenced and not record.details.get("unfenced_override"):
+        raise ConflictError(f"failover {record.id} stopped before promoting: {fence}; run it again with --unfenced "
+                            "to promote anyway (recorded)")
     target = cluster.member(new)
     promote_start = time.monotonic()
     promoted_now = _in_recovery(target)
     if promoted_now:
-        target.query("select pg_promote(false)")
+        target.promote()
     cluster.wait_writable(new)
     first_write_ms = (time.monotonic() - promote_start) * 1000
     last_replayed = _last_replayed_commit(cluster, new)
@@ -108,24 +135,35 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
     divergence = format_lsn(history[-1][1]) if history else None
     cluster.ensure_recon_slot(new)
     cluster.ensure_standby_slot(new, old)
-    details: dict[str, Any] = {"fenced": fenced, "promote_to_first_write_ms": round(first_write_ms, 1),
+    details: dict[str, Any] = {**record.details, "fenced": fenced, "fence": fence,
+                               "promote_to_first_write_ms": round(first_write_ms, 1),
                                "last_replayed_commit_at": last_replayed}
     if resumed:
         details |= {"resumed": True, "promoted_by_resumed_run": promoted_now}
     done = replace(record, finished_at=time.time(), new_timeline=new_timeline, divergence_lsn=divergence,
                    details=details)
     store.update_record(cluster.name, done)
-    store.save(replace(_load(store, cluster.name), in_progress=None))
+    store.save(replace(load_state(store, cluster.name), in_progress=None))
     return FailoverResult(
-        database=cluster.name, from_region=old, to_region=new, promotion_id=record.id, fenced=fenced,
+        database=cluster.name, from_region=old, to_region=new, promotion_id=record.id, fenced=fenced, fence=fence,
         old_timeline=record.old_timeline, new_timeline=new_timeline, divergence_lsn=divergence or "unknown",
         lag_before=record.lag_before, promote_to_first_write_ms=round(first_write_ms, 1),
-        reason=f"{reason}; old writer {'fenced (stopped)' if fenced else 'was not running'}; transactions "
+        reason=f"{reason}; old writer: {fence}; transactions "
                f"committed on timeline {record.old_timeline} after {divergence} are kept in {old}'s diverged copy",
     )
 
 
-def _in_recovery(member: PgInstance) -> bool:
+def fence_old_writer(member: AgentMember) -> tuple[bool, str]:
+    """Stop the old writer through its agent: (fenced, how). Fenced means the agent saw no postmaster left."""
+    try:
+        stopped = member.stop("immediate")
+    except Unreachable as exc:
+        return False, f"NOT fenced: its region cannot be reached ({exc})"
+    return True, ("fenced: stopped (immediate) by its agent" if stopped
+                  else "fenced: its agent reports it was not running")
+
+
+def _in_recovery(member: AgentMember) -> bool:
     """Whether the target still has to be promoted (a promotion asked for by a dead run may be under way)."""
     try:
         return member.in_recovery()

@@ -7,20 +7,16 @@ from) go on the command line, never into files that pg_basebackup or pg_rewind w
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
-from regionctl.errors import DatabaseError, OperationTimeout, ProcessError
+from regionctl.errors import DatabaseError, OperationTimeout
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
-from regionctl.runtime.osuser import make_owned_dir
-from regionctl.runtime.postgres import PgInstance
+from regionctl.globaldb.member import AgentMember, Agents
+from regionctl.runtime.process import GLOBAL_PLANE
 from regionctl.runtime.topology import Network, Topology
 
 RECON_SLOT = "regionctl_reconcile"
-REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name", "restore_command", "recovery_target", "recovery_target_")
 
 
 def standby_slot(region: str) -> str:
@@ -30,32 +26,35 @@ def standby_slot(region: str) -> str:
 
 @dataclass(frozen=True)
 class Cluster:
-    """One global database (``orders`` or ``catalog``) across the deployment's regions."""
+    """One global database (``orders`` or ``catalog``) across the deployment's regions, as the global plane
+    reaches it: SQL through the link, host operations through each region's agent."""
 
     name: str
     topo: Topology
     network: Network
+    agents: Agents = field(compare=False, default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.agents is None:
+            object.__setattr__(self, "agents", Agents(self.topo, self.network))
 
     @property
     def regions(self) -> tuple[str, str]:
         return self.topo.settings.regions
 
-    def member(self, region: str) -> PgInstance:
-        return self.topo.pg(self.topo.settings.require_region(region), self.name)
-
-    def archive_dir(self, region: str) -> Path:
-        path = self.topo.paths.archive(region, self.name)
-        if not path.exists():
-            make_owned_dir(path, self.topo.runas)
-        return path
+    def member(self, region: str) -> AgentMember:
+        region = self.topo.settings.require_region(region)
+        host, port = self.address_from(GLOBAL_PLANE, region)
+        return AgentMember(name=f"{self.name}-{region}", host=host, port=port, region=region, database=self.name,
+                           agent=self.agents.client(region))
 
     # ----- how members reach each other -------------------------------------------------------------------
     def address_from(self, src_region: str, dst_region: str) -> tuple[str, int]:
-        """Where a process in ``src_region`` connects to reach this database's member in ``dst_region``."""
-        target = self.member(dst_region)
+        """Where a process in ``src_region`` (a region or the global plane) reaches the member in ``dst_region``."""
+        target = self.topo.pg_address(dst_region, self.name)
         if src_region == dst_region:
-            return target.host, target.port
-        return self.network.reach(src_region, dst_region, f"pg/{self.name}", (target.host, target.port))
+            return target
+        return self.network.reach(src_region, dst_region, f"pg/{self.name}", target)
 
     def conninfo_from(self, src_region: str, dst_region: str, dbname: str = "postgres", **extra: object) -> str:
         host, port = self.address_from(src_region, dst_region)
@@ -63,41 +62,12 @@ class Cluster:
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
     # ----- starting in a role -----------------------------------------------------------------------------
-    def writer_settings(self, region: str) -> dict[str, str]:
-        return {"basic_archive.archive_directory": str(self.archive_dir(region))}
-
-    def standby_settings(self, region: str, writer: str) -> dict[str, str]:
-        conninfo = self.conninfo_from(region, writer, application_name=self.member(region).name, connect_timeout=5)
-        return {
-            **self.writer_settings(region),
-            "primary_conninfo": conninfo,
-            "primary_slot_name": standby_slot(region),
-        }
-
     def start_writer(self, region: str) -> None:
-        member = self.member(region)
-        for signal_file in ("standby.signal", "recovery.signal"):
-            (member.datadir / signal_file).unlink(missing_ok=True)
-        self.clean_replication_config(region)
-        member.start(self.writer_settings(region))
+        self.member(region).start("writer")
 
     def start_standby(self, region: str, writer: str) -> None:
-        member = self.member(region)
-        self.clean_replication_config(region)
-        signal = member.datadir / "standby.signal"
-        signal.touch()
-        member.runas.chown(signal)
-        member.start(self.standby_settings(region, writer))
-
-    def clean_replication_config(self, region: str) -> None:
-        """Drop replication settings that pg_basebackup -R or pg_rewind copied into postgresql.auto.conf."""
-        auto = self.member(region).datadir / "postgresql.auto.conf"
-        if not auto.exists():
-            return
-        lines = auto.read_text().splitlines(keepends=True)
-        kept = [line for line in lines if not line.strip().startswith(REPLICATION_KEYS)]
-        if kept != lines:
-            auto.write_text("".join(kept))
+        conninfo = self.conninfo_from(region, writer, application_name=f"{self.name}-{region}", connect_timeout=5)
+        self.member(region).start("standby", conninfo, standby_slot(region))
 
     # ----- slots ------------------------------------------------------------------------------------------
     def ensure_standby_slot(self, writer: str, for_region: str) -> None:
@@ -178,12 +148,10 @@ class Cluster:
             time.sleep(0.05)
         raise OperationTimeout(f"{name} is not streaming from {self.member(writer).name} after {timeout:.0f}s")
 
-    # ----- facts read from disk ---------------------------------------------------------------------------
+    # ----- facts -----------------------------------------------------------------------------------------
     def control_data(self, region: str) -> dict[str, str]:
-        """pg_controldata of a member (works while it is stopped)."""
-        member = self.member(region)
-        out = member.run([member.bins("pg_controldata"), "-D", str(member.datadir)]).stdout
-        return {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in out.splitlines()) if v}
+        """pg_controldata of a member, read by its agent (works while it is stopped)."""
+        return self.member(region).control_data()
 
     def latest_history(self, region: str) -> tuple[int, list[tuple[int, int]]]:
         """The member's newest timeline and its history: [(parent timeline, switchpoint LSN), ...]."""
@@ -202,14 +170,3 @@ class Cluster:
                 entries.append((int(fields[0]), parse_lsn(fields[1])))
         return int(name.split(".")[0], 16), entries
 
-
-def copy_datadir(source: Path, target: Path) -> int:
-    """Copy a stopped member's directory keeping owners and modes (``cp -a``); return bytes copied."""
-    if target.exists():
-        raise DatabaseError(f"refusing to overwrite {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["cp", "-a", str(source), str(target)], capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        shutil.rmtree(target, ignore_errors=True)
-        raise ProcessError("cp", result.returncode, result.stderr)
-    return sum(p.stat().st_size for p in target.rglob("*") if p.is_file())

@@ -6,16 +6,14 @@ impossible. A diverged former writer is preserved before either touches it: both
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, replace
 
-from regionctl.errors import ConflictError, ProcessError
+from regionctl.errors import ConflictError, ExternalError, Unreachable
 from regionctl.globaldb.bootstrap import base_backup
 from regionctl.globaldb.members import Cluster
 from regionctl.globaldb.preserve import preserve
-from regionctl.globaldb.state import StateStore
-from regionctl.globaldb.switchover import _load
+from regionctl.globaldb.state import StateStore, load_state
 
 
 @dataclass(frozen=True)
@@ -33,13 +31,13 @@ class RebuildResult:
 
 def rebuild(cluster: Cluster, store: StateStore, region: str) -> RebuildResult:
     cluster.topo.settings.require_region(region)
-    state = _load(store, cluster.name)
+    state = load_state(store, cluster.name)
     if region == state.writer:
         raise ConflictError(f"{cluster.name} writer is in {region}; rebuild makes a standby, pick the other region")
     copy_name = preserve(cluster, store, region).name if region in state.diverged else None
     started = time.monotonic()
     with store.locked(cluster.name):
-        state = _load(store, cluster.name)
+        state = load_state(store, cluster.name)
         writer = state.writer
         member = cluster.member(region)
         if member.running:
@@ -52,7 +50,7 @@ def rebuild(cluster: Cluster, store: StateStore, region: str) -> RebuildResult:
         record = state.last_failover_from(region)
         if record is not None and region in state.diverged:
             store.update_record(cluster.name, replace(record, rebuilt=True))
-        state = _load(store, cluster.name)
+        state = load_state(store, cluster.name)
         store.save(replace(state, diverged=tuple(r for r in state.diverged if r != region)))
     return RebuildResult(
         database=cluster.name, region=region, writer=writer, method=method, preserved_copy=copy_name,
@@ -63,23 +61,17 @@ def rebuild(cluster: Cluster, store: StateStore, region: str) -> RebuildResult:
 
 
 def _rewind_or_clone(cluster: Cluster, region: str, writer: str) -> tuple[str, str]:
+    """The member's agent rewinds it from the writer through the link; a clone when rewinding cannot work."""
     member = cluster.member(region)
     if member.exists:
         try:
-            result = member.run(
-                [member.bins("pg_rewind"), "--target-pgdata", str(member.datadir),
-                 "--source-server", cluster.conninfo_from(region, writer, connect_timeout=10)],
-                timeout=3600,
-            )
-            cluster.clean_replication_config(region)
-            return "rewind", (result.stdout + result.stderr).strip()[-2000:]
-        except ProcessError as exc:
+            done = member.rewind(cluster.conninfo_from(region, writer, connect_timeout=10))
+            return "rewind", str(done["details"].get("output", ""))
+        except Unreachable:
+            raise  # a clone cannot work either
+        except ExternalError as exc:  # pg_rewind failed (ProcessError) or the agent refused
             reason = f"pg_rewind failed ({exc}); cloned with a fresh base backup instead"
     else:
         reason = "no data directory; cloned with a base backup"
-    aside = member.datadir.with_name(f"{member.datadir.name}.replaced-{int(time.time())}")
-    if member.datadir.exists():
-        member.datadir.rename(aside)
     base_backup(cluster, source=writer, region=region)
-    shutil.rmtree(aside, ignore_errors=True)
     return "base_backup", reason

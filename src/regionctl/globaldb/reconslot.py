@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from regionctl.errors import RegionctlError
+from regionctl.errors import DatabaseError, RegionctlError
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.members import RECON_SLOT, Cluster
 from regionctl.globaldb.state import StateStore
@@ -35,7 +35,11 @@ def advance_once(cluster: Cluster, store: StateStore) -> AdvanceResult:
     if state is None:
         return AdvanceResult(cluster.name, "", False, None, "database not created yet")
     writer = cluster.member(state.writer)
-    if not writer.running or writer.in_recovery():
+    try:
+        standby = writer.in_recovery()
+    except DatabaseError:
+        standby = True  # not answering (stopped, cut off): nothing to advance this round
+    if standby:
         return AdvanceResult(cluster.name, state.writer, False, None, "no running writer")
     existed = bool(writer.scalar("select count(*) from pg_replication_slots where slot_name = %s and database = %s",
                                  (RECON_SLOT, cluster.name)))

@@ -1,40 +1,29 @@
 """Point-in-time restore into a new instance that never archives and never replicates (invariant 4).
 
-The latest snapshot consistent before the target is copied, started with ``recovery.signal`` and a
-``restore_command`` reading every archive the region holds, and promoted when it reaches the target. A restored
-instance picks the next timeline number the real cluster may pick too, so it must never write to a shared archive:
-``archive_mode=off`` and no ``primary_conninfo`` are passed on its command line.
+The global plane picks the latest snapshot consistent before the target, has the writer close and archive its
+current WAL segment, has the restoring region's agent pull the archives it lacks, and then asks that agent to
+recover the snapshot into a throwaway instance (``agent/scratch.py``: ``archive_mode=off``, no
+``primary_conninfo``). The instance is reached like a member: through the link.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
-from regionctl.errors import ConflictError, DatabaseError, InputError, NotFoundError, OperationTimeout
+from regionctl.errors import ConflictError, DatabaseError, InputError, NotFoundError, Unreachable
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
-from regionctl.globaldb.members import Cluster, copy_datadir
-from regionctl.globaldb.snapshots import (
-    RestoredInstance,
-    Snapshot,
-    archive_sources,
-    list_snapshots,
-    ship_archive,
-    snapshot_root,
-)
-from regionctl.globaldb.state import StateStore
-from regionctl.globaldb.switchover import _load
-from regionctl.runtime.postgres import PgInstance
+from regionctl.globaldb.members import Cluster
+from regionctl.globaldb.snapshots import RestoredInstance, Snapshot, list_snapshots, ship_archive
+from regionctl.globaldb.state import StateStore, load_state
+from regionctl.runtime.pgsql import PgEndpoint
+from regionctl.runtime.process import GLOBAL_PLANE
 
 RESTORE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-RESTORE_SETTINGS = {"archive_mode": "off", "primary_conninfo": "", "primary_slot_name": "", "hot_standby": "on"}
+RESTORES = "restores"
 
 
 def pick_snapshot(snapshots: list[Snapshot], region: str, target_time: datetime | None,
@@ -63,9 +52,9 @@ def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, t
     if name is not None:
         if not RESTORE_NAME.match(name):
             raise InputError(f"restore name {name!r} must be lower-case letters, digits and dashes")
-        meta = cluster.topo.paths.restores / name / "restore.json"
-        if meta.exists():
-            return RestoredInstance(**json.loads(meta.read_text()))
+        existing = [r for r in list_restores(cluster) if r["id"] == name]
+        if existing:
+            return _result(cluster, existing[0], str(existing[0].get("target", "")))
     if (target_time is None) == (target_lsn is None):
         raise InputError("give exactly one of --time or --lsn")
     if target_time is not None and target_time.tzinfo is None:
@@ -73,110 +62,74 @@ def restore(cluster: Cluster, store: StateStore, target_time: datetime | None, t
     if target_time is not None and target_time.timestamp() > time.time():
         raise InputError(f"target time {target_time.isoformat()} is in the future")
     lsn = parse_lsn(target_lsn) if target_lsn is not None else None
-    state = _load(store, cluster.name)
+    state = load_state(store, cluster.name)
     region = cluster.topo.settings.require_region(region or state.writer)
     snap = pick_snapshot(list_snapshots(cluster), region, target_time, lsn)
     started = time.monotonic()
     _archive_current_wal(cluster, state.writer)
-    for origin in cluster.regions:
-        if origin != region and cluster.archive_dir(origin).exists():
-            ship_archive(cluster, origin, region)
+    _ship_to(cluster, region)
     restore_id = name or f"restore-{cluster.name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
-    instance = _prepare(cluster, region, snap, restore_id)
     target = target_time.isoformat() if target_time is not None else format_lsn(lsn or 0)
-    settings = {
-        **RESTORE_SETTINGS,
-        "restore_command": _restore_command(archive_sources(cluster, region)),
-        "recovery_target_timeline": "latest",
-        "recovery_target_action": "promote",
-        ("recovery_target_time" if target_time is not None else "recovery_target_lsn"): target,
-    }
-    return _recover(cluster, instance, settings, region, snap, target, started,
-                    lambda: str(instance.scalar("select pg_current_wal_lsn()::text")))
+    raw = cluster.member(region).restore(restore_id, snap.id, {"time": target} if target_time else {"lsn": target})
+    return _result(cluster, {**raw, "target": target}, target, started)
 
 
-def _recover(cluster: Cluster, instance: PgInstance, settings: dict[str, str], region: str, snap: Snapshot,
-             target: str, started: float, recovered_to: Callable[[], str]) -> RestoredInstance:
-    """Start a prepared instance in recovery, wait for its promotion and record it (or stop it and say why)."""
-    try:
-        instance.start(settings, timeout=600)
-        _wait_promoted(instance, timeout=600)
-    except (DatabaseError, OperationTimeout) as exc:
-        instance.stop("immediate")
-        raise DatabaseError(f"restore to {target} failed: {exc}; log: {instance.log_tail(3)}") from None
-    result = RestoredInstance(
-        id=instance.name, database=cluster.name, region=region, snapshot=snap.id, target=target,
-        address=f"{instance.host}:{instance.port}", dsn=instance.conninfo(cluster.name),
-        datadir=str(instance.datadir), recovered_to_lsn=recovered_to(),
-        archiving=str(instance.scalar("show archive_mode")), seconds=round(time.monotonic() - started, 3),
+def _ship_to(cluster: Cluster, region: str) -> None:
+    """Bring every other region's archive to ``region`` (a region that cannot be reached keeps its own)."""
+    for origin in cluster.regions:
+        if origin != region:
+            try:
+                ship_archive(cluster, origin, region)
+            except Unreachable:
+                continue
+
+
+def _result(cluster: Cluster, raw: dict[str, Any], target: str, started: float | None = None) -> RestoredInstance:
+    endpoint = _endpoint(cluster, raw)
+    return RestoredInstance(
+        id=raw["id"], database=cluster.name, region=raw["region"], snapshot=raw["snapshot"], target=target,
+        address=f"{endpoint.host}:{endpoint.port}", dsn=endpoint.conninfo(cluster.name),
+        recovered_to_lsn=raw["recovered_to_lsn"], archiving=raw["archiving"],
+        seconds=round(time.monotonic() - started, 3) if started is not None else float(raw["seconds"]),
     )
-    (instance.datadir.parent / "restore.json").write_text(json.dumps(asdict(result), indent=2))
-    return result
 
 
-def restored_instance(cluster: Cluster, restore_id: str) -> PgInstance:
-    directory = cluster.topo.paths.restores / restore_id
-    meta = directory / "restore.json"
-    if not meta.exists():
-        raise NotFoundError(f"no restored instance {restore_id!r}")
-    region = json.loads(meta.read_text())["region"]
-    return _instance(cluster, region, restore_id)
+def _endpoint(cluster: Cluster, raw: dict[str, Any]) -> PgEndpoint:
+    """A restored instance as the global plane reaches it (through the link, like a member)."""
+    host, port = cluster.network.reach(GLOBAL_PLANE, raw["region"], f"restore/{raw['id']}",
+                                       (raw["host"], int(raw["port"])))
+    return PgEndpoint(raw["id"], host, port)
 
 
-def list_restores(cluster: Cluster) -> list[dict[str, object]]:
+def restored_instance(cluster: Cluster, restore_id: str) -> PgEndpoint:
+    for raw in list_restores(cluster):
+        if raw["id"] == restore_id:
+            return _endpoint(cluster, raw)
+    raise NotFoundError(f"no restored instance {restore_id!r}")
+
+
+def list_restores(cluster: Cluster) -> list[dict[str, Any]]:
+    """Restored instances of every region that answers."""
     found = []
-    for meta in sorted(cluster.topo.paths.restores.glob("*/restore.json")):
-        raw = json.loads(meta.read_text())
-        if raw["database"] != cluster.name:
+    for region in cluster.regions:
+        try:
+            found += cluster.member(region).restores()
+        except Unreachable:
             continue
-        raw["running"] = _instance(cluster, raw["region"], raw["id"]).running
-        found.append(raw)
     return found
 
 
 def drop_restore(cluster: Cluster, restore_id: str) -> str:
-    instance = restored_instance(cluster, restore_id)
-    instance.stop("fast")
-    shutil.rmtree(instance.datadir.parent)
-    cluster.topo.ports.release(f"restore/{restore_id}")
-    return restore_id
-
-
-def _instance(cluster: Cluster, region: str, restore_id: str) -> PgInstance:
-    directory = cluster.topo.paths.restores / restore_id
-    host = cluster.topo.settings.region_address(region)
-    return PgInstance(
-        name=restore_id, datadir=directory / "data", host=host,
-        port=cluster.topo.ports.get(f"restore/{restore_id}", host), log_file=directory / "postgres.log",
-        bins=cluster.topo.bins, runas=cluster.topo.runas,
-    )
-
-
-def _prepare(cluster: Cluster, region: str, snap: Snapshot, restore_id: str) -> PgInstance:
-    instance = _instance(cluster, region, restore_id)
-    copy_datadir(snapshot_root(cluster, region) / snap.id / "data", instance.datadir)
-    for name in ("standby.signal", "postmaster.pid"):
-        (instance.datadir / name).unlink(missing_ok=True)
-    auto = instance.datadir / "postgresql.auto.conf"
-    if auto.exists():
-        auto.write_text("".join(x for x in auto.read_text().splitlines(True) if not x.startswith("primary_")))
-    signal = instance.datadir / "recovery.signal"
-    signal.touch()
-    instance.runas.chown(signal)
-    instance.datadir.parent.chmod(0o755)
-    return instance
-
-
-def _restore_command(sources: list[Path]) -> str:
-    tries = [f"cp {p}/%f %p" for p in sources]
-    return " || ".join(tries) if tries else "false"
+    for raw in list_restores(cluster):
+        if raw["id"] == restore_id:
+            cluster.member(raw["region"]).drop_scratch(RESTORES, restore_id)
+            return restore_id
+    raise NotFoundError(f"no restored instance {restore_id!r}")
 
 
 def _archive_current_wal(cluster: Cluster, writer: str) -> None:
     """Close the writer's current WAL segment and wait until it is archived, so recent targets are reachable."""
     member = cluster.member(writer)
-    if not member.running:
-        return
     try:
         # A commit first: recovery to a time stops only at a commit record after the target, and with no
         # activity since the last switch pg_switch_wal() would not switch at all.
@@ -189,27 +142,13 @@ def _archive_current_wal(cluster: Cluster, writer: str) -> None:
                 return
             time.sleep(0.05)
     except DatabaseError:
-        return
+        return  # no running writer: what is archived already is what there is
     raise ConflictError(f"{member.name} did not archive {segment} within 30s; check its archive directory")
-
-
-def _wait_promoted(instance: PgInstance, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not instance.running:
-            raise DatabaseError(f"{instance.name} stopped during recovery")
-        try:
-            if not instance.in_recovery():
-                return
-        except DatabaseError:
-            pass
-        time.sleep(0.05)
-    raise OperationTimeout(f"{instance.name} did not reach its recovery target within {timeout:.0f}s")
 
 
 def restore_timeline_end(cluster: Cluster, timeline: int, region: str, taken_before: float) -> RestoredInstance:
     """Restore the newest snapshot taken before ``taken_before`` and replay every archived WAL file of
-    ``timeline`` to its end: the old writer's last archived state, when its own disk is gone.
+    ``timeline`` to its end: the old writer's last archived state, when its own disk cannot be read.
 
     Used by reconciliation after a failover: the recovery target timeline is the old one (never "latest",
     which would follow the new writer's history). With no recovery target the instance promotes at the end of
@@ -221,26 +160,7 @@ def restore_timeline_end(cluster: Cluster, timeline: int, region: str, taken_bef
         raise NotFoundError(f"no snapshot of {cluster.name} on timeline {timeline} or earlier is held in {region}")
     snap = snaps[-1]
     started = time.monotonic()
-    for origin in cluster.regions:
-        if origin != region and cluster.topo.paths.archive(origin, cluster.name).exists():
-            ship_archive(cluster, origin, region)
+    _ship_to(cluster, region)
     restore_id = f"restore-{cluster.name}-tl{timeline}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
-    instance = _prepare(cluster, region, snap, restore_id)
-    settings = {
-        **RESTORE_SETTINGS,
-        "restore_command": _restore_command(archive_sources(cluster, region)),
-        "recovery_target_timeline": str(timeline),
-    }
-    return _recover(cluster, instance, settings, region, snap, f"end of timeline {timeline}", started,
-                    lambda: _recovered_to(instance))
-
-
-def _recovered_to(instance: PgInstance) -> str:
-    """The end of the WAL replayed from the archive (the promotion's switchpoint in the new history file)."""
-    rows = instance.query("select name from pg_ls_waldir() where name like '%%.history' order by name desc limit 1")
-    if rows:
-        text = str(instance.scalar("select pg_read_file(%s)", (f"pg_wal/{rows[0]['name']}",)))
-        lines = [line.split() for line in text.splitlines() if line.strip() and line.split()[0].isdigit()]
-        if lines:
-            return lines[-1][1]
-    return str(instance.scalar("select pg_current_wal_lsn()::text"))
+    raw = cluster.member(region).restore(restore_id, snap.id, {"timeline": timeline})
+    return _result(cluster, raw, f"end of timeline {timeline}", started)

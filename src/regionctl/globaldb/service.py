@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 from regionctl.config import GLOBAL_DATABASES
 from regionctl.errors import InputError
 from regionctl.globaldb import bootstrap, failover, preserve, rebuild, snapshots, switchover
+from regionctl.globaldb.member import Agents
 from regionctl.globaldb.members import Cluster
 from regionctl.globaldb.preserve import PreservedCopy  # by name: the method preserve shadows the module
 from regionctl.globaldb.snapshots import RestoredInstance  # by name: the method snapshots shadows the module
-from regionctl.globaldb.state import DatabaseState, StateStore
+from regionctl.globaldb.state import DatabaseState, StateStore, load_state
 from regionctl.globaldb.status import DatabaseStatus, read_status
 from regionctl.runtime.topology import Network, Topology
 
@@ -22,6 +24,10 @@ class GlobalDatabases:
     network: Network
     names: tuple[str, ...] = GLOBAL_DATABASES
 
+    @cached_property
+    def agents(self) -> Agents:
+        return Agents(self.topo, self.network)
+
     @property
     def store(self) -> StateStore:
         return StateStore(self.topo.paths.state / "globaldb")
@@ -29,10 +35,10 @@ class GlobalDatabases:
     def cluster(self, name: str) -> Cluster:
         if name not in self.names:
             raise InputError(f"unknown global database {name!r}; this deployment has {', '.join(self.names)}")
-        return Cluster(name, self.topo, self.network)
+        return Cluster(name, self.topo, self.network, self.agents)
 
     def state(self, name: str) -> DatabaseState:
-        return switchover._load(self.store, self.cluster(name).name)
+        return load_state(self.store, self.cluster(name).name)
 
     def ensure(self, name: str, down_regions: frozenset[str] = frozenset(),
                blocking: bool = True) -> bootstrap.EnsureResult | None:
@@ -44,8 +50,8 @@ class GlobalDatabases:
     def switchover(self, name: str, to_region: str) -> switchover.SwitchoverResult:
         return switchover.switchover(self.cluster(name), self.store, to_region)
 
-    def failover(self, name: str, to_region: str) -> failover.FailoverResult:
-        return failover.failover(self.cluster(name), self.store, to_region)
+    def failover(self, name: str, to_region: str, unfenced: bool = False) -> failover.FailoverResult:
+        return failover.failover(self.cluster(name), self.store, to_region, unfenced)
 
     def preserve(self, name: str, region: str) -> PreservedCopy:
         return preserve.preserve(self.cluster(name), self.store, region)
@@ -72,3 +78,13 @@ class GlobalDatabases:
         """Stop every member (fast); the data stays."""
         cluster = self.cluster(name)
         return [cluster.member(r).name for r in cluster.regions if cluster.member(r).stop("fast")]
+
+    def restores(self, name: str) -> list[dict[str, object]]:
+        from regionctl.globaldb import restore
+
+        return restore.list_restores(self.cluster(name))
+
+    def drop_restore(self, name: str, restore_id: str) -> str:
+        from regionctl.globaldb import restore
+
+        return restore.drop_restore(self.cluster(name), restore_id)

@@ -79,6 +79,14 @@ def resumable(state: DatabaseState, kind: str, to_region: str) -> PromotionRecor
                         f"{record.kind} again to complete it before a {kind} to {to_region}")
 
 
+def load_state(store: StateStore, name: str) -> DatabaseState:
+    """The recorded state of ``name``; ConflictError when the database was never created."""
+    state = store.load(name)
+    if state is None:
+        raise ConflictError(f"{name} has not been created yet; run `regionctl up`")
+    return state
+
+
 def new_promotion_id(kind: str, database: str) -> str:
     return f"{kind}-{database}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
@@ -123,8 +131,7 @@ class StateStore:
             yield True
 
     def update_record(self, name: str, record: PromotionRecord) -> DatabaseState:
-        state = self.load(name)
-        assert state is not None
+        state = load_state(self, name)
         history = tuple(record if r.id == record.id else r for r in state.history)
         if all(r.id != record.id for r in state.history):
             history = (*history, record)

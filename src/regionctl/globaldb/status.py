@@ -26,7 +26,7 @@ class MemberStatus:
     region: str
     name: str
     address: str
-    role: str  # writer | standby | stopped | unreachable
+    role: str  # writer | standby | stopped | unreachable (its agent does not answer: state unknown)
     intended: str  # writer | standby | diverged
     timeline: int | None = None
     lsn: str | None = None  # writer: current WAL position; standby: replayed position
@@ -74,7 +74,10 @@ def _member_status(cluster: Cluster, state: DatabaseState, region: str) -> Membe
     member = cluster.member(region)
     intended = "writer" if region == state.writer else "diverged" if region in state.diverged else "standby"
     base = _Identity(region=region, name=member.name, address=f"{member.host}:{member.port}", intended=intended)
-    if not member.running:
+    seen = member.reachable_state()
+    if seen is None:
+        return MemberStatus(role="unreachable", error=f"the agent of {region} cannot be reached", **base)
+    if not seen["running"]:
         return MemberStatus(role="stopped", **base)
     try:
         with member.connect(connect_timeout=2) as conn:

@@ -14,10 +14,17 @@ from typing import Any
 
 from regionctl.errors import ConflictError, DatabaseError, OperationTimeout
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
+from regionctl.globaldb.member import AgentMember
 from regionctl.globaldb.members import Cluster
-from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, new_promotion_id, resumable
+from regionctl.globaldb.state import (
+    DatabaseState,
+    PromotionRecord,
+    StateStore,
+    load_state,
+    new_promotion_id,
+    resumable,
+)
 from regionctl.globaldb.status import read_status
-from regionctl.runtime.postgres import PgInstance
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ def switchover(cluster: Cluster, store: StateStore, to_region: str, catchup_time
     """Switch over to ``to_region``; run again after its process died, it finishes the same promotion."""
     cluster.topo.settings.require_region(to_region)
     with store.locked(cluster.name):
-        state = _load(store, cluster.name)
+        state = load_state(store, cluster.name)
         interrupted = resumable(state, "switchover", to_region)
         if interrupted is not None:
             return _resume(cluster, store, interrupted, catchup_timeout)
@@ -81,7 +88,7 @@ def _switch(
         replayed = cluster.wait_replayed(new, checkpoint, timeout)
     except OperationTimeout:
         cluster.start_writer(old)  # back out: the old writer keeps its role, nothing was lost
-        state = _load(store, cluster.name)
+        state = load_state(store, cluster.name)
         store.save(replace(state, in_progress=None))
         store.update_record(cluster.name, replace(record, finished_at=time.time(), details={"aborted": True}))
         raise ConflictError(
@@ -112,7 +119,7 @@ def _resume(cluster: Cluster, store: StateStore, record: PromotionRecord, timeou
                    f"{said} after promoting {new}, which it does only once every committed transaction is there")
 
 
-def _promoted(member: PgInstance) -> bool:
+def _promoted(member: AgentMember) -> bool:
     try:
         return member.running and not member.in_recovery()
     except DatabaseError:
@@ -123,7 +130,7 @@ def _finish(cluster: Cluster, store: StateStore, record: PromotionRecord, checkp
             details: dict[str, Any], reason: str) -> SwitchoverResult:
     """Record the new writer, then rejoin the old one as a standby; each part safe to run again."""
     old, new = record.from_region, record.to_region
-    store.save(replace(_load(store, cluster.name), writer=new))  # intent: the writer is now `new`
+    store.save(replace(load_state(store, cluster.name), writer=new))  # intent: the writer is now `new`
     cluster.ensure_standby_slot(new, old)
     cluster.ensure_recon_slot(new)
     if not cluster.member(old).running:
@@ -137,7 +144,7 @@ def _finish(cluster: Cluster, store: StateStore, record: PromotionRecord, checkp
                  "old_writer_streaming": streaming, **details},
     )
     store.update_record(cluster.name, done)
-    store.save(replace(_load(store, cluster.name), in_progress=None))
+    store.save(replace(load_state(store, cluster.name), in_progress=None))
     return SwitchoverResult(
         database=cluster.name, from_region=old, to_region=new, promotion_id=record.id,
         shutdown_checkpoint_lsn=format_lsn(checkpoint), target_replayed_lsn=format_lsn(replayed),
@@ -153,9 +160,3 @@ def _streams(cluster: Cluster, writer: str, standby: str) -> bool:
     except OperationTimeout:
         return False
 
-
-def _load(store: StateStore, name: str) -> DatabaseState:
-    state = store.load(name)
-    if state is None:
-        raise ConflictError(f"{name} has not been created yet; run `regionctl up`")
-    return state

@@ -87,7 +87,7 @@ def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence
                              database=database, from_region=OLD, to_region=NEW, started_at=time.time(),
                              old_timeline=old_tl, new_timeline=new_tl, divergence_lsn=divergence_lsn,
                              details={"divergence": found_how})
-    source = CaptureSource(kind="external", name=describe_dsn(old_dsn), instance=None, wal_dirs=(), wal_end=None,
+    source = CaptureSource(kind="external", name=describe_dsn(old_dsn), instance=None, waldump=None, wal_end=None,
                            details={"old": describe_dsn(old_dsn), "new": describe_dsn(new_dsn),
                                     "divergence": found_how})
     store = ReportStore(root)

@@ -82,7 +82,8 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
         views = lenses if lenses is not None else lens.configured(topo.settings.workload.lenses, database)
         try:
             with collector_paused():
-                assert source.instance is not None  # a local capture always runs an instance
+                if source.instance is None:
+                    raise ConflictError(f"{source.kind} source {source.name} runs no instance to read")
                 result = build_report(report_id, database, state.writer, record, source,
                                 source.instance.conninfo(database), writer.conninfo(database), method, progress,
                                 views)
@@ -181,8 +182,8 @@ def find_lost(method: str, database: str, record: PromotionRecord, source: Captu
             captured = [Captured(transaction_id(record.old_timeline, t.commit_lsn), t.commit_lsn, t.commit_time,
                                  t.xid, t.changes) for t in read.lost]
             return _Found("slot", captured, source.kind == "preserved_copy", trail, warnings)
-    if method in ("auto", "wal") and source.instance is None:
-        trail.append("wal: needs the old timeline's WAL files on this machine (an external source has none)")
+    if method in ("auto", "wal") and source.waldump is None:
+        trail.append("wal: needs an agent holding the old timeline's WAL files (an external source has none)")
     elif method in ("auto", "wal"):
         try:
             return _wal(source, record, divergence, copy_conn, copy_src, new_src, trail, warnings)
@@ -201,13 +202,12 @@ def find_lost(method: str, database: str, record: PromotionRecord, source: Captu
 def _wal(source: CaptureSource, record: PromotionRecord, divergence: int, copy_conn: psycopg.Connection[Any],
          copy_src: PgRowSource, new_src: PgRowSource, trail: list[str], warnings: list[str]) -> _Found:
     timeline = int(record.old_timeline or 0)
-    assert source.instance is not None  # checked by the caller
-    scratch = source.instance.datadir.parent / "waldump"
-    wal_dir = walmethod.wal_source_dir(scratch, source.wal_dirs, timeline)
+    if source.waldump is None:
+        raise ConflictError("wal: no agent holds the old timeline's WAL files")
     segment = int(copy_conn.execute("select setting::bigint * case unit when 'MB' then 1048576 when 'kB' then 1024 "
                                     "else 1 end as b from pg_settings where name = 'wal_segment_size'"
                                     ).fetchone()["b"])  # type: ignore[index]
-    scan = waldump.scan(walmethod.run_waldump(source.instance, wal_dir, divergence, timeline),
+    scan = waldump.scan(source.waldump(divergence, timeline),
                         catalog.database_oid(copy_conn), segment)
     found = walmethod.capture(scan, copy_src, new_src, record.old_timeline)
     trail.append(f"wal: pg_waldump read {scan.records} records after the divergence point; "

@@ -11,12 +11,8 @@ came before the scan start (transactions that began before the divergence) are f
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from regionctl.errors import ProcessError
 from regionctl.globaldb.lsn import format_lsn
 from regionctl.reconcile.catalog import TableInfo
 from regionctl.reconcile.classify import Captured, transaction_id
@@ -24,11 +20,8 @@ from regionctl.reconcile.model import DELETE, INSERT, UPDATE, Row
 from regionctl.reconcile.testdecoding import DecodedChange
 from regionctl.reconcile.versions import RowSource, Version, is_shared
 from regionctl.reconcile.waldump import HeapOp, WalScan
-from regionctl.runtime.postgres import PgInstance
 
 DEFAULT_TABLESPACE = 1663
-END_OF_WAL = ("invalid record length", "invalid magic number", "could not find a valid record after",
-              "invalid record offset", "record with incorrect prev-link", "contrecord is requested")
 
 
 @dataclass
@@ -48,38 +41,6 @@ class WalCapture:
     records: int
     open_xids: tuple[int, ...]
     warnings: tuple[str, ...]
-
-
-def run_waldump(instance: PgInstance, wal_dir: Path, start: int, timeline: int) -> Iterator[str]:
-    """Stream pg_waldump's records from ``start`` on ``timeline``; end-of-WAL errors are the normal ending."""
-    argv = [instance.bins("pg_waldump"), "-p", str(wal_dir), "-s", format_lsn(start), "-t", str(timeline)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
-                            env=instance.runas.env(), **instance.runas.popen_kwargs())
-    assert proc.stdout is not None and proc.stderr is not None
-    records = 0
-    for line in proc.stdout:
-        records += 1
-        yield line
-    stderr = proc.stderr.read()
-    code = proc.wait()
-    # Reading an archive, the end of WAL is the next segment not being there (after at least one record).
-    ended = any(marker in stderr for marker in END_OF_WAL) or (records > 0 and "could not find file" in stderr)
-    if code != 0 and not ended:
-        raise ProcessError("pg_waldump", code, stderr)
-
-
-def wal_source_dir(scratch: Path, directories: Sequence[Path], timeline: int) -> Path:
-    """One directory pg_waldump can read: links to the timeline's segments from every source, first one wins."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    prefix = f"{timeline:08X}"
-    for directory in directories:
-        if not directory.is_dir():
-            continue
-        for wal in directory.iterdir():
-            if len(wal.name) == 24 and wal.name.startswith(prefix) and not (scratch / wal.name).exists():
-                (scratch / wal.name).symlink_to(wal)
-    scratch.chmod(0o755)
-    return scratch
 
 
 def capture(scan: WalScan, copy: RowSource, new: RowSource, timeline: int | None) -> WalCapture:

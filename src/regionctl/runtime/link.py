@@ -1,9 +1,12 @@
 """The link emulator: every cross-region TCP path goes through it, late, jittery or cut, as the operator says.
 
-A *route* is a listener on the source region's address forwarding to a target in the destination region; bytes
-client->target travel ``src->dst``, answers travel ``dst->src``, and each direction has its own latency, jitter
-and partition state. One process runs all routes (``python -m regionctl.runtime.link serve ...``); this module
-is how the rest of regionctl talks to it (``LinkClient``) and how the supervisor runs it (``link_process_spec``).
+It joins *sites*: the regions and the global plane ("global"), so the control path (the global plane to each
+region's agent and PostgreSQL) crosses it too and can be cut (``isolate``). A *route* is a listener on the source
+site's address (a region's address, or 127.0.0.1 for the global plane) forwarding to a target in the destination
+site; bytes client->target travel ``src->dst``, answers travel ``dst->src``, and each direction has its own
+latency, jitter and partition state. One process runs all routes (``python -m regionctl.runtime.link serve ...``);
+this module is how the rest of regionctl talks to it (``LinkClient``) and how the supervisor runs it
+(``link_process_spec``).
 
 A partition is a blackhole, not a refusal: bytes are held (neither delivered nor dropped) and flow on heal, as
 TCP retransmission would make them; ``reset=True`` also drops open connections with a RST so clients notice now.
@@ -70,9 +73,15 @@ class LinkClient:
         return status_from_json(self._call("PUT", "/directions", body))
 
     def partition(self, direction: str = "both", reset: bool = False) -> LinkStatus:
+        """Blackhole ``direction``; "both" means every direction between the regions, never the control path."""
         return status_from_json(self._call("POST", "/partition", {"direction": direction, "reset": reset}))
 
+    def isolate(self, region: str, reset: bool = False) -> LinkStatus:
+        """Partition every direction to or from ``region``: the other region's and the global plane's."""
+        return status_from_json(self._call("POST", "/isolate", {"region": region, "reset": reset}))
+
     def heal(self, direction: str = "both") -> LinkStatus:
+        """End the partition of ``direction``; "both" ends every partition, the control path's too."""
         return status_from_json(self._call("POST", "/heal", {"direction": direction}))
 
     def ensure_route(self, route: Route) -> Route:
@@ -146,7 +155,8 @@ def link_client(settings: Settings, timeout: float = 5.0) -> LinkClient:
 def link_process_spec(
     settings: Settings, control_host: str, control_port: int, state_dir: Path | str
 ) -> ProcessSpec:
-    """How the supervisor runs the emulator: global plane, health on /health, initial latency from settings.
+    """How the supervisor runs the emulator: global plane, health on /health, initial latency and jitter from
+    settings (between the regions, and of the control path).
 
     The token travels in the environment, never on the command line (visible to ``ps``).
     """
@@ -161,6 +171,8 @@ def link_process_spec(
             "--regions", ",".join(settings.regions),
             "--latency-ms", repr(float(settings.link.latency_ms)),
             "--jitter-ms", repr(float(settings.link.jitter_ms)),
+            "--control-latency-ms", repr(float(settings.link.control_latency_ms)),
+            "--control-jitter-ms", repr(float(settings.link.control_jitter_ms)),
         ),
         env=env,
         health_url=f"http://{control_host}:{control_port}/health",

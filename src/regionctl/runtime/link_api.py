@@ -42,7 +42,7 @@ class DirectionSettings(_Strict):
 
 
 class DirectionChange(DirectionSettings):
-    direction: str = Field("both", description="SRC->DST, SRC<->DST or both")
+    direction: str = Field("both", description="SRC->DST, SRC<->DST (a site may be global) or both (the regions)")
 
 
 class PartitionRequest(_Strict):
@@ -50,8 +50,13 @@ class PartitionRequest(_Strict):
     reset: bool = Field(False, description="also drop every open connection crossing it with a RST")
 
 
+class IsolateRequest(_Strict):
+    region: str = Field(description="the region cut off from the other region and the global plane")
+    reset: bool = Field(False, description="also drop every open connection to or from it with a RST")
+
+
 class HealRequest(_Strict):
-    direction: str = "both"
+    direction: str = Field("both", description="SRC->DST, SRC<->DST or both (every direction, control path too)")
 
 
 class RouteRequest(_Strict):
@@ -114,6 +119,11 @@ def create_app(engine: LinkEngine, token: str | None = None) -> FastAPI:
         authorize(request)
         return _status_json(engine.partition(body.direction, body.reset))
 
+    @app.post("/isolate")
+    async def isolate(body: IsolateRequest, request: Request) -> dict[str, Any]:
+        authorize(request)
+        return _status_json(engine.isolate(body.region, body.reset))
+
     @app.post("/heal")
     async def heal(body: HealRequest, request: Request) -> dict[str, Any]:
         authorize(request)
@@ -147,7 +157,8 @@ class _Server(uvicorn.Server):
 
 async def serve(args: argparse.Namespace) -> None:
     host, port = args.control
-    engine = LinkEngine(Path(args.state_dir), args.regions, args.latency_ms, args.jitter_ms)
+    engine = LinkEngine(Path(args.state_dir), args.regions, args.latency_ms, args.jitter_ms,
+                        args.control_latency_ms, args.control_jitter_ms)
     await engine.start()
     config = uvicorn.Config(
         create_app(engine, os.environ.get(TOKEN_ENV) or None), host=host, port=port, log_level="warning",
@@ -196,6 +207,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--regions", type=_regions, default=("us-east-1", "us-west-2"), help="comma-separated")
     run.add_argument("--latency-ms", type=float, default=30.0, help="initial one-way latency (no state file yet)")
     run.add_argument("--jitter-ms", type=float, default=0.0, help="initial jitter (no state file yet)")
+    run.add_argument("--control-latency-ms", type=float, default=0.0,
+                     help="initial one-way latency between the global plane and each region (no state yet)")
+    run.add_argument("--control-jitter-ms", type=float, default=0.0, help="initial jitter of the control path")
     run.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop implementation")
     run.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)

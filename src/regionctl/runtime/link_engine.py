@@ -22,8 +22,11 @@ from regionctl.runtime.link_model import (
     apply_partition,
     apply_settings,
     check_delay,
+    check_regions,
     check_route,
+    heal_directions,
     initial_directions,
+    isolation_pairs,
     load_state,
     parse_direction,
     same_listener,
@@ -48,16 +51,23 @@ class _Listener:
 
 
 class LinkEngine:
-    """All routes and directions of one deployment, in one event loop."""
+    """All routes and directions of one deployment, in one event loop.
 
-    def __init__(self, state_dir: Path, regions: Sequence[str], latency_ms: float, jitter_ms: float) -> None:
-        if len(regions) < 2 or len(set(regions)) != len(regions):
-            raise InputError(f"regions: need at least two distinct regions, not {list(regions)!r}")
-        check_delay("latency_ms", latency_ms)
-        check_delay("jitter_ms", jitter_ms)
-        self.regions = tuple(regions)
+    The sites are the regions and the global plane; ``latency_ms``/``jitter_ms`` start the directions between
+    regions, ``control_latency_ms``/``control_jitter_ms`` those of the control path (used when no state file
+    exists yet, and for directions a state file does not have).
+    """
+
+    def __init__(self, state_dir: Path, regions: Sequence[str], latency_ms: float, jitter_ms: float,
+                 control_latency_ms: float = 0.0, control_jitter_ms: float = 0.0) -> None:
+        self.regions = check_regions(regions)
+        for name, value in (("latency_ms", latency_ms), ("jitter_ms", jitter_ms),
+                            ("control_latency_ms", control_latency_ms), ("control_jitter_ms", control_jitter_ms)):
+            check_delay(name, value)
         self.path = state_dir / STATE_FILE
-        defaults = LinkState(initial_directions(self.regions, latency_ms, jitter_ms), ())
+        defaults = LinkState(
+            initial_directions(self.regions, latency_ms, jitter_ms, control_latency_ms, control_jitter_ms), ()
+        )
         state = load_state(self.path, self.regions, defaults)
         self.directions: dict[Pair, Direction] = {
             (d.src, d.dst): Direction(d.src, d.dst, d.latency_ms, d.jitter_ms, d.partitioned) for d in state.directions
@@ -128,7 +138,28 @@ class LinkEngine:
         return self.status()
 
     def partition(self, direction: str, reset: bool) -> LinkStatus:
-        pairs = parse_direction(direction, self.regions)
+        """Blackhole ``direction`` ("both": every direction between the regions, not the control path)."""
+        dropped = self._cut(parse_direction(direction, self.regions), reset)
+        log.warning("partitioned %s (reset: %s, %d connections dropped)", direction, reset, dropped)
+        return self.status()
+
+    def isolate(self, region: str, reset: bool = False) -> LinkStatus:
+        """Partition every direction with ``region`` at either end: to and from the other region and the global
+        plane. The region's own processes still reach each other (they never cross the link)."""
+        pairs = isolation_pairs(region, self.regions)
+        dropped = self._cut(pairs, reset)
+        log.warning("isolated %s (reset: %s, %d connections dropped)", region, reset, dropped)
+        return self.status()
+
+    def heal(self, direction: str) -> LinkStatus:
+        """End the partition of ``direction``; "both" ends every partition, the control path's too."""
+        pairs = heal_directions(direction, self.regions)
+        self._apply(apply_partition(self._states.values(), pairs, False))
+        log.warning("healed %s", direction)
+        return self.status()
+
+    def _cut(self, pairs: Sequence[Pair], reset: bool) -> int:
+        """Partition ``pairs``; with ``reset`` drop every open connection crossing one. Returns how many."""
         self._apply(apply_partition(self._states.values(), pairs, True))
         dropped = 0
         if reset:
@@ -137,14 +168,7 @@ class LinkEngine:
                     if any(conn.crosses(p) for p in pairs):
                         conn.reset()
                         dropped += 1
-        log.warning("partitioned %s (reset: %s, %d connections dropped)", direction, reset, dropped)
-        return self.status()
-
-    def heal(self, direction: str) -> LinkStatus:
-        pairs = parse_direction(direction, self.regions)
-        self._apply(apply_partition(self._states.values(), pairs, False))
-        log.warning("healed %s", direction)
-        return self.status()
+        return dropped
 
     def _apply(self, states: Sequence[DirectionState]) -> None:
         """Make the live directions match ``states`` (healing last, so held bytes flow with the new settings)."""

@@ -1,5 +1,9 @@
 """The link emulator's vocabulary and pure decisions: routes, directions, delivery times and the persisted state.
 
+The link joins *sites*: the regions plus the global plane (``GLOBAL_PLANE``, "global"). Directions between two
+regions carry the data path (replication, cross-region writes); directions with "global" at one end carry the
+control path (the global plane to each region's agent and PostgreSQL), so the control path can be cut too.
+
 Nothing here does I/O except ``load_state``/``save_state`` (one JSON file), so the rules that matter (which
 directions a name means, when a chunk is due, what a restarted emulator comes back with) are unit-tested alone.
 """
@@ -12,11 +16,12 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from regionctl.errors import ConfigError, InputError, NotFoundError
+from regionctl.runtime.process import GLOBAL_PLANE
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +31,17 @@ HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 MAX_DELAY_MS = 600_000.0
 ARROW = "->"
 BOTH_ARROW = "<->"
+BOTH = "both"  # every direction between the regions; for heal, every direction of the link
 
-Pair = tuple[str, str]  # (src region, dst region)
+Pair = tuple[str, str]  # (src site, dst site); a site is a region or GLOBAL_PLANE
 
 
 @dataclass(frozen=True)
 class Route:
-    """A listener in the source region that forwards to a target in the destination region.
+    """A listener in the source site that forwards to a target in the destination site.
 
-    Bytes from the client to the target travel ``src->dst``; the answers travel ``dst->src``.
+    Bytes from the client to the target travel ``src->dst``; the answers travel ``dst->src``. Either end may be
+    the global plane (a control path route); the other is then a region.
     """
 
     name: str
@@ -56,7 +63,7 @@ class Route:
 
 @dataclass(frozen=True)
 class DirectionState:
-    """How one direction between two regions behaves now."""
+    """How one direction between two sites behaves now."""
 
     src: str
     dst: str
@@ -67,6 +74,11 @@ class DirectionState:
     @property
     def name(self) -> str:
         return f"{self.src}{ARROW}{self.dst}"
+
+    @property
+    def control_path(self) -> bool:
+        """Whether the global plane is at one end (the control path), rather than two regions (the data path)."""
+        return GLOBAL_PLANE in (self.src, self.dst)
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,15 @@ class RouteStatus:
 
 @dataclass(frozen=True)
 class LinkStatus:
+    """Directions and routes now; ``isolated`` (derived from the directions, and in the JSON) lists the regions
+    every one of whose directions is partitioned: cut off from the other region and from the global plane."""
+
     directions: tuple[DirectionState, ...]
     routes: tuple[RouteStatus, ...]
+    isolated: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "isolated", isolated_regions(self.directions))
 
     def direction(self, src: str, dst: str) -> DirectionState:
         for state in self.directions:
@@ -113,20 +132,42 @@ class LinkState:
     routes: tuple[Route, ...]
 
 
-# --- directions --------------------------------------------------------------------------------------------
+# --- sites and directions ----------------------------------------------------------------------------------
 
 
-def all_pairs(regions: Sequence[str]) -> tuple[Pair, ...]:
-    return tuple((a, b) for a in regions for b in regions if a != b)
+def sites(regions: Sequence[str]) -> tuple[str, ...]:
+    """What the link joins: the regions, then the global plane."""
+    return (*regions, GLOBAL_PLANE)
+
+
+def check_regions(regions: Sequence[str]) -> tuple[str, ...]:
+    """At least two distinct regions, none named like the global plane; else InputError naming ``regions``."""
+    if len(regions) < 2 or len(set(regions)) != len(regions):
+        raise InputError(f"regions: need at least two distinct regions, not {list(regions)!r}")
+    if GLOBAL_PLANE in regions:
+        raise InputError(f"regions: {GLOBAL_PLANE!r} is the global plane's site, not a region name")
+    return tuple(regions)
+
+
+def all_pairs(names: Sequence[str]) -> tuple[Pair, ...]:
+    return tuple((a, b) for a in names for b in names if a != b)
+
+
+def link_pairs(regions: Sequence[str]) -> tuple[Pair, ...]:
+    """Every direction of the link: between the regions first (as before sites), then each region's control path
+    (region->global, global->region)."""
+    control = tuple(p for r in regions for p in ((r, GLOBAL_PLANE), (GLOBAL_PLANE, r)))
+    return all_pairs(regions) + control
 
 
 def parse_direction(text: str, regions: Sequence[str]) -> tuple[Pair, ...]:
-    """The directions a name means: ``a->b`` one, ``a<->b`` both between a and b, ``both`` every direction.
+    """The directions a name means: ``a->b`` one, ``a<->b`` both between a and b (either may be ``global``),
+    ``both`` every direction between the regions (never the control path).
 
-    Raises InputError naming the field ``direction`` and the unknown region.
+    Raises InputError naming the field ``direction`` and the unknown site.
     """
     value = text.strip()
-    if value == "both":
+    if value == BOTH:
         return all_pairs(regions)
     arrow = BOTH_ARROW if BOTH_ARROW in value else ARROW
     parts = value.split(arrow)
@@ -135,12 +176,46 @@ def parse_direction(text: str, regions: Sequence[str]) -> tuple[Pair, ...]:
             f"direction: {text!r} is not a direction; use SRC->DST (e.g. {_example(regions)}), SRC<->DST or both"
         )
     src, dst = (p.strip() for p in parts)
-    for region in (src, dst):
-        if region not in regions:
-            raise InputError(f"direction: unknown region {region!r}; the link joins {', '.join(regions)}")
+    known = sites(regions)
+    for site in (src, dst):
+        if site not in known:
+            raise InputError(f"direction: unknown region {site!r}; the link joins {', '.join(known)}")
     if src == dst:
-        raise InputError(f"direction: {text!r} goes from a region to itself; use two different regions")
+        raise InputError(f"direction: {text!r} goes from a site to itself; use two different sites")
     return ((src, dst), (dst, src)) if arrow == BOTH_ARROW else ((src, dst),)
+
+
+def heal_directions(text: str, regions: Sequence[str]) -> tuple[Pair, ...]:
+    """The directions a heal ends: as ``parse_direction``, except that ``both`` (heal's default) ends every
+    partition of the link, the control path's too, so a plain heal also ends an isolation."""
+    return link_pairs(regions) if text.strip() == BOTH else parse_direction(text, regions)
+
+
+def check_isolate_region(region: str, regions: Sequence[str]) -> str:
+    """The region to isolate, if it is one of ``regions``; else InputError naming the field ``region``."""
+    if region == GLOBAL_PLANE:
+        raise InputError(
+            f"region: {region!r} is the global plane, not a region; isolate one of {', '.join(regions)}"
+        )
+    if region not in regions:
+        raise InputError(f"region: unknown region {region!r}; the link joins {', '.join(regions)}")
+    return region
+
+
+def isolation_pairs(region: str, regions: Sequence[str]) -> tuple[Pair, ...]:
+    """Every direction with ``region`` at either end: to and from the other regions and the global plane."""
+    check_isolate_region(region, regions)
+    return tuple(p for p in link_pairs(regions) if region in p)
+
+
+def isolated_regions(directions: Iterable[DirectionState]) -> tuple[str, ...]:
+    """The regions (not the global plane) that have directions and every one of them partitioned."""
+    touching: dict[str, list[bool]] = {}
+    for state in directions:
+        for site in (state.src, state.dst):
+            if site != GLOBAL_PLANE:
+                touching.setdefault(site, []).append(state.partitioned)
+    return tuple(region for region, cut in touching.items() if all(cut))
 
 
 def _example(regions: Sequence[str]) -> str:
@@ -184,8 +259,18 @@ def apply_partition(
     return tuple(replace(s, partitioned=partitioned) if (s.src, s.dst) in chosen else s for s in directions)
 
 
-def initial_directions(regions: Sequence[str], latency_ms: float, jitter_ms: float) -> tuple[DirectionState, ...]:
-    return tuple(DirectionState(a, b, latency_ms, jitter_ms, False) for a, b in all_pairs(regions))
+def initial_directions(
+    regions: Sequence[str], latency_ms: float, jitter_ms: float,
+    control_latency_ms: float = 0.0, control_jitter_ms: float = 0.0,
+) -> tuple[DirectionState, ...]:
+    """Every direction of the link, none partitioned: region<->region at ``latency_ms``/``jitter_ms``, the
+    control path (global plane <-> each region) at ``control_latency_ms``/``control_jitter_ms``."""
+    out = []
+    for a, b in link_pairs(regions):
+        control = GLOBAL_PLANE in (a, b)
+        out.append(DirectionState(a, b, control_latency_ms if control else latency_ms,
+                                  control_jitter_ms if control else jitter_ms, False))
+    return tuple(out)
 
 
 # --- delivery scheduling -----------------------------------------------------------------------------------
@@ -211,17 +296,18 @@ def check_route(route: Route, regions: Sequence[str]) -> Route:
             f"name: {route.name!r} must be 1-100 lower-case letters, digits and . _ / -, starting with a letter"
             " or digit"
         )
-    for field, region in (("src_region", route.src_region), ("dst_region", route.dst_region)):
-        if region not in regions:
-            raise InputError(f"{field}: unknown region {region!r}; the link joins {', '.join(regions)}")
+    known = sites(regions)
+    for name, site in (("src_region", route.src_region), ("dst_region", route.dst_region)):
+        if site not in known:
+            raise InputError(f"{name}: unknown region {site!r}; the link joins {', '.join(known)}")
     if route.src_region == route.dst_region:
-        raise InputError(f"dst_region: {route.dst_region!r} is the source region; a route crosses two regions")
-    for field, host in (("listen_host", route.listen_host), ("target_host", route.target_host)):
+        raise InputError(f"dst_region: {route.dst_region!r} is the source site; a route crosses two sites")
+    for name, host in (("listen_host", route.listen_host), ("target_host", route.target_host)):
         if not _valid_host(host):
-            raise InputError(f"{field}: {host!r} is not an IP address or host name")
-    for field, port in (("listen_port", route.listen_port), ("target_port", route.target_port)):
+            raise InputError(f"{name}: {host!r} is not an IP address or host name")
+    for name, port in (("listen_port", route.listen_port), ("target_port", route.target_port)):
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InputError(f"{field}: {port!r} is not a TCP port (1-65535)")
+            raise InputError(f"{name}: {port!r} is not a TCP port (1-65535)")
     return route
 
 
@@ -251,8 +337,9 @@ def state_to_json(state: LinkState) -> dict[str, Any]:
 
 
 def state_from_json(data: Mapping[str, Any], regions: Sequence[str], defaults: LinkState) -> LinkState:
-    """The persisted state merged onto ``defaults`` (directions of ``regions``); entries naming other regions are
-    dropped with a warning (they cannot work in this deployment)."""
+    """The persisted state merged onto ``defaults`` (the directions of ``regions``' sites); entries naming other
+    regions are dropped with a warning (they cannot work in this deployment). A file written before the global
+    plane was a site (region pairs only) loads too: its control path directions keep their defaults."""
     if data.get("version") != STATE_VERSION:
         raise ValueError(f"version {data.get('version')!r} is not {STATE_VERSION}")
     known = {(d.src, d.dst): d for d in defaults.directions}
@@ -267,7 +354,7 @@ def state_from_json(data: Mapping[str, Any], regions: Sequence[str], defaults: L
         if (state.src, state.dst) in known:
             known[(state.src, state.dst)] = state
         else:
-            log.warning("ignoring persisted direction %s: not between %s", state.name, ", ".join(regions))
+            log.warning("ignoring persisted direction %s: not between %s", state.name, ", ".join(sites(regions)))
     routes = []
     for raw in data.get("routes", []):
         route = Route(**{f: raw[f] for f in Route.__dataclass_fields__})

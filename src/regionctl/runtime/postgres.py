@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from regionctl.errors import ConfigError, DatabaseError, OperationTimeout, ProcessError
 from regionctl.runtime.osuser import RunAs
+from regionctl.runtime.pgsql import PgEndpoint
 from regionctl.runtime.process import pid_alive
 from regionctl.runtime.tethered import run_tethered
 
@@ -216,35 +216,26 @@ class PgInstance:
         except OSError:
             return ""
 
-    # ----- SQL --------------------------------------------------------------------------------------------
+    # ----- SQL (runtime/pgsql.py) ----------------------------------------------------------------------
+    @property
+    def endpoint(self) -> PgEndpoint:
+        return PgEndpoint(self.name, self.host, self.port)
+
     def conninfo(self, dbname: str = "postgres", **extra: Any) -> str:
-        parts = {"host": self.host, "port": self.port, "user": "postgres", "dbname": dbname, **extra}
-        return " ".join(f"{k}={v}" for k, v in parts.items())
+        return self.endpoint.conninfo(dbname, **extra)
 
     def connect(self, dbname: str = "postgres", connect_timeout: float = 5, **kw: Any) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(
-                self.conninfo(dbname, connect_timeout=max(1, int(connect_timeout))),
-                autocommit=True, row_factory=dict_row, **kw,
-            )
-        except psycopg.Error as exc:
-            raise DatabaseError(f"{self.name} at {self.host}:{self.port}: {str(exc).strip()}") from None
+        return self.endpoint.connect(dbname, connect_timeout, **kw)
 
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None,
               dbname: str = "postgres") -> list[dict[str, Any]]:
-        with self.connect(dbname) as conn:
-            try:
-                cur = conn.execute(sql, params)
-            except psycopg.Error as exc:
-                raise DatabaseError(f"{self.name}: {str(exc).strip()}") from None
-            return list(cur.fetchall()) if cur.description else []
+        return self.endpoint.query(sql, params, dbname)
 
     def scalar(self, sql: str, params: Sequence[Any] | None = None, dbname: str = "postgres") -> Any:
-        rows = self.query(sql, params, dbname)
-        return next(iter(rows[0].values())) if rows else None
+        return self.endpoint.scalar(sql, params, dbname)
 
     def in_recovery(self) -> bool:
-        return bool(self.scalar("select pg_is_in_recovery()"))
+        return self.endpoint.in_recovery()
 
 
 def _quote_opt(value: str) -> str:

@@ -1,5 +1,6 @@
-"""The bearer token of mutating control-plane calls (invariant 6): from settings, else generated once per
-deployment into ``<root>/secrets/control-token`` (mode 0600) and reused by every process and the CLI."""
+"""The deployment's bearer tokens (invariant 6): the control token of mutating control-plane calls (from
+settings, else generated) and the agent token every call to a region's agent carries. Each is generated once per
+deployment into ``<root>/secrets/<name>`` (mode 0600) and reused by every process and the CLI."""
 
 from __future__ import annotations
 
@@ -11,15 +12,27 @@ from regionctl.config import Settings
 from regionctl.errors import ConfigError
 
 
-def token_path(settings: Settings) -> Path:
-    return settings.root / "secrets" / "control-token"
+def token_path(settings: Settings, name: str = "control-token") -> Path:
+    return settings.root / "secrets" / name
 
 
 def control_token(settings: Settings) -> str:
     """The configured token, or the deployment's generated one (created on first use)."""
     if settings.control_token is not None:
         return settings.control_token.get_secret_value()
-    path = token_path(settings)
+    return deployment_token(settings, "control-token")
+
+
+def agent_token(settings: Settings) -> str:
+    """The credential of calls to the regions' agents: configured (real hosts share it), else generated."""
+    if settings.agents.token is not None:
+        return settings.agents.token.get_secret_value()
+    return deployment_token(settings, "agent-token")
+
+
+def deployment_token(settings: Settings, name: str) -> str:
+    """The token stored as ``name`` under the deployment's secrets directory, generated on first use."""
+    path = token_path(settings, name)
     if path.exists():
         token = path.read_text().strip()
         if len(token) < 16:
@@ -35,7 +48,7 @@ def control_token(settings: Settings) -> str:
     try:
         os.link(tmp, path)  # atomic and refuses to replace: a reader never sees a half-written token
     except FileExistsError:  # another process generated it first: use theirs
-        return control_token(settings)
+        return deployment_token(settings, name)
     finally:
         tmp.unlink()
     return token

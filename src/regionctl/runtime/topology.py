@@ -13,13 +13,17 @@ from regionctl.config import Paths, Settings
 from regionctl.runtime.osuser import RunAs, ensure_runas
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.postgres import PgBinaries, PgInstance
+from regionctl.runtime.process import GLOBAL_PLANE
 
 GLOBAL_HOST = "127.0.0.1"
 REGIONAL_DB = "regional"
 
 
 class Network(Protocol):
-    """How a process in ``src_region`` reaches ``target`` in ``dst_region``: the link emulator, or direct."""
+    """How a process in ``src_region`` reaches ``target`` in ``dst_region``: the link emulator, or direct.
+
+    Either end may be the global plane (``GLOBAL_PLANE``): the control path crosses the link too.
+    """
 
     def reach(self, src_region: str, dst_region: str, key: str, target: tuple[str, int]) -> tuple[str, int]: ...
 
@@ -51,9 +55,13 @@ class Topology:
     def bins(self) -> PgBinaries:
         return PgBinaries.locate(self.settings.postgres.bin_dir)
 
+    def site_address(self, site: str) -> str:
+        """The address a site's processes listen on: a region's loopback address, or GLOBAL_HOST for the global
+        plane."""
+        return GLOBAL_HOST if site == GLOBAL_PLANE else self.settings.region_address(site)
+
     def port(self, region: str, component: str) -> int:
-        host = GLOBAL_HOST if region == "global" else self.settings.region_address(region)
-        return self.ports.get(f"{region}/{component}", host)
+        return self.ports.get(f"{region}/{component}", self.site_address(region))
 
     def pg(self, region: str, name: str) -> PgInstance:
         """The PostgreSQL instance holding ``name`` (a global database or the regional store) in ``region``."""
@@ -68,6 +76,19 @@ class Topology:
             runas=self.runas,
         )
 
+    def pg_address(self, region: str, name: str) -> tuple[str, int]:
+        """Where the PostgreSQL instance holding ``name`` in ``region`` listens (no driver needed to know)."""
+        return self.settings.region_address(region), self.port(region, f"pg/{name}")
+
+    def agent_address(self, region: str) -> tuple[str, int]:
+        """Where ``region``'s agent answers: configured (separate hosts), else on the region's own address."""
+        configured = self.settings.agents.addresses.get(self.settings.require_region(region))
+        if configured:
+            host, _, port = configured.rpartition(":")
+            return host, int(port)
+        return self.settings.region_address(region), self.port(region, "agent")
+
     def link_port(self, src_region: str, dst_region: str, key: str) -> int:
-        """The port on ``src_region``'s address where the link emulator forwards to ``key`` in ``dst_region``."""
-        return self.ports.get(f"link/{src_region}->{dst_region}/{key}", self.settings.region_address(src_region))
+        """The port on ``src_region``'s address (GLOBAL_HOST for the global plane) where the link emulator forwards
+        to ``key`` in ``dst_region``."""
+        return self.ports.get(f"link/{src_region}->{dst_region}/{key}", self.site_address(src_region))

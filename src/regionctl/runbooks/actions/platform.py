@@ -155,6 +155,10 @@ class PromoteInputs(DbInputs):
     to_region: str
 
 
+class FailoverInputs(PromoteInputs):
+    unfenced: bool = False  # promote even when the old writer's region cannot be reached (recorded)
+
+
 class MemberInputs(DbInputs):
     region: str
 
@@ -202,8 +206,11 @@ class _Promote(_DbAction):
         plan = plan_promotion(await self._status(ctx, inputs.database), target, self.operation)
         details = None
         if plan.act:
-            details = await ctx.call(getattr(ctx.ports.databases, self.operation), inputs.database, target)
+            details = await ctx.call(self.promote, ctx, inputs, target)
         return await self._done(ctx, inputs.database, plan, details)
+
+    def promote(self, ctx: ActionContext, inputs: PromoteInputs, target: str) -> Any:
+        return getattr(ctx.ports.databases, self.operation)(inputs.database, target)
 
 
 class DbSwitchover(_Promote):
@@ -216,6 +223,16 @@ class DbFailover(_Promote):
     name = "db.failover"
     summary = "unplanned failover of a global database (data loss allowed)"
     operation = "failover"
+    Inputs = FailoverInputs
+
+    async def run(self, inputs: PromoteInputs, ctx: ActionContext) -> DbOutputs:
+        if isinstance(inputs, FailoverInputs) and inputs.unfenced:
+            ctx.services.note(f"{inputs.database}: the operator allows an unfenced promotion (unfenced=true)")
+        return await super().run(inputs, ctx)
+
+    def promote(self, ctx: ActionContext, inputs: PromoteInputs, target: str) -> Any:
+        unfenced = isinstance(inputs, FailoverInputs) and inputs.unfenced
+        return ctx.ports.databases.failover(inputs.database, target, unfenced)
 
 
 class _OnMember(_DbAction):
