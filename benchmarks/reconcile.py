@@ -41,7 +41,7 @@ from tests.support.deploy import running_deployment  # noqa: E402
 
 from regionctl.globaldb.members import RECON_SLOT  # noqa: E402
 from regionctl.reconcile import service  # noqa: E402
-from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance  # noqa: E402
+from regionctl.reconcile.capture import from_copy  # noqa: E402
 from regionctl.reconcile.decode import PEEK_OPTIONS  # noqa: E402
 from regionctl.reconcile.model import Report  # noqa: E402
 from regionctl.reconcile.testdecoding import parse_change  # noqa: E402
@@ -258,7 +258,8 @@ def main() -> None:
         print(f"failover at {failover.divergence_lsn}; preserved copy {copy.bytes / 1e9:.2f} GB in "
               f"{preserve_s:.1f}s", flush=True)
 
-        recon = start_recon_instance(topo, copy)
+        source = from_copy(gdbs.cluster("orders"), copy)
+        recon = source.instance
         copy_dsn, new_dsn = recon.conninfo("orders"), west.conninfo("orders")
         try:
             floor(copy_dsn, new_dsn)  # warm both sides' caches once for everyone
@@ -272,7 +273,7 @@ def main() -> None:
             parsed, bound_s, bound_mb, _ = best(lambda i: python_bound(copy_dsn, failover.divergence_lsn),
                                                 args.repeat)
         finally:
-            drop_recon_instance(topo, recon)
+            source.drop()
     fastest = min(reports, key=lambda r: r.seconds["analysis"]).seconds  # capture varies apart from analysis
     analysis = fastest["analysis"]
     counts = ours.counts.get("public.customer_order", {})

@@ -10,7 +10,7 @@ import pytest
 
 from regionctl.errors import ConflictError, InputError
 from regionctl.globaldb.endpoints import writer_dsn
-from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance
+from regionctl.reconcile.capture import from_copy
 from tests.support.deploy import RunningDeployment
 from tests.support.workload import AckingWriter
 
@@ -84,7 +84,7 @@ def test_bad_input_is_refused_and_changes_nothing(deployment: RunningDeployment)
 def test_failover_during_a_partition_keeps_lost_rows_in_the_preserved_copy_only(
     deployment: RunningDeployment,
 ) -> None:
-    gdbs, topo = deployment.gdbs, deployment.topo
+    gdbs = deployment.gdbs
     cluster = gdbs.cluster("orders")
     east = cluster.member(EAST)
     writer = AckingWriter(east.conninfo("orders"), "drill_failover", stop_on_error=True)
@@ -108,12 +108,13 @@ def test_failover_during_a_partition_keeps_lost_rows_in_the_preserved_copy_only(
 
     copy = gdbs.preserve("orders", EAST)
     assert gdbs.preserve("orders", EAST) == copy  # idempotent
-    recon = start_recon_instance(topo, copy)
+    source = from_copy(cluster, copy)
+    recon = source.instance
     try:
         assert lost <= ids_on(recon.conninfo("orders"), "drill_failover")
         assert recon.scalar("show archive_mode") == "off"
     finally:
-        drop_recon_instance(topo, recon)
+        source.drop()
 
     rebuilt = gdbs.rebuild("orders", EAST)
     assert rebuilt.preserved_copy == copy.name and rebuilt.method in ("rewind", "base_backup")

@@ -22,7 +22,7 @@ import pytest
 
 from regionctl.errors import DatabaseError, InputError
 from regionctl.reconcile import external, service
-from regionctl.reconcile.capture import drop_recon_instance, start_recon_instance
+from regionctl.reconcile.capture import from_copy
 from regionctl.reconcile.lens import LensConfig
 from regionctl.reconcile.model import DELETE, INSERT, UPDATE, Report
 from regionctl.runtime.network import deployment_network
@@ -143,7 +143,8 @@ def drill(deployment: RunningDeployment) -> Iterator[Drill]:
     diff = service.report(topo, network, "orders", EAST, method="diff", lenses=[LENS], fresh=True)
 
     copy = next(c for c in gdbs.preserved("orders") if c.promotion_id == slot.promotion_id)
-    recon = start_recon_instance(topo, copy)
+    source = from_copy(gdbs.cluster("orders"), copy)
+    recon = source.instance
     try:
         copy_rows = snapshot(recon.conninfo("orders"))
         # Real regions: the same copy and the new writer, known only by their connection strings.
@@ -151,7 +152,7 @@ def drill(deployment: RunningDeployment) -> Iterator[Drill]:
         external_slot = external.compare(old_dsn, new_dsn, "orders", topo.paths.root, lenses=[LENS])
         external_diff = external.compare(old_dsn, new_dsn, "orders", topo.paths.root, method="diff", lenses=[LENS])
     finally:
-        drop_recon_instance(topo, recon)
+        source.drop()
 
     replays = [service.replay(topo, network, slot.id, "first-operator")]  # before the schema is reconciled
     with psycopg.connect(new_dsn, autocommit=True) as conn:

@@ -67,7 +67,7 @@ def test_a_lost_disk_is_reconciled_from_the_snapshot_and_the_archived_wal(deploy
 
     # The old region's disk is gone: its data directory, WAL archive and snapshots.
     aside = Path(str(topo.paths.region(EAST)) + ".lost")
-    gone = [east.datadir, topo.paths.archive(EAST, "orders"), topo.paths.snapshots(EAST, "orders")]
+    gone = [topo.paths.pgdata(EAST, "orders"), topo.paths.archive(EAST, "orders"), topo.paths.snapshots(EAST, "orders")]
     aside.mkdir()
     for n, path in enumerate(gone):
         path.rename(aside / str(n))

@@ -14,6 +14,7 @@ import httpx
 from regionctl.errors import Unreachable, error_for_status, first_line
 
 LONG_CALL_S = 3600.0  # rewinds, clones, snapshots, restores
+PROBE_S = 3.0  # a cut-off region holds bytes instead of refusing: a long call first checks the agent answers
 STREAM_END, STREAM_ERROR = "#regionctl-end", "#regionctl-error "  # last line of a streamed text answer
 
 
@@ -36,7 +37,10 @@ class AgentClient:
         self.close()
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float | None = None) -> Any:
-        """One request; the answer's JSON, or the agent's error raised as ours."""
+        """One request; the answer's JSON, or the agent's error raised as ours. A call allowed to take longer
+        than the client's timeout first makes sure the agent answers at all (else it would wait that long)."""
+        if timeout is not None and timeout > self.timeout:
+            self.probe()
         try:
             response = self._http.request(method, path, json=body, timeout=timeout or self.timeout)
         except httpx.TransportError as exc:
@@ -45,9 +49,18 @@ class AgentClient:
             raise error_for_status(response.status_code, f"agent of {self.region}: {_detail(response)}")
         return response.json()
 
+    def probe(self) -> None:
+        """Raise Unreachable unless the agent answers ``/health`` within a few seconds."""
+        try:
+            self._http.get("/health", timeout=min(self.timeout, PROBE_S)).raise_for_status()
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"the agent of {self.region} at {self.base_url} does not answer: "
+                              f"{first_line(exc)}") from None
+
     def stream(self, method: str, path: str, body: dict[str, Any] | None = None,
-               timeout: float = LONG_CALL_S) -> Iterator[bytes]:
+               timeout: float = 120.0) -> Iterator[bytes]:
         """A streamed answer's bytes (tar files, WAL files, pg_waldump output)."""
+        self.probe()
         try:
             with self._http.stream(method, path, json=body, timeout=httpx.Timeout(timeout, connect=self.timeout)) \
                     as response:

@@ -82,7 +82,9 @@ class AgentMember(PgEndpoint):
 
     def stop(self, mode: str = "fast") -> bool:
         """Stop the member; True if it was running (the agent saw its postmaster exit)."""
-        done = self._agent.call("POST", self._path("/stop"), {"mode": mode}, timeout=120)
+        # A fence (immediate) waits only the client's timeout: an agent that does not answer is not a fence.
+        done = self._agent.call("POST", self._path("/stop"), {"mode": mode},
+                                timeout=None if mode == "immediate" else 120)
         return done["action"] == "stopped"
 
     def promote(self) -> dict[str, Any]:
@@ -121,7 +123,7 @@ class AgentMember(PgEndpoint):
 
     def pull_archive(self, origin: str, source_url: str) -> dict[str, Any]:
         return dict(self._agent.call("POST", self._path("/archive/pull"),
-                                     {"origin": origin, "source_url": source_url}, timeout=LONG_CALL_S))
+                                     {"origin": origin, "source_url": source_url}, timeout=300))
 
     def restore(self, restore_id: str, snapshot: str, target: dict[str, Any]) -> dict[str, Any]:
         return dict(self._agent.call("POST", self._path("/restores"),
