@@ -44,7 +44,7 @@ def test_up_creates_a_writer_in_the_primary_region_and_a_streaming_standby(deplo
 def test_standby_replicates_through_the_link(deployment: RunningDeployment) -> None:
     routes = {r.route.name: r for r in deployment.link.status().routes}
     route = routes[f"{WEST}/{EAST}/pg/orders"]
-    assert route.route.target_port == deployment.gdbs.cluster("orders").member(EAST).port
+    assert (route.route.target_host, route.route.target_port) == deployment.topo.pg_address(EAST, "orders")
     assert route.connections_open >= 1
 
 

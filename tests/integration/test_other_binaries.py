@@ -13,7 +13,8 @@ from regionctl.config import load_settings
 from regionctl.errors import ConfigError
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.runtime.postgres import PgBinaries
-from regionctl.runtime.topology import DirectNetwork, Topology
+from regionctl.runtime.topology import DirectNetwork
+from tests.support.agents import region_agents
 from tests.support.deploy import scratch_root
 
 pytestmark = pytest.mark.integration
@@ -30,7 +31,12 @@ def test_debian_postgres_15_runs_a_global_database_and_a_switchover() -> None:
     root = scratch_root("regionctl-pg15-")
     settings = load_settings(data_dir=root / "data", base_port=random.randrange(50000, 55000, 50),
                              postgres={"bin_dir": str(DEBIAN_PG)})
-    gdbs = GlobalDatabases(Topology(settings), DirectNetwork(), ("orders",))
+    with region_agents(settings) as topo:
+        _switchover_on_pg15(GlobalDatabases(topo, DirectNetwork(), ("orders",)))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _switchover_on_pg15(gdbs: GlobalDatabases) -> None:
     try:
         gdbs.ensure("orders")
         writer = gdbs.cluster("orders").member("us-east-1")
@@ -42,4 +48,3 @@ def test_debian_postgres_15_runs_a_global_database_and_a_switchover() -> None:
         assert gdbs.cluster("orders").member("us-west-2").scalar("select count(*) from t", dbname="orders") == 100
     finally:
         gdbs.stop("orders")
-        shutil.rmtree(root, ignore_errors=True)

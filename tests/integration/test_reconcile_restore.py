@@ -57,10 +57,10 @@ def test_a_lost_disk_is_reconciled_from_the_snapshot_and_the_archived_wal(deploy
     try:
         workload.run_some(50)  # acknowledged by the old writer only
         archive_current_segment(east.conninfo("orders"))
-        ship_archive(cluster, EAST, WEST)  # what continuous archive shipping would have done
         gdbs.failover("orders", WEST)
     finally:
         deployment.link.heal("both")
+    ship_archive(cluster, EAST, WEST)  # the region came back long enough for archive shipping, then lost its disk
     boundary = int(west.scalar(f"select max(seq) from {S}.order_event", dbname="orders"))
     lost = {a.seq for a in workload.acked if a.seq > boundary}
     assert len(lost) == 50

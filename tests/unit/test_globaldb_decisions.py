@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from regionctl.errors import ConflictError, InputError, NotFoundError
-from regionctl.globaldb.failover import check_failover
+from regionctl.errors import ConflictError, InputError, NotFoundError, Unreachable
+from regionctl.globaldb.failover import check_failover, check_fence, fence_old_writer
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.restore import pick_snapshot
 from regionctl.globaldb.snapshots import Snapshot
@@ -76,3 +76,42 @@ def test_state_store_round_trips_records(tmp_path: Path) -> None:
     assert updated.history[0].rebuilt and len(updated.history) == 1
     with store.locked("orders"), store.locked("orders", blocking=False) as held:
         assert held is False
+
+
+class FakeMember:
+    """A member whose agent answers, refuses, or cannot be reached."""
+
+    name = "orders-us-east-1"
+
+    def __init__(self, running: bool | None) -> None:
+        self._running = running  # None: the agent cannot be reached
+        self.stops: list[str] = []
+
+    def reachable_state(self) -> dict[str, object] | None:
+        return None if self._running is None else {"running": self._running}
+
+    def stop(self, mode: str = "fast") -> bool:
+        if self._running is None:
+            raise Unreachable("the agent of us-east-1 did not answer in time")
+        self.stops.append(mode)
+        was, self._running = self._running, False
+        return was
+
+    def in_recovery(self) -> bool:
+        return False
+
+
+def test_a_fence_is_claimed_only_when_the_agent_stopped_the_writer_or_saw_it_stopped() -> None:
+    running, stopped, cut_off = FakeMember(True), FakeMember(False), FakeMember(None)
+    assert fence_old_writer(running) == (True, "fenced: stopped (immediate) by its agent")
+    assert running.stops == ["immediate"]
+    assert fence_old_writer(stopped) == (True, "fenced: its agent reports it was not running")
+    fenced, how = fence_old_writer(cut_off)
+    assert not fenced and how.startswith("NOT fenced") and "did not answer" in how
+
+
+def test_a_failover_that_cannot_fence_is_refused_unless_overridden() -> None:
+    assert check_fence({"running": True}, EAST, unfenced=False) is None
+    with pytest.raises(ConflictError, match="us-east-1 cannot be reached.*--unfenced"):
+        check_fence(None, EAST, unfenced=False)
+    assert "may be alive" in str(check_fence(None, EAST, unfenced=True))

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit
-from regionctl.errors import Unreachable
 from regionctl.globaldb.member import Agents
 from regionctl.runtime.network import deployment_network
 
@@ -34,17 +33,7 @@ def status(region: str = typer.Argument(None, help="one region (default: all)"),
     topo = context.topology()
     agents = Agents(topo, deployment_network(topo))
     regions = [settings.require_region(region)] if region else list(settings.regions)
-    emit([agent_view(agents, r) for r in regions], fmt, table=_table)
-
-
-def agent_view(agents: Agents, region: str) -> dict[str, Any]:
-    client = agents.client(region)
-    try:
-        seen = client.call("GET", "/v1/status", timeout=3.0)
-    except Unreachable as exc:
-        return {"region": region, "url": client.base_url, "reachable": False, "error": str(exc), "members": [],
-                "operations": []}
-    return {"region": region, "url": client.base_url, "reachable": True, "error": None, **seen}
+    emit([agents.view(r) for r in regions], fmt, table=_table)
 
 
 def _table(views: list[dict[str, Any]]) -> Table:

@@ -18,7 +18,7 @@ from typing import Any
 
 from regionctl.errors import ConflictError, DatabaseError, Unreachable
 from regionctl.globaldb.lsn import format_lsn, maybe_lsn
-from regionctl.globaldb.member import AgentMember
+from regionctl.globaldb.member import Member
 from regionctl.globaldb.members import Cluster
 from regionctl.globaldb.state import DatabaseState, PromotionRecord, StateStore, load_state, new_promotion_id, resumable
 from regionctl.globaldb.status import DatabaseStatus, read_status
@@ -153,7 +153,7 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
     )
 
 
-def fence_old_writer(member: AgentMember) -> tuple[bool, str]:
+def fence_old_writer(member: Member) -> tuple[bool, str]:
     """Stop the old writer through its agent: (fenced, how). Fenced means the agent saw no postmaster left."""
     try:
         stopped = member.stop("immediate")
@@ -163,7 +163,7 @@ def fence_old_writer(member: AgentMember) -> tuple[bool, str]:
                   else "fenced: its agent reports it was not running")
 
 
-def _in_recovery(member: AgentMember) -> bool:
+def _in_recovery(member: Member) -> bool:
     """Whether the target still has to be promoted (a promotion asked for by a dead run may be under way)."""
     try:
         return member.in_recovery()

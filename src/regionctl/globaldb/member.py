@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from regionctl.agent.client import LONG_CALL_S, STREAM_END, STREAM_ERROR, AgentClient
@@ -22,17 +22,14 @@ from regionctl.runtime.topology import Network, Topology
 
 
 class Member(Protocol):
-    """One member, as every global-database operation sees it."""
+    """The part of a member the failover decisions use (unit tests pass fakes; ``AgentMember`` is the real one)."""
 
-    region: str
-    name: str
-    host: str
-    port: int
+    @property
+    def name(self) -> str: ...
 
-    def state(self) -> dict[str, Any]: ...
-    def start(self, role: str, primary_conninfo: str | None = None, slot: str | None = None) -> dict[str, Any]: ...
     def stop(self, mode: str = "fast") -> bool: ...
-    def promote(self) -> dict[str, Any]: ...
+    def reachable_state(self) -> dict[str, Any] | None: ...
+    def in_recovery(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class AgentMember(PgEndpoint):
 
     region: str = ""
     database: str = ""
-    agent: AgentClient | None = None
+    agent: AgentClient | None = field(default=None, compare=False)
 
     @property
     def _agent(self) -> AgentClient:
@@ -169,6 +166,16 @@ class Agents:
         if src != region:
             host, port = self.network.reach(src, region, "agent", (host, port))
         return f"http://{host}:{port}"
+
+    def view(self, region: str) -> dict[str, Any]:
+        """What ``region``'s agent reports, or that it cannot be reached (never guessed)."""
+        client = self.client(region)
+        try:
+            seen = client.call("GET", "/v1/status", timeout=min(client.timeout, 3.0))
+        except Unreachable as exc:
+            return {"region": region, "url": client.base_url, "reachable": False, "error": str(exc), "members": [],
+                    "operations": []}
+        return {"region": region, "url": client.base_url, "reachable": True, "error": None, **seen}
 
     def client(self, region: str) -> AgentClient:
         with self._lock:

@@ -10,6 +10,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
+import psycopg
+
 from regionctl.errors import DatabaseError, OperationTimeout
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.member import AgentMember, Agents
@@ -108,17 +110,28 @@ class Cluster:
 
     # ----- waiting ----------------------------------------------------------------------------------------
     def wait_writable(self, region: str, timeout: float = 30.0) -> float:
-        """Poll with a real write until the member accepts it; return the seconds waited."""
+        """Poll with a real write until the member accepts it; return the seconds waited. One session is kept
+        while it answers (a standby's session may write once its server is promoted): every new connection
+        costs round trips through the link."""
         member = self.member(region)
         start = time.monotonic()
         deadline = start + timeout
-        while time.monotonic() < deadline:
-            try:
-                with member.connect(connect_timeout=2) as conn:
+        conn = None
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    conn = conn or member.connect(connect_timeout=2)
                     conn.execute("select txid_current()")
                     return time.monotonic() - start
-            except Exception:  # read-only, starting up, or refused: keep polling
+                except DatabaseError:  # refused or starting up: connect again
+                    conn = None
+                except psycopg.Error:  # read-only still, or the session was ended: keep polling
+                    if conn is not None and conn.closed:
+                        conn = None
                 time.sleep(0.002)
+        finally:
+            if conn is not None:
+                conn.close()
         raise OperationTimeout(f"{member.name} did not accept writes within {timeout:.0f}s")
 
     def wait_replayed(self, region: str, lsn: int, timeout: float = 30.0) -> int:
@@ -126,12 +139,13 @@ class Cluster:
         member = self.member(region)
         deadline = time.monotonic() + timeout
         replayed = 0
-        while time.monotonic() < deadline:
-            value = member.scalar("select pg_last_wal_replay_lsn()::text")
-            replayed = parse_lsn(value) if value else 0
-            if replayed >= lsn:
-                return replayed
-            time.sleep(0.002)
+        with member.connect() as conn:
+            while time.monotonic() < deadline:
+                row = conn.execute("select pg_last_wal_replay_lsn()::text as lsn").fetchone()
+                replayed = parse_lsn(row["lsn"]) if row and row["lsn"] else 0
+                if replayed >= lsn:
+                    return replayed
+                time.sleep(0.002)
         raise OperationTimeout(
             f"{member.name} replayed only to {format_lsn(replayed)}, not past {format_lsn(lsn)}, within {timeout:.0f}s"
         )

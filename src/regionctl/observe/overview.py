@@ -32,6 +32,7 @@ class Sources(Protocol):
     def store(self) -> Any: ...
     def canaries(self, region: str) -> Any: ...
     def runbooks(self) -> Any: ...
+    def agents(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,14 @@ def collect(sources: Sources, regions: tuple[str, ...], now: Callable[[], float]
     """Every part read in parallel (a slow part does not hold up the others), then the attention list."""
     reads: dict[str, Callable[[], Any]] = {
         "routing": sources.routing, "databases": sources.databases, "store": sources.store,
-        "runbooks": sources.runbooks,
+        "runbooks": sources.runbooks, "agents": sources.agents,
         **{f"canaries/{r}": (lambda region=r: sources.canaries(region)) for r in regions},  # type: ignore[misc]
     }
     with ThreadPoolExecutor(max_workers=len(reads)) as pool:
         futures = {name: pool.submit(read_part, read) for name, read in reads.items()}
         parts = {name: future.result() for name, future in futures.items()}
-    body: dict[str, Any] = {name: parts[name].json() for name in ("routing", "databases", "store", "runbooks")}
+    body: dict[str, Any] = {name: parts[name].json()
+                            for name in ("routing", "databases", "store", "runbooks", "agents")}
     body["canaries"] = {r: parts[f"canaries/{r}"].json() for r in regions}
     body["regions"] = list(regions)
     body["at"] = now()
@@ -88,6 +90,12 @@ def attention(parts: Mapping[str, Part], regions: tuple[str, ...]) -> list[dict[
         for region in parts["routing"].data.get("regions", []):
             if not region.get("routable"):
                 flags.append(("warning", f"{region['region']} receives no traffic: {region.get('reason', '')}"))
+    agents = parts.get("agents")
+    if agents is not None and agents.ok:
+        for agent in agents.data:
+            if not agent.get("reachable"):
+                flags.append(("critical", f"{agent['region']} is unreachable from the global plane (isolated or "
+                                          "down): its databases' state is unknown, not stopped"))
     if parts["databases"].ok:
         for db in parts["databases"].data:
             for problem in db.get("problems", []):
@@ -146,13 +154,21 @@ class LiveSources:
             self._routing = ControlClient(api_url(self.settings), timeout_s=self.timeout_s)
         return self._routing.status()
 
-    def databases(self) -> Any:
+    def _databases(self) -> Any:
         from regionctl.globaldb.service import GlobalDatabases
         from regionctl.runtime.network import deployment_network
 
         if self._gdbs is None:
             self._gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
-        return [to_jsonable(self._gdbs.status(name)) for name in self._gdbs.names]
+        return self._gdbs
+
+    def databases(self) -> Any:
+        gdbs = self._databases()
+        return [to_jsonable(gdbs.status(name)) for name in gdbs.names]
+
+    def agents(self) -> Any:
+        agents = self._databases().agents
+        return [agents.view(region) for region in self.settings.regions]
 
     def store(self) -> Any:
         from regionctl.regionalstore import endpoints, status

@@ -36,6 +36,7 @@ class FakeSources:
                 {"source": a, "target": b, "paused": False, "backlog": 0, "problems": [], "replicator_error": None}
                 for a, b in (REGIONS, REGIONS[::-1])]},
             "runbooks": [],
+            "agents": [{"region": r, "reachable": True, "members": [], "operations": []} for r in REGIONS],
             "canaries": {r: {"region": r, "counts": {"pass": 2, "fail": 0, "pending": 0}, "canaries": [
                 {"name": "lcl-rgnl-home", "state": "pass"}, {"name": "rmt-rgnl-home", "state": "pass"}]}
                 for r in REGIONS},
@@ -60,6 +61,9 @@ class FakeSources:
 
     def runbooks(self) -> Any:
         return self._get("runbooks")
+
+    def agents(self) -> Any:
+        return self._get("agents")
 
     def canaries(self, region: str) -> Any:
         if f"canaries/{region}" in self.broken:
@@ -98,6 +102,15 @@ def test_each_broken_part_is_flagged_and_the_rest_still_shows() -> None:
     assert overview["routing"] == {"ok": False, "data": None,
                                    "error": "the routing control API is not reachable"}
     assert overview["databases"]["ok"] and overview["canaries"]["us-west-2"]["ok"]
+
+
+def test_a_region_that_cannot_be_reached_is_flagged_unreachable_never_as_stopped() -> None:
+    sources = FakeSources()
+    sources.data["agents"][0] = {"region": "us-east-1", "reachable": False, "error": "did not answer in time",
+                                 "members": [], "operations": []}
+    flags = collect(sources, REGIONS)["attention"]
+    assert flags[0]["severity"] == "critical" and flags[0]["what"].startswith("us-east-1 is unreachable")
+    assert not any("us-west-2" in f["what"] for f in flags)
 
 
 def test_no_routable_region_is_critical() -> None:
