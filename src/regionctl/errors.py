@@ -4,7 +4,8 @@
     ├── ConfigError                 settings refused at start (names the field)
     ├── InputError                  a bad argument, flag or request (names it); nothing was changed
     ├── ConflictError               the request is valid but the world forbids it now (e.g. switchover to
-    │                               the current writer); nothing was changed
+    │   │                           the current writer); nothing was changed
+    │   └── Pending                 it can be done later, once a region returns (carries the command)
     ├── NotFoundError               a named thing (snapshot, report, execution) does not exist
     ├── OperationTimeout            waited for a condition that did not come
     └── ExternalError               a process or server we drive failed
@@ -43,6 +44,14 @@ class RetryLater(ConflictError):
     def __init__(self, message: str, retry_after_s: float) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Pending(ConflictError):
+    """Not possible now, possible later (a region cut off): ``command`` is what to run once it is back."""
+
+    def __init__(self, message: str, command: str) -> None:
+        super().__init__(f"{message}; once it is back: `{command}`")
+        self.command = command
 
 
 class NotFoundError(RegionctlError):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import socketserver
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -376,6 +378,73 @@ def test_isolating_a_region_cuts_its_control_and_data_paths_but_not_the_other_re
     finally:
         for name in ("global/us-east-1/agent", "us-west-2/us-east-1/pg/orders", "global/us-west-2/agent"):
             link.client.remove_route(name)
+
+
+def unix_echo(path: Path) -> socketserver.ThreadingUnixStreamServer:
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            try:
+                while data := self.request.recv(65536):
+                    self.request.sendall(data)
+            except ConnectionResetError:
+                pass
+
+    server = socketserver.ThreadingUnixStreamServer(str(path), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_etcd_style_peer_sockets_reach_every_other_site_and_isolation_cuts_only_that_sites(
+    link: Link, tmp_path: Path
+) -> None:
+    # each site's member directory holds its own socket and, made by the link, one named after each other site
+    root = Path(tempfile.mkdtemp(prefix="lnk-", dir="/tmp"))  # unix socket paths are limited to 100 bytes
+    sites = (EAST, WEST, GLOBAL_PLANE)
+    pairs = [(src, dst) for src in sites for dst in sites if src != dst]
+    network = deployment_network(link, tmp_path)
+    servers = []
+    try:
+        for site in sites:
+            (root / site).mkdir()
+            servers.append(unix_echo(root / site / f"etcd-{site}:2380"))
+        for src, dst in pairs:
+            peer = f"etcd-{dst}:2380"
+            assert network.reach_path(src, dst, f"etcd/{dst}", str(root / src / peer),
+                                      str(root / dst / peer)) == str(root / src / peer)
+        routes = {r.route.name: r for r in link.client.status().routes if "/etcd/" in r.route.name}
+        assert len(routes) == 6 and all(r.listening for r in routes.values())
+        assert routes[f"{EAST}/{GLOBAL_PLANE}/etcd/{GLOBAL_PLANE}"].route.target_path == str(
+            root / GLOBAL_PLANE / f"etcd-{GLOBAL_PLANE}:2380")
+
+        def dial(src: str, dst: str) -> socket.socket:
+            sock = socket.socket(socket.AF_UNIX)
+            sock.settimeout(5)
+            sock.connect(str(root / src / f"etcd-{dst}:2380"))
+            return sock
+
+        with dial(EAST, WEST) as east_west, dial(WEST, GLOBAL_PLANE) as west_global, \
+                dial(GLOBAL_PLANE, EAST) as global_east:
+            for sock in (east_west, west_global, global_east):
+                assert exchange(sock, b"vote?") == b"vote?"
+            link.client.isolate(EAST)
+            east_west.sendall(b"append")
+            global_east.sendall(b"heartbeat")
+            assert exchange(west_global, b"quorum") == b"quorum"  # the other two sites still reach each other
+            assert_quiet(east_west)
+            assert_quiet(global_east)
+            assert link.client.status().route(f"{GLOBAL_PLANE}/{EAST}/etcd/{EAST}").held_src_to_dst == 9
+            link.client.heal()
+            assert recv_exactly(east_west, 6) == b"append"
+            assert recv_exactly(global_east, 9) == b"heartbeat"
+    finally:
+        for src, dst in pairs:
+            link.client.remove_route(f"{src}/{dst}/etcd/{dst}")
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        assert not any((root / src / f"etcd-{dst}:2380").exists() for src, dst in pairs)  # removed with the routes
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- control API -------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ class AckingWriter:
     dsn: str
     table: str
     acked: list[int] = field(default_factory=list)
+    acked_at: list[float] = field(default_factory=list)  # epoch seconds each acknowledgement arrived
     errors: int = 0
     next_id: int = 1
     stop_on_error: bool = False
@@ -59,6 +60,7 @@ class AckingWriter:
                 conn.execute(f"insert into {self.table} (id, note) values (%s, 'w') on conflict do nothing",
                              (self.next_id,))
                 self.acked.append(self.next_id)
+                self.acked_at.append(time.time())
                 self.next_id += 1
             except psycopg.Error:
                 self.errors += 1

@@ -112,6 +112,14 @@ def test_a_change_is_persisted_before_it_is_answered(engine: LinkEngine, tmp_pat
         ("post", "/routes", {"name": "x", "src_region": "us-east-1", "dst_region": "us-west-2",
                              "listen_host": "127.0.1.1", "listen_port": 99999, "target_host": "127.0.2.1",
                              "target_port": 5432}, "listen_port"),
+        ("post", "/routes", {"name": "x", "src_region": "us-east-1", "dst_region": "us-west-2",
+                             "listen_path": "etcd-b:2380", "target_path": "/run/b/etcd-b:2380"}, "listen_path"),
+        ("post", "/routes", {"name": "x", "src_region": "us-east-1", "dst_region": "us-west-2",
+                             "listen_path": "/run/a/etcd-b:2380", "target_path": "/" + "b" * 120}, "target_path"),
+        ("post", "/routes", {"name": "x", "src_region": "us-east-1", "dst_region": "us-west-2",
+                             "listen_path": "/run/a/etcd-b:2380"}, "target_host"),
+        ("post", "/routes", {"name": "x", "src_region": "us-east-1", "dst_region": "us-west-2",
+                             "listen_path": 5, "target_path": "/run/b/etcd-b:2380"}, "listen_path"),
     ],
 )
 def test_bad_requests_get_4xx_naming_the_field(
@@ -121,6 +129,26 @@ def test_bad_requests_get_4xx_naming_the_field(
     assert 400 <= answer.status_code < 500
     assert named in answer.json()["detail"]
     assert not any(d.partitioned for d in engine.status().directions)
+
+
+def test_a_unix_socket_route_is_added_shown_and_removed_with_its_socket_file(
+    engine: LinkEngine, tmp_path: Path
+) -> None:
+    listen, target = tmp_path / "etcd-b:2380", tmp_path / "b" / "etcd-b:2380"
+    body = {"name": "us-east-1/us-west-2/etcd/us-west-2", "src_region": "us-east-1", "dst_region": "us-west-2",
+            "listen_path": str(listen), "target_path": str(target)}
+    with TestClient(create_app(engine)) as api:  # one event loop for the listener's whole life
+        added = api.post("/routes", json=body)
+        assert added.status_code == 200, added.text
+        assert added.json() == {**body, "listen_host": "", "listen_port": 0, "target_host": "", "target_port": 0}
+        assert listen.is_socket()
+        shown = api.get("/status").json()["routes"][0]
+        assert shown["route"]["listen_path"] == str(listen) and shown["route"]["target_path"] == str(target)
+        assert shown["listening"] is True
+        assert status_from_json(api.get("/status").json()).route(body["name"]).route.target_path == str(target)
+        assert api.post("/routes", json=body).status_code == 200  # the same route again: nothing changes
+        assert api.delete(f"/routes/{body['name']}").json()["removed"] is True
+        assert not listen.exists()
 
 
 def test_with_a_token_changes_need_it_and_reads_do_not(engine: LinkEngine) -> None:

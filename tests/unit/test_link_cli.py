@@ -16,7 +16,14 @@ from regionctl.cli.link import status_table
 from regionctl.cli.main import app
 from regionctl.config import load_settings
 from regionctl.errors import ConfigError, ExternalError, InputError
-from regionctl.runtime.link import CONTROL_PORT_KEY, LinkStatus, link_control_url, link_process_spec
+from regionctl.runtime.link import (
+    CONTROL_PORT_KEY,
+    LinkStatus,
+    Route,
+    RouteStatus,
+    link_control_url,
+    link_process_spec,
+)
 from regionctl.runtime.link_model import apply_partition, initial_directions, isolation_pairs
 
 
@@ -83,6 +90,22 @@ def test_the_status_table_names_the_isolated_region_and_the_control_path() -> No
     assert rows["us-west-2->global"] == ["control", "0", "0", "partitioned"]
     assert rows["global->us-east-1"] == ["control", "0", "0", "up"]
     assert rows["us-east-1->us-west-2"] == ["data", "30", "0", "partitioned"]
+
+
+def test_the_status_table_shows_the_path_of_a_unix_socket_end_and_host_port_of_a_tcp_one() -> None:
+    start = initial_directions(("us-east-1", "us-west-2"), 30.0, 0.0)
+    unix = Route("etcd/b", "us-east-1", "us-west-2", listen_path="/run/a/etcd-b:2380",
+                 target_path="/run/b/etcd-b:2380")
+    mixed = Route("pg", "us-east-1", "us-west-2", "127.0.1.1", 17100, target_path="/run/b/.s.PGSQL.5432")
+    counters = dict(listening=True, error=None, connections_open=1, connections_total=2, connect_errors=0,
+                    bytes_src_to_dst=10, bytes_dst_to_src=20, queued_src_to_dst=0, queued_dst_to_src=0,
+                    held_src_to_dst=0, held_dst_to_src=0)
+    text = render(LinkStatus(start, (RouteStatus(unix, **counters), RouteStatus(mixed, **counters))))  # type: ignore[arg-type]
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if line.startswith("│")]
+    rows = {row[0].split()[0]: row[1:3] for row in cells if row and row[0].split()[0] in ("etcd/b", "pg")}
+    assert rows["etcd/b"] == ["/run/a/etcd-b:2380", "/run/b/etcd-b:2380"]
+    assert rows["pg"] == ["127.0.1.1:17100", "/run/b/.s.PGSQL.5432"]
+    assert ":0" not in text
 
 
 def test_the_control_path_settings_are_checked_like_the_others() -> None:

@@ -29,6 +29,7 @@ from regionctl.runtime.link_model import (
     isolation_pairs,
     load_state,
     parse_direction,
+    same_listener,
     save_state,
     state_to_json,
 )
@@ -46,6 +47,19 @@ def route(**changes: object) -> Route:
     fields: dict[str, object] = dict(
         name="pg/orders", src_region="us-west-2", dst_region="us-east-1", listen_host="127.0.2.1",
         listen_port=17100, target_host="127.0.1.1", target_port=17001,
+    )
+    fields.update(changes)
+    return Route(**fields)  # type: ignore[arg-type]
+
+
+A_DIR, B_DIR = "/srv/regionctl/etcd/us-east-1", "/srv/regionctl/etcd/us-west-2"
+
+
+def unix_route(**changes: object) -> Route:
+    """etcd's peer route from us-east-1's member directory to us-west-2's member socket."""
+    fields: dict[str, object] = dict(
+        name="us-east-1/us-west-2/etcd/us-west-2", src_region="us-east-1", dst_region="us-west-2",
+        listen_path=f"{A_DIR}/etcd-us-west-2:2380", target_path=f"{B_DIR}/etcd-us-west-2:2380",
     )
     fields.update(changes)
     return Route(**fields)  # type: ignore[arg-type]
@@ -223,6 +237,62 @@ def test_a_route_may_start_or_end_in_the_global_plane() -> None:
     assert check_route(back, REGIONS).forward == WEST_GLOBAL
 
 
+def test_a_route_may_join_two_unix_sockets_and_their_host_and_port_are_not_used() -> None:
+    checked = check_route(unix_route(), REGIONS)
+    assert checked == unix_route() and checked.forward == EAST_WEST
+    assert (checked.listen_host, checked.listen_port, checked.target_host, checked.target_port) == ("", 0, "", 0)
+    assert checked.listen_address == f"{A_DIR}/etcd-us-west-2:2380"  # what messages and tables show
+    given = unix_route(listen_host="127.0.1.1", listen_port=2380, target_host="not a host", target_port=-1)
+    assert check_route(given, REGIONS) == unix_route()  # one spelling: the ignored fields are cleared
+
+
+def test_either_end_alone_may_be_a_unix_socket() -> None:
+    tcp_to_unix = route(target_path="/run/etcd/etcd-a:2380", target_host="", target_port=0)
+    assert check_route(tcp_to_unix, REGIONS) == tcp_to_unix
+    assert tcp_to_unix.listen_address == "127.0.2.1:17100" and tcp_to_unix.target_address == "/run/etcd/etcd-a:2380"
+    unix_to_tcp = check_route(route(listen_path="/run/link/pg.sock"), REGIONS)
+    assert (unix_to_tcp.listen_host, unix_to_tcp.listen_port) == ("", 0)
+    assert (unix_to_tcp.target_host, unix_to_tcp.target_port) == ("127.0.1.1", 17001)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "problem"),
+    [
+        ({"listen_path": "etcd-b:2380"}, "listen_path", "not an absolute path"),
+        ({"target_path": ""}, "target_path", "not an absolute path"),
+        ({"target_path": "/run/etcd\0/x"}, "target_path", "NUL"),
+        ({"listen_path": "/" + "x" * 100}, "listen_path", "101 bytes"),
+        ({"listen_path": "/" + "é" * 50}, "listen_path", "101 bytes"),  # bytes, not characters
+        ({"listen_path": 2380}, "listen_path", "absolute path"),
+        ({"target_path": f"{A_DIR}/etcd-us-west-2:2380"}, "target_path", "own listen_path"),
+        ({"target_path": f"{A_DIR}/./etcd-us-west-2:2380"}, "target_path", "own listen_path"),
+        ({"listen_path": None, "listen_port": 2380}, "listen_host", "or give listen_path"),
+        ({"target_path": None, "target_host": "127.0.2.1"}, "target_port", "TCP port"),
+    ],
+)
+def test_a_bad_unix_socket_end_is_refused_naming_the_field(changes: dict[str, object], field: str,
+                                                          problem: str) -> None:
+    with pytest.raises(InputError, match=f"^{field}:.*{problem}"):
+        check_route(unix_route(**changes), REGIONS)
+
+
+def test_a_path_of_exactly_the_limit_passes() -> None:
+    at_limit = "/" + "x" * 99
+    assert check_route(unix_route(listen_path=at_limit), REGIONS).listen_path == at_limit
+
+
+def test_routes_on_the_same_socket_path_are_the_same_listener_and_unix_and_tcp_never_are() -> None:
+    assert same_listener(unix_route(), unix_route(name="other", target_path="/elsewhere/etcd:2380"))
+    assert same_listener(unix_route(), unix_route(listen_path=f"{A_DIR}//etcd-us-west-2:2380"))
+    assert not same_listener(unix_route(), unix_route(listen_path=f"{A_DIR}/etcd-global:2380"))
+    # a checked unix route has host "" and port 0: two of them on different paths still differ
+    a, b = (check_route(unix_route(listen_path=f"{A_DIR}/{n}"), REGIONS) for n in ("etcd-x:2380", "etcd-y:2380"))
+    assert not same_listener(a, b)
+    tcp = route(listen_host="", listen_port=0)
+    assert not same_listener(a, tcp) and not same_listener(tcp, a)
+    assert same_listener(route(), route(name="other", target_port=1))
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
@@ -268,6 +338,40 @@ def test_a_state_file_from_before_the_global_plane_was_a_site_still_loads(tmp_pa
     assert by_pair[EAST_WEST] == old[0] and by_pair[WEST_EAST] == old[1]  # what was persisted is kept
     assert all(by_pair[p] == DirectionState(*p, 2.0, 0.0, False) for p in CONTROL)  # the new ones: defaults
     assert loaded.routes == (route(),)
+
+
+def test_unix_socket_routes_round_trip_through_the_file(tmp_path: Path) -> None:
+    defaults = LinkState(initial_directions(REGIONS, 30.0, 0.0), ())
+    witness = unix_route(name="us-east-1/global/etcd/global", dst_region="global",
+                         listen_path=f"{A_DIR}/etcd-global:2380",
+                         target_path="/srv/regionctl/etcd/global/etcd-global:2380")
+    mixed = check_route(route(name="tcp-to-unix", target_path="/run/etcd/etcd-a:2380"), REGIONS)
+    state = LinkState(defaults.directions, (unix_route(), witness, mixed, route()))
+    path = tmp_path / "link.json"
+    save_state(path, state)
+    saved = json.loads(path.read_text())["routes"]
+    assert saved[0]["listen_path"] == f"{A_DIR}/etcd-us-west-2:2380" and saved[3]["listen_path"] is None
+    assert load_state(path, REGIONS, defaults) == state
+
+
+def test_a_state_file_from_before_unix_socket_routes_still_loads(tmp_path: Path) -> None:
+    # written before routes had listen_path/target_path: every route is TCP and has no such keys
+    old_route = {"name": "pg/orders", "src_region": "us-west-2", "dst_region": "us-east-1",
+                 "listen_host": "127.0.2.1", "listen_port": 17100, "target_host": "127.0.1.1", "target_port": 17001}
+    defaults = LinkState(initial_directions(REGIONS, 30.0, 0.0), ())
+    path = tmp_path / "link.json"
+    path.write_text(json.dumps({**state_to_json(defaults), "routes": [old_route]}))
+    loaded = load_state(path, REGIONS, defaults).routes
+    assert loaded == (route(),) and loaded[0].listen_path is None and loaded[0].target_path is None
+
+
+def test_a_persisted_unix_route_with_a_bad_path_is_dropped_not_fatal(tmp_path: Path) -> None:
+    defaults = LinkState(initial_directions(REGIONS, 30.0, 0.0), ())
+    path = tmp_path / "link.json"
+    bad = {**state_to_json(LinkState(defaults.directions, (unix_route(),)))}
+    bad["routes"][0]["listen_path"] = "relative/etcd:2380"
+    path.write_text(json.dumps(bad))
+    assert load_state(path, REGIONS, defaults).routes == ()
 
 
 def test_control_path_directions_and_routes_persist(tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from regionctl.agent import backups, members, scratch
 from regionctl.agent.client import AgentClient
 from regionctl.agent.host import RegionHost, check_database
+from regionctl.agent.lease import LeaseKeeper
 from regionctl.agent.members import Done, Role
-from regionctl.errors import RegionctlError, http_status
+from regionctl.errors import ConflictError, RegionctlError, http_status
+from regionctl.runtime.topology import REGIONAL_DB
 
 LSN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
 
@@ -110,11 +112,12 @@ class Operations:
         return [{**op, "seconds": round(now - op["started_at"], 1)} for op in list(self._running.values())]
 
 
-def create_app(host: RegionHost, token: str) -> FastAPI:
+def create_app(host: RegionHost, token: str, keeper: LeaseKeeper | None = None) -> FastAPI:
+    """``keeper`` holds the writer leases (None only in tests of the API alone: no writer may start then)."""
     app = FastAPI(title=f"regionctl agent ({host.region})", version="1")
     ops = Operations()
     _install_errors(app, token)
-    _install_members(app, host, ops)
+    _install_members(app, host, ops, keeper)
     _install_backups(app, host, ops, token)
     _install_scratch(app, host, ops)
 
@@ -126,7 +129,7 @@ def create_app(host: RegionHost, token: str) -> FastAPI:
     def status() -> dict[str, Any]:
         dbs = sorted(p.name for p in (host.topo.paths.region(host.region) / "pg").glob("*") if p.is_dir())
         return {"region": host.region, "members": [members.status(host, d) for d in dbs if _known(d)],
-                "operations": ops.list()}
+                "operations": ops.list(), "leases": keeper.describe() if keeper else {}}
 
     @app.get("/v1/operations")
     def operations() -> list[dict[str, Any]]:
@@ -169,7 +172,16 @@ def _done(result: Done) -> dict[str, Any]:
     return asdict(result)
 
 
-def _install_members(app: FastAPI, host: RegionHost, ops: Operations) -> None:
+def _may_write(keeper: LeaseKeeper | None, database: str) -> None:
+    """A writer starts or is promoted here only while the lease names this region (or no lease applies)."""
+    if database == REGIONAL_DB:
+        return
+    if keeper is None:
+        raise ConflictError(f"{database}: this agent keeps no writer lease, so it starts no writer")
+    keeper.check_may_start_writer(database)
+
+
+def _install_members(app: FastAPI, host: RegionHost, ops: Operations, keeper: LeaseKeeper | None) -> None:
     @app.get("/v1/members/{database}")
     def member_status(database: str) -> dict[str, Any]:
         return members.status(host, check_database(database))
@@ -182,6 +194,8 @@ def _install_members(app: FastAPI, host: RegionHost, ops: Operations) -> None:
     @app.post("/v1/members/{database}/start")
     def start(database: str, body: StartBody) -> dict[str, Any]:
         with ops.run("start", check_database(database)):
+            if body.role is Role.WRITER:
+                _may_write(keeper, database)
             return _done(members.start(host, database, body.role, body.primary_conninfo, body.slot))
 
     @app.post("/v1/members/{database}/stop")
@@ -195,6 +209,7 @@ def _install_members(app: FastAPI, host: RegionHost, ops: Operations) -> None:
     @app.post("/v1/members/{database}/promote")
     def promote(database: str) -> dict[str, Any]:
         with ops.run("promote", check_database(database)):
+            _may_write(keeper, database)
             return _done(members.promote(host, database))
 
     @app.get("/v1/members/{database}/control-data")

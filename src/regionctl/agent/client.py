@@ -14,7 +14,7 @@ import httpx
 from regionctl.errors import Unreachable, error_for_status, first_line
 
 LONG_CALL_S = 3600.0  # rewinds, clones, snapshots, restores
-PROBE_S = 3.0  # a cut-off region holds bytes instead of refusing: a long call first checks the agent answers
+PROBE_S = 2.0  # a cut-off region holds bytes instead of refusing: a long call first checks the agent answers
 STREAM_END, STREAM_ERROR = "#regionctl-end", "#regionctl-error "  # last line of a streamed text answer
 
 

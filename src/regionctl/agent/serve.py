@@ -14,7 +14,10 @@ import uvicorn
 
 from regionctl.agent.api import create_app
 from regionctl.agent.host import RegionHost
+from regionctl.agent.lease import LeaseKeeper
 from regionctl.config import load_settings
+from regionctl.runtime.etcd import client_url
+from regionctl.runtime.etcdclient import Etcd
 from regionctl.runtime.secrets import agent_token
 from regionctl.runtime.topology import Topology
 
@@ -28,7 +31,10 @@ def serve(region: str, listen: str | None = None) -> None:
         address, _, text = listen.rpartition(":")
         port = int(text)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(host, agent_token(settings)), host=address, port=port, log_level="warning",
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    keeper = LeaseKeeper(host, Etcd(client_url(topo, region)), settings.leases)
+    keeper.start()
+    uvicorn.run(create_app(host, agent_token(settings), keeper), host=address, port=port, log_level="warning",
                 access_log=False, timeout_graceful_shutdown=2)
 
 

@@ -62,16 +62,14 @@ def switchover(name: str, to: str = ToOption, fmt: str = FormatOption) -> None:
 
 @db_app.command("failover")
 def failover(name: str, to: str = ToOption, yes: bool = typer.Option(False, "--yes", "-y"),
-             unfenced: bool = typer.Option(False, "--unfenced", help="promote even if the old writer's region "
-                                           "cannot be reached (it may still take commits; recorded)"),
              fmt: str = FormatOption) -> None:
-    """Unplanned promotion of the standby (data loss allowed); the old writer is fenced through its region's agent
-    and kept for reconciliation. Refused when that region cannot be reached, unless --unfenced."""
+    """Unplanned promotion of the standby (data loss allowed) once it holds the writer lease: at once when the old
+    writer's agent stops it, else after the old lease expired (its writer fenced itself first)."""
     check_format(fmt)
     if not yes and not typer.confirm(f"fail {name} over to {to}? transactions not yet replicated will be lost"):
         raise typer.Abort()
     with err_console.status(f"failing {name} over to {to}"):
-        emit(_gdbs().failover(name, to, unfenced=unfenced), fmt)
+        emit(_gdbs().failover(name, to), fmt)
 
 
 @db_app.command("preserve")

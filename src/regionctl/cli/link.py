@@ -100,7 +100,7 @@ def status_table(status: LinkStatus) -> Any:
         route = r.route
         routes.add_row(
             f"{route.name} ({route.src_region}->{route.dst_region})",
-            f"{route.listen_host}:{route.listen_port}", f"{route.target_host}:{route.target_port}",
+            route.listen_address, route.target_address,  # a unix socket end shows its path
             f"{r.connections_open}/{r.connections_total}", str(r.bytes_src_to_dst), str(r.bytes_dst_to_src),
             str(r.held_src_to_dst), str(r.held_dst_to_src), r.error or ("" if r.listening else "not listening"),
         )

@@ -25,6 +25,7 @@ from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.member import AgentMember, Agents
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
+from regionctl.runtime import etcd
 from regionctl.runtime.network import deployment_network
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, pid_alive
 from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
@@ -94,6 +95,11 @@ class Deployment:
         supervisor.start(link_process_spec(self.topo.settings, GLOBAL_HOST, self.topo.port("global", "link-control"),
                                            self.state_dir / "link"))
         network = deployment_network(self.topo)
+        progress("etcd (three members: one per region, a witness on the global plane)")
+        etcd.peer_routes(self.topo, network)
+        for spec in etcd.process_specs(self.topo):
+            supervisor.start(spec, wait=False)
+        etcd.wait_quorum(self.topo)
         for spec in components.region_agents(self.topo, network):
             progress(spec.key)
             supervisor.start(spec)

@@ -1,9 +1,9 @@
 """Unplanned failover, data loss allowed: fence the old writer through its region's agent, promote the target,
 and record where the timelines diverged and how far behind the target was just before.
 
-A fence is claimed only when the old writer's agent said its postmaster is gone. When the old region cannot be
-reached its writer may be alive and still acknowledging commits: the failover is refused unless the operator
-asks for an unfenced promotion, which the promotion record keeps (``details.unfenced_override``).
+The target is promoted only once the failover holds the writer lease (``lease.py``, invariant 7): at once when
+the old writer's agent stopped it (or the lease was free), else after the old lease expired, which a writer
+that cannot renew never outlives (its fencer stops it first). The record says how the fence was known.
 
 The divergence point comes from the new timeline's history file: it is the end of the last record the target
 replayed, so every transaction whose commit ends after it on the old timeline was lost. The old writer is
@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from regionctl.errors import ConflictError, DatabaseError, Unreachable
+from regionctl.globaldb import lease
 from regionctl.globaldb.lsn import format_lsn, maybe_lsn
 from regionctl.globaldb.member import Member
 from regionctl.globaldb.members import Cluster
@@ -31,7 +32,8 @@ class FailoverResult:
     to_region: str
     promotion_id: str
     fenced: bool
-    fence: str  # how the old writer was fenced, or why it could not be
+    fence: str  # how the old writer is known to be fenced
+    lease_wait_s: float  # how long the promotion waited for the old writer's lease
     old_timeline: int | None
     new_timeline: int
     divergence_lsn: str
@@ -71,42 +73,22 @@ def lag_before(status: DatabaseStatus, cluster: Cluster, to_region: str) -> dict
     return lag
 
 
-def check_fence(old_writer_state: dict[str, Any] | None, old: str, unfenced: bool) -> str | None:
-    """Refuse a failover that cannot fence the old writer, unless the operator overrides it; return the reason
-    the fence cannot be made (None when the old region answers)."""
-    if old_writer_state is not None:
-        return None
-    why = (f"the old writer's region {old} cannot be reached: its writer may be alive and acknowledging commits "
-           "that the promotion would lose")
-    if not unfenced:
-        raise ConflictError(f"failover refused: {why}; pass --unfenced to promote anyway (recorded), or heal the "
-                            "link first")
-    return why
-
-
-def failover(cluster: Cluster, store: StateStore, to_region: str, unfenced: bool = False) -> FailoverResult:
-    """Fail over to ``to_region``; run again after its process died, it finishes the same promotion.
-
-    ``unfenced`` allows promoting while the old writer's region cannot be reached (and fenced)."""
+def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverResult:
+    """Fail over to ``to_region``; run again after its process died, it finishes the same promotion."""
     cluster.topo.settings.require_region(to_region)
     with store.locked(cluster.name):
         state = load_state(store, cluster.name)
         interrupted = resumable(state, "failover", to_region)
         if interrupted is not None:
-            if unfenced and not interrupted.details.get("unfenced_override"):
-                interrupted = replace(interrupted, details={**interrupted.details, "unfenced_override": True})
-                store.update_record(cluster.name, interrupted)
             return _promote(cluster, store, interrupted, f"resumed failover {interrupted.id}, interrupted before "
                                                          "it finished (its intent was recorded)", resumed=True)
         status = read_status(cluster, state)
         reason = check_failover(state, {m.region: m.role for m in status.members}, to_region)
         old = state.writer
-        unreachable = check_fence(cluster.member(old).reachable_state(), old, unfenced)
         record = PromotionRecord(
             id=new_promotion_id("failover", cluster.name), kind="failover", database=cluster.name,
             from_region=old, to_region=to_region, started_at=time.time(),
             old_timeline=status.member(to_region).timeline, lag_before=lag_before(status, cluster, to_region),
-            details={"unfenced_override": True, "fence_refused_because": unreachable} if unreachable else {},
         )
         # Intent first: from here on the old writer is fenced and the target is the writer.
         store.save(replace(state, writer=to_region, diverged=tuple(sorted({*state.diverged, old})),
@@ -116,13 +98,18 @@ def failover(cluster: Cluster, store: StateStore, to_region: str, unfenced: bool
 
 def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reason: str,
              resumed: bool = False) -> FailoverResult:
-    """Fence, promote (unless a first, interrupted run already did), record the divergence point. Each part
-    checks before acting, so it is safe to run again."""
+    """Fence, take the lease, promote (unless a first, interrupted run already did), record the divergence
+    point. Each part checks before acting, so it is safe to run again."""
     old, new = record.from_region, record.to_region
-    fenced, fence = fence_old_writer(cluster.member(old))
-    if not fenced and not record.details.get("unfenced_override"):
-        raise ConflictError(f"failover {record.id} stopped before promoting: {fence}; run it again with --unfenced "
-                            "to promote anyway (recorded)")
+    said: list[str] = []
+
+    def fence_by_agent() -> bool:
+        stopped, how = fence_old_writer(cluster.member(old))
+        said[:] = [how]
+        return stopped
+
+    taken = lease.take(cluster.topo, cluster.name, new, fence_by_agent)
+    fenced, fence = True, "; ".join([*said, taken.how])
     target = cluster.member(new)
     promote_start = time.monotonic()
     promoted_now = _in_recovery(target)
@@ -135,7 +122,7 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
     divergence = format_lsn(history[-1][1]) if history else None
     cluster.ensure_recon_slot(new)
     cluster.ensure_standby_slot(new, old)
-    details: dict[str, Any] = {**record.details, "fenced": fenced, "fence": fence,
+    details: dict[str, Any] = {**record.details, "fenced": fenced, "fence": fence, "lease_wait_s": taken.waited_s,
                                "promote_to_first_write_ms": round(first_write_ms, 1),
                                "last_replayed_commit_at": last_replayed}
     if resumed:
@@ -146,6 +133,7 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
     store.save(replace(load_state(store, cluster.name), in_progress=None))
     return FailoverResult(
         database=cluster.name, from_region=old, to_region=new, promotion_id=record.id, fenced=fenced, fence=fence,
+        lease_wait_s=taken.waited_s,
         old_timeline=record.old_timeline, new_timeline=new_timeline, divergence_lsn=divergence or "unknown",
         lag_before=record.lag_before, promote_to_first_write_ms=round(first_write_ms, 1),
         reason=f"{reason}; old writer: {fence}; transactions "
@@ -158,7 +146,7 @@ def fence_old_writer(member: Member) -> tuple[bool, str]:
     try:
         stopped = member.stop("immediate")
     except Unreachable as exc:
-        return False, f"NOT fenced: its region cannot be reached ({exc})"
+        return False, f"its agent cannot be reached ({exc})"
     return True, ("fenced: stopped (immediate) by its agent" if stopped
                   else "fenced: its agent reports it was not running")
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from regionctl.agent.client import LONG_CALL_S, STREAM_END, STREAM_ERROR, AgentClient
+from regionctl.agent.client import LONG_CALL_S, PROBE_S, STREAM_END, STREAM_ERROR, AgentClient
 from regionctl.errors import ProcessError, Unreachable
 from regionctl.runtime.pgsql import PgEndpoint
 from regionctl.runtime.process import GLOBAL_PLANE
@@ -52,7 +52,7 @@ class AgentMember(PgEndpoint):
     # ----- state ------------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """What the agent sees: exists, running, pid. Raises Unreachable when the agent does not answer."""
-        return dict(self._agent.call("GET", self._path(), timeout=min(self._agent.timeout, 3.0)))
+        return dict(self._agent.call("GET", self._path(), timeout=min(self._agent.timeout, 2.0)))
 
     @property
     def running(self) -> bool:
@@ -79,9 +79,10 @@ class AgentMember(PgEndpoint):
 
     def stop(self, mode: str = "fast") -> bool:
         """Stop the member; True if it was running (the agent saw its postmaster exit)."""
-        # A fence (immediate) waits only the client's timeout: an agent that does not answer is not a fence.
+        # A fence (immediate) waits a few seconds only: an agent that does not answer is no fence, and the
+        # failover then waits for the old writer's lease to expire instead.
         done = self._agent.call("POST", self._path("/stop"), {"mode": mode},
-                                timeout=None if mode == "immediate" else 120)
+                                timeout=min(self._agent.timeout, PROBE_S) if mode == "immediate" else 120)
         return done["action"] == "stopped"
 
     def promote(self) -> dict[str, Any]:

@@ -50,8 +50,8 @@ class GlobalDatabases:
     def switchover(self, name: str, to_region: str) -> switchover.SwitchoverResult:
         return switchover.switchover(self.cluster(name), self.store, to_region)
 
-    def failover(self, name: str, to_region: str, unfenced: bool = False) -> failover.FailoverResult:
-        return failover.failover(self.cluster(name), self.store, to_region, unfenced)
+    def failover(self, name: str, to_region: str) -> failover.FailoverResult:
+        return failover.failover(self.cluster(name), self.store, to_region)
 
     def preserve(self, name: str, region: str) -> PreservedCopy:
         return preserve.preserve(self.cluster(name), self.store, region)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
-from regionctl.errors import DatabaseError
+from regionctl.errors import DatabaseError, Unreachable
+from regionctl.globaldb import lease
 from regionctl.globaldb.lsn import format_lsn, maybe_lsn
 from regionctl.globaldb.members import RECON_SLOT, Cluster
 from regionctl.globaldb.state import DatabaseState
@@ -55,6 +56,7 @@ class DatabaseStatus:
     recon_slot: dict[str, Any] | None
     healthy: bool
     problems: tuple[str, ...]
+    lease_holder: str | None = None  # the region etcd's writer lease names ("unknown": etcd did not answer)
 
     def member(self, region: str) -> MemberStatus:
         return next(m for m in self.members if m.region == region)
@@ -66,8 +68,18 @@ def read_status(cluster: Cluster, state: DatabaseState) -> DatabaseStatus:
     replication = _replication_rows(cluster, state.writer) if writer and writer.role == "writer" else {}
     members = tuple(_with_lag(m, replication) for m in members)
     recon = _recon_slot(writer, replication)
+    holder = _lease_holder(cluster)
     problems = _problems(state, members, recon)
-    return DatabaseStatus(state.name, state.writer, members, recon, not problems, problems)
+    if holder not in (state.writer, "unknown") and not state.in_progress and writer and writer.role == "writer":
+        problems = (*problems, f"the writer lease names {holder}, not the writer {state.writer}")
+    return DatabaseStatus(state.name, state.writer, members, recon, not problems, problems, holder)
+
+
+def _lease_holder(cluster: Cluster) -> str | None:
+    try:
+        return lease.holder(cluster.topo, cluster.name)
+    except Unreachable:
+        return "unknown"
 
 
 def _member_status(cluster: Cluster, state: DatabaseState, region: str) -> MemberStatus:

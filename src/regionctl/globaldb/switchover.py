@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from regionctl.errors import ConflictError, DatabaseError, OperationTimeout
+from regionctl.globaldb import lease
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.member import AgentMember
 from regionctl.globaldb.members import Cluster
@@ -95,7 +96,8 @@ def _switch(
             f"switchover aborted: {cluster.member(new).name} did not replay past the shutdown checkpoint "
             f"{format_lsn(checkpoint)} within {timeout:.0f}s; {old} is the writer again"
         ) from None
-    cluster.member(new).query("select pg_promote(false)")
+    lease.take(cluster.topo, cluster.name, new, fence=lambda: True)  # the old writer is stopped already
+    cluster.member(new).promote()
     cluster.wait_writable(new)
     outage_ms = (time.monotonic() - outage_start) * 1000
     return _finish(cluster, store, record, checkpoint, replayed, {"write_outage_ms": round(outage_ms, 1)},
@@ -112,6 +114,7 @@ def _resume(cluster: Cluster, store: StateStore, record: PromotionRecord, timeou
         return _switch(cluster, store, record, timeout, f"{said} before its promotion")
     cluster.wait_writable(new)
     cluster.member(old).stop("fast")
+    lease.take(cluster.topo, cluster.name, new, fence=lambda: True)  # already the target's, normally
     checkpoint = parse_lsn(cluster.control_data(old)["Latest checkpoint location"])
     switchpoint = cluster.latest_history(new)[1]
     replayed = switchpoint[-1][1] if switchpoint else checkpoint

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from regionctl.errors import ConflictError, Unreachable
+from regionctl.errors import ConflictError, Pending, Unreachable
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.preserve import PreservedCopy
 from regionctl.globaldb.state import PromotionRecord
@@ -24,6 +24,7 @@ from regionctl.runtime.pgsql import PgEndpoint
 from regionctl.runtime.process import GLOBAL_PLANE
 
 RECON = "recon"
+
 WalReader = Callable[[int, int], Iterator[str]]  # (start LSN, timeline) -> pg_waldump's lines
 
 
@@ -61,7 +62,10 @@ def open_source(gdbs: Any, database: str, record: PromotionRecord) -> CaptureSou
             if cluster.member(region).exists:
                 copy = gdbs.preserve(database, region)
         except Unreachable:
-            copy = None  # the old region cannot be reached: what its neighbour archived is what there is
+            # Building it from the archive now would miss whatever was never shipped: wait for the region.
+            raise Pending(f"the {database} report is pending: {region} cannot be reached, and the diverged copy "
+                          "of its writer is there", f"regionctl reconcile report {database} --region {region}") \
+                from None
     if copy is not None:
         return from_copy(cluster, copy)
     if record.old_timeline is None:

@@ -92,7 +92,7 @@ class FakeDatabases:
         with self._lock:
             return self._promote(database, to_region, planned=True)
 
-    def failover(self, database: str, to_region: str, unfenced: bool = False) -> Any:
+    def failover(self, database: str, to_region: str) -> Any:
         with self._lock:
             return self._promote(database, to_region, planned=False)
 

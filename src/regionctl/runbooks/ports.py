@@ -62,9 +62,9 @@ class Databases(Protocol):
     def switchover(self, database: str, to_region: str) -> Any:
         """Planned, RPO 0: the target replays everything, is promoted, the old writer rejoins as a standby."""
 
-    def failover(self, database: str, to_region: str, unfenced: bool = False) -> Any:
-        """Unplanned, data loss allowed: fence the old writer through its agent, promote the target; refused
-        when the old region cannot be reached unless ``unfenced`` (recorded in the promotion)."""
+    def failover(self, database: str, to_region: str) -> Any:
+        """Unplanned, data loss allowed: fence the old writer (its agent, else the expiry of its lease), take
+        the writer lease, promote the target."""
 
     def preserve(self, database: str, region: str) -> Any:
         """Keep the former writer's diverged copy (a named failover snapshot); idempotent per divergence."""

@@ -48,8 +48,8 @@ class GlobalDatabasesPort:
     def switchover(self, database: str, to_region: str) -> Any:
         return to_jsonable(self.gdbs.switchover(database, to_region))
 
-    def failover(self, database: str, to_region: str, unfenced: bool = False) -> Any:
-        return to_jsonable(self.gdbs.failover(database, to_region, unfenced))
+    def failover(self, database: str, to_region: str) -> Any:
+        return to_jsonable(self.gdbs.failover(database, to_region))
 
     def preserve(self, database: str, region: str) -> Any:
         return to_jsonable(self.gdbs.preserve(database, region))

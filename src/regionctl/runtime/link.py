@@ -23,7 +23,14 @@ import httpx
 from regionctl.config import Paths, Settings
 from regionctl.errors import ConflictError, ExternalError, InputError, NotFoundError
 from regionctl.runtime.link_api import TOKEN_ENV
-from regionctl.runtime.link_model import DirectionState, LinkStatus, Route, RouteStatus, parse_direction
+from regionctl.runtime.link_model import (
+    DirectionState,
+    LinkStatus,
+    Route,
+    RouteStatus,
+    parse_direction,
+    route_from_json,
+)
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
 from regionctl.runtime.secrets import control_token
@@ -85,8 +92,11 @@ class LinkClient:
         return status_from_json(self._call("POST", "/heal", {"direction": direction}))
 
     def ensure_route(self, route: Route) -> Route:
-        """Make the emulator run ``route`` (same name and spec: nothing changes; other spec: replaced)."""
-        return Route(**self._call("POST", "/routes", asdict(route)))
+        """Make the emulator run ``route`` (same name and spec: nothing changes; other spec: replaced).
+
+        Either end may be a unix socket (``listen_path``/``target_path``); the answer is the route as kept, with
+        such an end's host and port as "" and 0."""
+        return route_from_json(self._call("POST", "/routes", asdict(route)))
 
     def remove_route(self, name: str) -> None:
         """Stop a route and drop its connections; a route that does not exist is already removed."""
@@ -134,7 +144,7 @@ def status_from_json(data: dict[str, Any]) -> LinkStatus:
     return LinkStatus(
         directions=tuple(DirectionState(**d) for d in data["directions"]),
         routes=tuple(
-            RouteStatus(route=Route(**r["route"]), **{k: v for k, v in r.items() if k != "route"})
+            RouteStatus(route=route_from_json(r["route"]), **{k: v for k, v in r.items() if k != "route"})
             for r in data["routes"]
         ),
     )

@@ -63,10 +63,12 @@ class RouteRequest(_Strict):
     name: str
     src_region: str
     dst_region: str
-    listen_host: str
-    listen_port: int
-    target_host: str
-    target_port: int
+    listen_host: str = Field("", description="TCP listen address; not used with listen_path")
+    listen_port: int = Field(0, description="TCP listen port; not used with listen_path")
+    target_host: str = Field("", description="TCP target address; not used with target_path")
+    target_port: int = Field(0, description="TCP target port; not used with target_path")
+    listen_path: str | None = Field(None, description="listen on this unix socket (absolute path) instead")
+    target_path: str | None = Field(None, description="forward to this unix socket (absolute path) instead")
 
 
 def _status_json(status: LinkStatus) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from regionctl.errors import ConflictError, InputError
@@ -33,6 +33,7 @@ from regionctl.runtime.link_model import (
     save_state,
 )
 from regionctl.runtime.link_proxy import Connection, Direction, RouteCounters
+from regionctl.runtime.link_unix import SocketId, claim_path, release_path, socket_id
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,21 @@ REBIND_INTERVAL_S = 1.0
 
 
 class _Listener:
-    """One route's listening socket, its connections and counters."""
+    """One route's listening socket, its connections and counters; ``socket_id`` is the socket file it bound
+    (unix listeners only)."""
 
     def __init__(self, route: Route) -> None:
         self.route = route
         self.server: asyncio.Server | None = None
+        self.socket_id: SocketId | None = None
         self.error: str | None = None
         self.counters = RouteCounters()
+
+    @property
+    def lost_socket_file(self) -> bool:
+        """Whether it listens on a unix socket whose file vanished or was replaced (its directory wiped)."""
+        path = self.route.listen_path
+        return self.server is not None and path is not None and socket_id(path) != self.socket_id
 
 
 class LinkEngine:
@@ -90,12 +99,20 @@ class LinkEngine:
         if self._rebind_task is not None:
             self._rebind_task.cancel()
         for listener in self.listeners.values():
-            await self._unbind(listener)
+            self._unbind(listener)
 
     async def _rebind_loop(self) -> None:
+        """Every REBIND_INTERVAL_S: bind the listeners that could not bind, and listen again on a unix socket
+        whose file is gone (its open connections carry on)."""
         while True:
             await asyncio.sleep(REBIND_INTERVAL_S)
             for listener in list(self.listeners.values()):
+                if self.listeners.get(listener.route.name) is not listener:
+                    continue  # removed or replaced while an earlier one was binding
+                if listener.lost_socket_file:
+                    log.warning("route %s: socket file %s vanished or was replaced; listening again",
+                                listener.route.name, listener.route.listen_path)
+                    self._stop_listening(listener)
                 if listener.server is None:
                     await self._bind(listener, quiet=True)
 
@@ -191,8 +208,10 @@ class LinkEngine:
     # --- routes --------------------------------------------------------------------------------------------
 
     async def ensure_route(self, route: Route) -> Route:
-        """Add ``route``; the same route again changes nothing; a changed one replaces it (its connections end)."""
-        check_route(route, self.regions)
+        """Add ``route``; the same route again changes nothing; a changed one replaces it (its connections end).
+
+        Returns the route as kept: a unix-socket end has host "" and port 0."""
+        route = check_route(route, self.regions)
         existing = self.listeners.get(route.name)
         if existing is not None and existing.route == route:
             if existing.server is None:
@@ -202,26 +221,38 @@ class LinkEngine:
             return route
         for other in self.listeners.values():
             if other.route.name != route.name and same_listener(other.route, route):
-                raise ConflictError(
-                    f"listen_port: {route.listen_host}:{route.listen_port} is already route {other.route.name!r}"
-                )
+                field = "listen_path" if route.listen_path is not None else "listen_port"
+                raise ConflictError(f"{field}: {route.listen_address} is already route {other.route.name!r}")
         fresh = _Listener(route)
-        server = await self._open_server(fresh)  # raises ConflictError; nothing changed yet
+        if existing is not None and same_listener(existing.route, route):
+            server = await self._take_over(existing, fresh)
+        else:
+            server = await self._open_server(fresh)  # raises ConflictError; nothing changed yet
         if existing is not None:
-            await self._unbind(existing)
+            self._unbind(existing)
             log.info("route %s replaced", route.name)
         fresh.server = server
         self.listeners[route.name] = fresh
         self._persist()
-        log.info("route %s: %s:%s (%s) -> %s:%s (%s)", route.name, route.listen_host, route.listen_port,
-                 route.src_region, route.target_host, route.target_port, route.dst_region)
+        log.info("route %s: %s (%s) -> %s (%s)", route.name, route.listen_address, route.src_region,
+                 route.target_address, route.dst_region)
         return route
+
+    async def _take_over(self, old: _Listener, fresh: _Listener) -> asyncio.Server:
+        """Listen for ``fresh`` where ``old`` listens (a changed target): ``old`` stops listening first and, if
+        ``fresh`` cannot listen, listens again, so a refused change leaves the route as it was."""
+        self._stop_listening(old)
+        try:
+            return await self._open_server(fresh)
+        except ConflictError:
+            await self._bind(old)
+            raise
 
     async def remove_route(self, name: str) -> bool:
         listener = self.listeners.pop(name, None)
         if listener is None:
             return False
-        await self._unbind(listener)
+        self._unbind(listener)
         self._persist()
         log.info("route %s removed", name)
         return True
@@ -235,31 +266,52 @@ class LinkEngine:
             conn.start()
             return conn.client
 
+        if route.listen_path is not None:
+            return await self._open_unix_server(listener, route.listen_path, accept)
         try:
             server = await loop.create_server(accept, route.listen_host, route.listen_port, reuse_address=True,
                                               backlog=512)
         except OSError as exc:
-            raise ConflictError(f"listen_port: cannot listen on {route.listen_host}:{route.listen_port}: "
+            raise ConflictError(f"listen_port: cannot listen on {route.listen_address}: "
                                 f"{exc.strerror or exc}") from None
+        return server
+
+    async def _open_unix_server(self, listener: _Listener, path: str,
+                                accept: Callable[[], asyncio.Protocol]) -> asyncio.Server:
+        """Listen on the socket ``path``, removing a stale socket file first; remembers the file bound."""
+        claim_path(path)  # raises ConflictError; nothing changed yet
+        try:
+            server = await asyncio.get_running_loop().create_unix_server(accept, path, backlog=512)
+        except OSError as exc:
+            raise ConflictError(f"listen_path: cannot listen on {path}: {exc.strerror or exc}") from None
+        listener.socket_id = socket_id(path)
         return server
 
     async def _bind(self, listener: _Listener, quiet: bool = False) -> None:
         try:
             listener.server = await self._open_server(listener)
             listener.error = None
-            log.info("route %s listening on %s:%s", listener.route.name, listener.route.listen_host,
-                     listener.route.listen_port)
+            log.info("route %s listening on %s", listener.route.name, listener.route.listen_address)
         except ConflictError as exc:
             if not quiet or listener.error != str(exc):
                 log.error("route %s: %s (retrying)", listener.route.name, exc)
             listener.error = str(exc)
 
-    async def _unbind(self, listener: _Listener) -> None:
+    def _unbind(self, listener: _Listener) -> None:
+        """Stop listening and drop every connection of the route."""
+        self._stop_listening(listener)
+        for conn in list(listener.counters.connections):
+            conn.reset()
+
+    def _stop_listening(self, listener: _Listener) -> None:
+        """Close the listening socket (open connections carry on); a unix listener's socket file goes too, if it
+        is still the one it bound."""
         if listener.server is not None:
             listener.server.close()
             listener.server = None
-        for conn in list(listener.counters.connections):
-            conn.reset()
+        if listener.route.listen_path is not None:
+            release_path(listener.route.listen_path, listener.socket_id)
+        listener.socket_id = None
 
     def _persist(self) -> None:
         save_state(self.path, LinkState(tuple(self._states.values()),

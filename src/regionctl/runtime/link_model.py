@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ STATE_VERSION = 1
 ROUTE_NAME = re.compile(r"^[a-z0-9][a-z0-9._/-]{0,99}$")
 HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$")
 MAX_DELAY_MS = 600_000.0
+MAX_SOCKET_PATH_BYTES = 100  # AF_UNIX paths hold 107 bytes; keep room to spare
 ARROW = "->"
 BOTH_ARROW = "<->"
 BOTH = "both"  # every direction between the regions; for heal, every direction of the link
@@ -42,15 +43,21 @@ class Route:
 
     Bytes from the client to the target travel ``src->dst``; the answers travel ``dst->src``. Either end may be
     the global plane (a control path route); the other is then a region.
+
+    Each end is TCP (``listen_host``/``listen_port``, ``target_host``/``target_port``) or a unix-domain socket
+    (``listen_path``, ``target_path``: absolute paths). When a path is set, that end's host and port are not
+    used; ``check_route`` returns them as "" and 0, so a route has one spelling.
     """
 
     name: str
     src_region: str
     dst_region: str
-    listen_host: str
-    listen_port: int
-    target_host: str
-    target_port: int
+    listen_host: str = ""
+    listen_port: int = 0
+    target_host: str = ""
+    target_port: int = 0
+    listen_path: str | None = None
+    target_path: str | None = None
 
     @property
     def forward(self) -> Pair:
@@ -59,6 +66,16 @@ class Route:
     @property
     def backward(self) -> Pair:
         return (self.dst_region, self.src_region)
+
+    @property
+    def listen_address(self) -> str:
+        """Where it listens, for messages and tables: the socket path, or host:port."""
+        return self.listen_path if self.listen_path is not None else f"{self.listen_host}:{self.listen_port}"
+
+    @property
+    def target_address(self) -> str:
+        """What it forwards to, for messages and tables: the socket path, or host:port."""
+        return self.target_path if self.target_path is not None else f"{self.target_host}:{self.target_port}"
 
 
 @dataclass(frozen=True)
@@ -290,7 +307,8 @@ def delivery_time(now: float, latency_s: float, jitter_s: float, last_due: float
 
 
 def check_route(route: Route, regions: Sequence[str]) -> Route:
-    """The route if every field is valid; else InputError naming the field."""
+    """The route if every field is valid, with the host and port of a unix-socket end as "" and 0; else
+    InputError naming the field."""
     if not ROUTE_NAME.match(route.name):
         raise InputError(
             f"name: {route.name!r} must be 1-100 lower-case letters, digits and . _ / -, starting with a letter"
@@ -302,13 +320,43 @@ def check_route(route: Route, regions: Sequence[str]) -> Route:
             raise InputError(f"{name}: unknown region {site!r}; the link joins {', '.join(known)}")
     if route.src_region == route.dst_region:
         raise InputError(f"dst_region: {route.dst_region!r} is the source site; a route crosses two sites")
-    for name, host in (("listen_host", route.listen_host), ("target_host", route.target_host)):
+    ends = (("listen", route.listen_host, route.listen_port, route.listen_path),
+            ("target", route.target_host, route.target_port, route.target_path))
+    for end, host, port, path in ends:
+        if path is not None:
+            check_socket_path(f"{end}_path", path)
+            continue
         if not _valid_host(host):
-            raise InputError(f"{name}: {host!r} is not an IP address or host name")
-    for name, port in (("listen_port", route.listen_port), ("target_port", route.target_port)):
+            raise InputError(f"{end}_host: {host!r} is not an IP address or host name (or give {end}_path)")
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise InputError(f"{name}: {port!r} is not a TCP port (1-65535)")
+            raise InputError(f"{end}_port: {port!r} is not a TCP port (1-65535)")
+    if route.listen_path is not None and route.target_path is not None and (
+        os.path.normpath(route.listen_path) == os.path.normpath(route.target_path)
+    ):
+        raise InputError(f"target_path: {route.target_path!r} is the route's own listen_path")
+    if route.listen_path is not None:
+        route = replace(route, listen_host="", listen_port=0)
+    if route.target_path is not None:
+        route = replace(route, target_host="", target_port=0)
     return route
+
+
+def check_socket_path(field: str, path: object) -> str:
+    """An absolute unix socket path of at most MAX_SOCKET_PATH_BYTES bytes, without NUL; else InputError."""
+    if not isinstance(path, str):
+        raise InputError(f"{field}: must be an absolute path to a unix socket, not {path!r}")
+    if "\0" in path:
+        raise InputError(f"{field}: {path!r} holds a NUL byte; a unix socket path cannot")
+    if not os.path.isabs(path):
+        raise InputError(f"{field}: {path!r} is not an absolute path (it must start with /)")
+    try:
+        size = len(os.fsencode(path))
+    except UnicodeError:
+        raise InputError(f"{field}: {path!r} cannot be encoded as a file name") from None
+    if size > MAX_SOCKET_PATH_BYTES:
+        raise InputError(f"{field}: {path!r} is {size} bytes; a unix socket path may have at most "
+                         f"{MAX_SOCKET_PATH_BYTES}")
+    return path
 
 
 def _valid_host(host: object) -> bool:
@@ -322,6 +370,10 @@ def _valid_host(host: object) -> bool:
 
 
 def same_listener(a: Route, b: Route) -> bool:
+    """Whether two routes would listen on the same socket: the same unix path, or the same host and port."""
+    if a.listen_path is not None or b.listen_path is not None:
+        return (a.listen_path is not None and b.listen_path is not None
+                and os.path.normpath(a.listen_path) == os.path.normpath(b.listen_path))
     return (a.listen_host, a.listen_port) == (b.listen_host, b.listen_port)
 
 
@@ -357,12 +409,18 @@ def state_from_json(data: Mapping[str, Any], regions: Sequence[str], defaults: L
             log.warning("ignoring persisted direction %s: not between %s", state.name, ", ".join(sites(regions)))
     routes = []
     for raw in data.get("routes", []):
-        route = Route(**{f: raw[f] for f in Route.__dataclass_fields__})
+        route = route_from_json(raw)
         try:
             routes.append(check_route(route, regions))
         except InputError as exc:
             log.warning("ignoring persisted route %r: %s", route.name, exc)
     return LinkState(directions=tuple(known[(d.src, d.dst)] for d in defaults.directions), routes=tuple(routes))
+
+
+def route_from_json(raw: Mapping[str, Any]) -> Route:
+    """A route from its JSON; fields with a default (the unix paths, absent from older files and answers) may be
+    missing, the others raise KeyError."""
+    return Route(**{f.name: raw[f.name] for f in fields(Route) if f.name in raw or f.default is MISSING})
 
 
 def load_state(path: Path, regions: Sequence[str], defaults: LinkState) -> LinkState:

@@ -1,5 +1,8 @@
 """The data path of the link emulator: asyncio protocols that forward TCP between regions, late and in order.
 
+Either end of a route may be a unix-domain socket instead (``Route.listen_path``, ``Route.target_path``): the
+pipes are the same, only the transports differ; a reset closes a unix socket at once (unix sockets have no RST).
+
 Each proxied connection has two ``Pipe``s, one per direction. A pipe keeps the chunks it has read with the time
 each is due (read time + latency + jitter, monotonic), writes them when due, holds them while its direction is
 partitioned, and stops reading from its source when it holds too much (backpressure, as a full TCP window).
@@ -233,18 +236,23 @@ class Connection:
 
     async def _connect(self) -> None:
         route = self.route
-        local = None if route.listen_host in ("0.0.0.0", "::") else (route.listen_host, 0)
         try:
-            await asyncio.wait_for(
-                self.loop.create_connection(
-                    lambda: self.target, route.target_host, route.target_port, local_addr=local
-                ),
-                CONNECT_TIMEOUT_S,
-            )
+            await asyncio.wait_for(self._open_target(), CONNECT_TIMEOUT_S)
         except (TimeoutError, OSError) as exc:
             self.counters.connect_errors += 1
-            log.warning("route %s: cannot reach %s:%s: %s", route.name, route.target_host, route.target_port, exc)
+            log.warning("route %s: cannot reach %s: %s", route.name, route.target_address, exc)
             self.reset()
+
+    async def _open_target(self) -> None:
+        """Connect to the target: its unix socket, or over TCP from the listening address (so the target sees a
+        peer in the source site; from any address when the route listens on a wildcard or a unix socket)."""
+        route = self.route
+        if route.target_path is not None:
+            await self.loop.create_unix_connection(lambda: self.target, route.target_path)
+            return
+        wildcard = route.listen_path is not None or route.listen_host in ("", "0.0.0.0", "::")
+        await self.loop.create_connection(lambda: self.target, route.target_host, route.target_port,
+                                          local_addr=None if wildcard else (route.listen_host, 0))
 
     def check_done(self) -> None:
         """Close both sockets once neither direction has anything more to carry."""
@@ -275,15 +283,16 @@ class Connection:
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
     sock = transport.get_extra_info("socket")
-    if sock is not None:
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def abort_with_rst(transport: asyncio.Transport) -> None:
-    """Close so that the peer sees ECONNRESET now (SO_LINGER 0), not a polite FIN after buffered data."""
+    """Close so that the peer sees ECONNRESET now (SO_LINGER 0), not a polite FIN after buffered data; a unix
+    socket is closed at once (its peer sees the end of the stream, or ECONNRESET with unread data)."""
     sock = transport.get_extra_info("socket")
-    if sock is not None:
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
     transport.abort()

@@ -28,6 +28,7 @@ class ProcessSpec:
     health_url: str | None = None
     start_timeout_s: float = 60.0
     restart: bool = True  # restart when it dies without being asked to stop
+    cwd: str | None = None  # working directory (etcd resolves its unix-socket peer URLs relative to it)
 
     @property
     def key(self) -> str:

@@ -118,10 +118,10 @@ class Supervisor:
         with open(log_file, "ab") as out:
             try:
                 proc = subprocess.Popen(spec.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, process_group=group)
+                                        stdin=subprocess.DEVNULL, process_group=group, cwd=spec.cwd)
             except PermissionError:  # the region's group died with all its members: start a new one
                 proc = subprocess.Popen(spec.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, process_group=0)
+                                        stdin=subprocess.DEVNULL, process_group=0, cwd=spec.cwd)
         self.groups[spec.region] = os.getpgid(proc.pid)
         self.procs[spec.key] = proc
         self.started_at[spec.key] = self.clock()

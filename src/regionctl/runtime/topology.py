@@ -5,11 +5,14 @@ Built once from settings; every component asks it instead of computing ports or 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Protocol
 
 from regionctl.config import Paths, Settings
+from regionctl.errors import ConflictError
 from regionctl.runtime.osuser import RunAs, ensure_runas
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.postgres import PgBinaries, PgInstance
@@ -27,12 +30,29 @@ class Network(Protocol):
 
     def reach(self, src_region: str, dst_region: str, key: str, target: tuple[str, int]) -> tuple[str, int]: ...
 
+    def reach_path(self, src_region: str, dst_region: str, key: str, listen_path: str, target_path: str) -> str:
+        """Make a connect to the unix socket ``listen_path`` (in ``src_region``) reach ``target_path`` (in
+        ``dst_region``); returns ``listen_path``."""
+        ...
+
 
 class DirectNetwork:
     """No emulated link: cross-region traffic goes straight to the target (unit tests, single-host debugging)."""
 
     def reach(self, src_region: str, dst_region: str, key: str, target: tuple[str, int]) -> tuple[str, int]:
         return target
+
+    def reach_path(self, src_region: str, dst_region: str, key: str, listen_path: str, target_path: str) -> str:
+        """``listen_path`` becomes a symbolic link to ``target_path`` (a connect follows it)."""
+        link = Path(listen_path)
+        if link.is_symlink() and os.readlink(link) == target_path:
+            return listen_path
+        if link.is_symlink() or link.is_socket():
+            link.unlink()
+        elif link.exists():
+            raise ConflictError(f"listen_path: {listen_path} exists and is not a socket or a symbolic link")
+        link.symlink_to(target_path)
+        return listen_path
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ run against real PostgreSQL in every integration drill (each goes through the ag
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +15,40 @@ from fastapi.testclient import TestClient
 from regionctl.agent.api import create_app
 from regionctl.agent.client import AgentClient
 from regionctl.agent.host import RegionHost
+from regionctl.agent.lease import LeaseKeeper
 from regionctl.config import load_settings
 from regionctl.errors import ConflictError, InputError, NotFoundError, Unauthorized, Unreachable
+from regionctl.runtime.etcdclient import Etcd
 from regionctl.runtime.topology import Topology
 
 TOKEN = "agent-token-for-the-unit-tests-0123456789"
 
 
+class FakeEtcd:
+    """etcd's JSON gateway answering key reads: the writer lease names ``holder`` (None: nobody)."""
+
+    def __init__(self) -> None:
+        self.holder: str | None = None
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v3/kv/range":
+            return httpx.Response(404)
+        kvs = [] if self.holder is None else [{"value": base64.b64encode(self.holder.encode()).decode(),
+                                               "lease": "7", "mod_revision": "3"}]
+        return httpx.Response(200, json={"kvs": kvs})
+
+
 @pytest.fixture()
-def http(tmp_path: Path) -> Iterator[TestClient]:
-    topo = Topology(load_settings(data_dir=tmp_path / "data", base_port=31000))
-    app = create_app(RegionHost(topo, "us-east-1"), TOKEN)
+def etcd() -> FakeEtcd:
+    return FakeEtcd()
+
+
+@pytest.fixture()
+def http(tmp_path: Path, etcd: FakeEtcd) -> Iterator[TestClient]:
+    settings = load_settings(data_dir=tmp_path / "data", base_port=31000)
+    host = RegionHost(Topology(settings), "us-east-1")
+    keeper = LeaseKeeper(host, Etcd("http://etcd", transport=httpx.MockTransport(etcd.handle)), settings.leases)
+    app = create_app(host, TOKEN, keeper)
     with TestClient(app, headers={"authorization": f"Bearer {TOKEN}"}) as client:
         yield client
 
@@ -85,6 +109,15 @@ def test_operations_the_world_forbids_are_conflicts_and_change_nothing(agent: Ag
     with pytest.raises(InputError, match="a standby needs"):
         agent.call("POST", "/v1/members/orders/start", {"role": "standby"})
     assert not (tmp_path / "data" / "regions" / "us-east-1" / "pg" / "orders").exists()
+
+
+def test_no_writer_starts_or_is_promoted_while_the_lease_names_another_region(agent: AgentClient,
+                                                                              etcd: FakeEtcd) -> None:
+    etcd.holder = "us-west-2"
+    with pytest.raises(ConflictError, match="writer lease is held by us-west-2"):
+        agent.call("POST", "/v1/members/orders/start", {"role": "writer"})
+    with pytest.raises(ConflictError, match="writer lease is held by us-west-2"):
+        agent.call("POST", "/v1/members/orders/promote")
 
 
 def test_names_that_could_escape_their_directory_are_refused(agent: AgentClient) -> None:

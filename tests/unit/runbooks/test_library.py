@@ -77,8 +77,7 @@ def test_ungraceful_region_failover_then_failback(tmp_path: Path) -> None:
     dbs.lose_region(PRIMARY)
     ex = h.run("RegionFailover", {"region": PRIMARY})
     assert ex.status == J.SUCCEEDED, ex.error
-    assert ex.parameters == {"region": PRIMARY, "to_region": STANDBY, "mode": "ungraceful", "approver": "",
-                             "unfenced": False}
+    assert ex.parameters == {"region": PRIMARY, "to_region": STANDBY, "mode": "ungraceful", "approver": ""}
     assert {d: dbs.state[d].writer for d in dbs.state} == {"orders": STANDBY, "catalog": STANDBY}
     assert {(d, r) for d, r, _ in dbs.preserved} == {("orders", PRIMARY), ("catalog", PRIMARY)}
     assert ex.recovery_seconds is not None and ex.recovery_seconds > 0

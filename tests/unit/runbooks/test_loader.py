@@ -361,4 +361,4 @@ def test_parameter_values_from_a_command_line_are_coerced() -> None:
 def test_templated_defaults_resolve_in_dependency_order() -> None:
     runbook = RunbookCatalog(default_registry()).get("RegionFailover").runbook
     assert resolve_parameters(runbook, {"region": "us-west-2"}, REGIONS) == {
-        "region": "us-west-2", "to_region": "us-east-1", "mode": "ungraceful", "approver": "", "unfenced": False}
+        "region": "us-west-2", "to_region": "us-east-1", "mode": "ungraceful", "approver": ""}

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from regionctl.errors import RetryLater
+from regionctl.errors import Pending, RetryLater
 from regionctl.jsonable import to_jsonable
 from regionctl.runbooks.actions.base import Action, ActionContext, ActionError, ActionInputs, ActionOutputs
 from regionctl.runbooks.ports import DatabaseStatus
@@ -155,10 +155,6 @@ class PromoteInputs(DbInputs):
     to_region: str
 
 
-class FailoverInputs(PromoteInputs):
-    unfenced: bool = False  # promote even when the old writer's region cannot be reached (recorded)
-
-
 class MemberInputs(DbInputs):
     region: str
 
@@ -206,11 +202,8 @@ class _Promote(_DbAction):
         plan = plan_promotion(await self._status(ctx, inputs.database), target, self.operation)
         details = None
         if plan.act:
-            details = await ctx.call(self.promote, ctx, inputs, target)
+            details = await ctx.call(getattr(ctx.ports.databases, self.operation), inputs.database, target)
         return await self._done(ctx, inputs.database, plan, details)
-
-    def promote(self, ctx: ActionContext, inputs: PromoteInputs, target: str) -> Any:
-        return getattr(ctx.ports.databases, self.operation)(inputs.database, target)
 
 
 class DbSwitchover(_Promote):
@@ -223,16 +216,6 @@ class DbFailover(_Promote):
     name = "db.failover"
     summary = "unplanned failover of a global database (data loss allowed)"
     operation = "failover"
-    Inputs = FailoverInputs
-
-    async def run(self, inputs: PromoteInputs, ctx: ActionContext) -> DbOutputs:
-        if isinstance(inputs, FailoverInputs) and inputs.unfenced:
-            ctx.services.note(f"{inputs.database}: the operator allows an unfenced promotion (unfenced=true)")
-        return await super().run(inputs, ctx)
-
-    def promote(self, ctx: ActionContext, inputs: PromoteInputs, target: str) -> Any:
-        unfenced = isinstance(inputs, FailoverInputs) and inputs.unfenced
-        return ctx.ports.databases.failover(inputs.database, target, unfenced)
 
 
 class _OnMember(_DbAction):
@@ -332,7 +315,14 @@ class ReconcileReport(Action):
 
     async def run(self, inputs: ReportInputs, ctx: ActionContext) -> ReportOutputs:
         region = ctx.require_region(inputs.region)
-        details = to_jsonable(await ctx.call(ctx.ports.reconciler.report, inputs.database, region))
+        try:
+            details = to_jsonable(await ctx.call(ctx.ports.reconciler.report, inputs.database, region))
+        except Pending as exc:  # the old region is cut off: never reported as done, never waited for
+            ctx.services.note(f"{inputs.database} report pending: {exc}")
+            return ReportOutputs(report_id="", details={"pending": True, "reason": str(exc),
+                                                        "command": exc.command, "lost_transactions": "pending"})
+        if isinstance(details, dict):
+            details.setdefault("pending", False)
         report_id = details.get("report_id") if isinstance(details, dict) else None
         if not report_id:
             raise ActionError("the reconciler returned no report_id", retryable=False)

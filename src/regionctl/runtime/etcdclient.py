@@ -1,0 +1,89 @@
+"""A small client of etcd's v3 JSON gateway over httpx: leases, and keys changed only by compare-and-swap.
+
+The consensus is etcd's; this only speaks its documented HTTP/JSON API (``/v3/lease/*``, ``/v3/kv/*``; keys and
+values base64, 64-bit integers as strings). Every call has a short timeout: a member cut off from the link
+holds bytes instead of refusing them, and a lease keeper must learn that it cannot renew in time to fence.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from regionctl.errors import Unreachable, first_line
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _text(b64: str) -> str:
+    return base64.b64decode(b64).decode()
+
+
+@dataclass(frozen=True)
+class KeyValue:
+    key: str
+    value: str
+    lease: int  # 0 when the key has no lease
+    mod_revision: int
+
+
+class Etcd:
+    def __init__(self, url: str, timeout: float = 1.5, transport: httpx.BaseTransport | None = None) -> None:
+        self.url = url
+        self._http = httpx.Client(base_url=url, timeout=timeout, transport=transport, trust_env=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise Unreachable(f"etcd at {self.url} does not answer ({first_line(exc)})") from None
+        if response.status_code >= 400:
+            raise Unreachable(f"etcd at {self.url} refused {path}: {response.text[:200]}")
+        data: dict[str, Any] = response.json()
+        if "error" in data:  # a stream endpoint reports errors in its body
+            raise Unreachable(f"etcd at {self.url}: {data['error'].get('message', data['error'])}")
+        return data.get("result", data)
+
+    # ----- leases -----------------------------------------------------------------------------------------
+    def grant(self, ttl_s: int) -> int:
+        return int(self._post("/v3/lease/grant", {"TTL": str(ttl_s)})["ID"])
+
+    def keepalive(self, lease: int) -> int:
+        """Renew ``lease``; return the TTL etcd now gives it (0: it has expired)."""
+        return int(self._post("/v3/lease/keepalive", {"ID": str(lease)}).get("TTL", 0))
+
+    def revoke(self, lease: int) -> None:
+        self._post("/v3/lease/revoke", {"ID": str(lease)})
+
+    def time_to_live(self, lease: int) -> int:
+        """Seconds left on ``lease`` (-1: it does not exist any more)."""
+        return int(self._post("/v3/lease/timetolive", {"ID": str(lease)}).get("TTL", -1))
+
+    # ----- keys -------------------------------------------------------------------------------------------
+    def get(self, key: str) -> KeyValue | None:
+        kvs = self._post("/v3/kv/range", {"key": _b64(key)}).get("kvs", [])
+        if not kvs:
+            return None
+        kv = kvs[0]
+        return KeyValue(key, _text(kv.get("value", "")), int(kv.get("lease", 0)), int(kv.get("mod_revision", 0)))
+
+    def put_if(self, key: str, value: str, lease: int, expect: str | None) -> bool:
+        """Put ``key`` = ``value`` (attached to ``lease``) only if it is absent (``expect`` None) or holds
+        ``expect``; return whether it did."""
+        compare = ({"target": "VERSION", "key": _b64(key), "result": "EQUAL", "version": "0"} if expect is None
+                   else {"target": "VALUE", "key": _b64(key), "result": "EQUAL", "value": _b64(expect)})
+        put = {"request_put": {"key": _b64(key), "value": _b64(value), "lease": str(lease)}}
+        return bool(self._post("/v3/kv/txn", {"compare": [compare], "success": [put]}).get("succeeded", False))
+
+    def delete_if(self, key: str, expect: str) -> bool:
+        compare = {"target": "VALUE", "key": _b64(key), "result": "EQUAL", "value": _b64(expect)}
+        delete = {"request_delete_range": {"key": _b64(key)}}
+        return bool(self._post("/v3/kv/txn", {"compare": [compare], "success": [delete]}).get("succeeded", False))
