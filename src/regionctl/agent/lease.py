@@ -21,12 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from regionctl.agent.bound import Bound
 from regionctl.agent.fencer import write_deadline
 from regionctl.agent.host import RegionHost
 from regionctl.config import GLOBAL_DATABASES, LeaseSettings
 from regionctl.errors import ConflictError, DatabaseError, Unreachable
 from regionctl.runtime.etcd import lease_key
 from regionctl.runtime.etcdclient import Etcd
+from regionctl.runtime.postgres import PgInstance
 from regionctl.runtime.process import pid_alive
 
 log = logging.getLogger("regionctl.agent.lease")
@@ -50,6 +52,7 @@ class LeaseKeeper:
         self.settings = settings
         self.clock = clock
         self.held: dict[str, Held] = {}
+        self.bound = Bound(clock)
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -92,6 +95,7 @@ class LeaseKeeper:
             if held is None or held.pid != pid:
                 held = self.held[database] = Held(pid)
                 self._ensure_fencer(database, pid)
+            self._bound(database, member)
             sent = self.clock()
             try:
                 owner = self._renew(database, held)
@@ -109,6 +113,12 @@ class LeaseKeeper:
             return "renewed"
 
     # ----- parts ------------------------------------------------------------------------------------------
+    def _bound(self, database: str, member: PgInstance) -> None:
+        """The bound on data loss (``bound.py``) is the writer's own business too: it holds when cut off."""
+        settings = self.host.topo.settings
+        standby = f"{database}-{settings.other_region(self.host.region)}"
+        self.bound.tend(member, database, standby, settings.replication.for_database(database))
+
     def _is_writer(self, database: str) -> bool:
         try:
             return not self.host.member(database).in_recovery()
@@ -169,10 +179,12 @@ class LeaseKeeper:
         self.held.pop(database, None)
         log.warning("%s: %s; writer %s", database, why, "stopped" if stopped else "was not running")
 
-    def describe(self) -> dict[str, dict[str, float | int]]:
+    def describe(self) -> dict[str, dict[str, object]]:
         """The leases held here: seconds until the fence deadline, renewals so far."""
         now = self.clock()
-        return {db: {"lease": h.lease, "fence_in_s": round(h.deadline - now, 2), "renewals": h.renewed}
+        replication = self.host.topo.settings.replication
+        return {db: {"lease": h.lease, "fence_in_s": round(h.deadline - now, 2), "renewals": h.renewed,
+                     "mode": replication.for_database(db).mode, **self.bound.describe(db)}
                 for db, h in self.held.items()}
 
     def check_may_start_writer(self, database: str) -> None:

@@ -10,9 +10,10 @@ from rich.table import Table
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit, err_console
-from regionctl.errors import InputError
+from regionctl.errors import InputError, RegionctlError
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.status import DatabaseStatus
+from regionctl.jsonable import to_jsonable
 from regionctl.runtime.network import deployment_network
 
 db_app = typer.Typer(no_args_is_help=True, help="Global databases: one writer region, an async standby.")
@@ -66,10 +67,45 @@ def failover(name: str, to: str = ToOption, yes: bool = typer.Option(False, "--y
     """Unplanned promotion of the standby (data loss allowed) once it holds the writer lease: at once when the old
     writer's agent stops it, else after the old lease expired (its writer fenced itself first)."""
     check_format(fmt)
-    if not yes and not typer.confirm(f"fail {name} over to {to}? transactions not yet replicated will be lost"):
+    if not yes and not typer.confirm(f"fail {name} over to {to}? {_at_risk_now(name)}"):
         raise typer.Abort()
     with err_console.status(f"failing {name} over to {to}"):
         emit(_gdbs().failover(name, to), fmt)
+
+
+def _at_risk_now(name: str) -> str:
+    """What the confirmation says a failover right now would lose (or why that cannot be told)."""
+    from regionctl.reconcile.service import at_risk
+
+    try:
+        risk = at_risk(context.topology(), deployment_network(context.topology()), name)
+    except RegionctlError as exc:
+        return f"what it would lose cannot be read now ({exc}); transactions not yet replicated will be lost"
+    if not risk.count:
+        return "the standby has replayed everything: nothing would be lost"
+    return (f"{risk.count} transactions ({risk.window_bytes:,} bytes, the oldest {risk.window_s} s old) would be "
+            f"lost; see `regionctl db at-risk {name}`")
+
+
+@db_app.command("at-risk")
+def at_risk(name: str, fmt: str = FormatOption) -> None:
+    """Name what a failover right now would lose: the transactions the standby has not replayed, decoded from
+    the writer's reconciliation slot without consuming it, with the report's lenses (orders with email and
+    total)."""
+    from regionctl.reconcile.service import at_risk as read
+
+    check_format(fmt)
+    risk = read(context.topology(), deployment_network(context.topology()), name)
+    emit({**to_jsonable(risk), "count": risk.count}, fmt, table=_at_risk_table)
+
+
+def _at_risk_table(data: dict[str, Any]) -> Table:
+    table = Table("commit LSN", "committed at", "changes", "tables",
+                  title=f"{data['database']}: {data['reason']} (window {data['window_bytes']:,} bytes, "
+                        f"{data['window_s']} s)")
+    for tx in data["transactions"]:
+        table.add_row(tx["commit_lsn"], str(tx["commit_time"]), str(tx["changes"]), ", ".join(tx["tables"]))
+    return table
 
 
 @db_app.command("preserve")

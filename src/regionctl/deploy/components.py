@@ -15,6 +15,7 @@ from regionctl.config import Settings
 from regionctl.errors import ConfigError
 from regionctl.globaldb.endpoints import reader_dsn, writer_dsn
 from regionctl.globaldb.service import GlobalDatabases
+from regionctl.runtime import etcd
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, python_module
 from regionctl.runtime.topology import REGIONAL_DB, Network, Topology
@@ -29,7 +30,9 @@ def region_agents(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
         if region in topo.settings.agents.addresses:
             continue
         host, port = topo.agent_address(region)
-        yield ProcessSpec(name="agent", region=region, argv=python_module("regionctl.agent", "--region", region),
+        etcd_urls = ",".join(etcd.client_urls_from(topo, network, region))
+        yield ProcessSpec(name="agent", region=region,
+                          argv=python_module("regionctl.agent", "--region", region, "--etcd", etcd_urls),
                           health_url=f"http://{host}:{port}/health")
 
 

@@ -108,7 +108,7 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
         said[:] = [how]
         return stopped
 
-    taken = lease.take(cluster.topo, cluster.name, new, fence_by_agent)
+    taken = lease.take(cluster.topo, cluster.network, cluster.name, new, fence_by_agent)
     fenced, fence = True, "; ".join([*said, taken.how])
     target = cluster.member(new)
     promote_start = time.monotonic()

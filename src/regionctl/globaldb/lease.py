@@ -15,10 +15,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from regionctl.errors import OperationTimeout
-from regionctl.runtime.etcd import client_url, lease_key
+from regionctl.runtime.etcd import client_urls_from, lease_key
 from regionctl.runtime.etcdclient import Etcd
 from regionctl.runtime.process import GLOBAL_PLANE
-from regionctl.runtime.topology import Topology
+from regionctl.runtime.topology import Network, Topology
 
 POLL_S = 0.1
 
@@ -30,13 +30,14 @@ class Taken:
     waited_s: float
 
 
-def etcd_for(topo: Topology) -> Etcd:
-    return Etcd(client_url(topo, GLOBAL_PLANE))
+def etcd_for(topo: Topology, network: Network) -> Etcd:
+    """The witness first, then each region's member through the link."""
+    return Etcd(client_urls_from(topo, network, GLOBAL_PLANE))
 
 
-def holder(topo: Topology, database: str) -> str | None:
+def holder(topo: Topology, network: Network, database: str) -> str | None:
     """The region whose writer holds the lease now (None: nobody)."""
-    etcd = etcd_for(topo)
+    etcd = etcd_for(topo, network)
     try:
         current = etcd.get(lease_key(topo.settings.env, database))
     finally:
@@ -44,14 +45,14 @@ def holder(topo: Topology, database: str) -> str | None:
     return None if current is None else current.value
 
 
-def take(topo: Topology, database: str, to_region: str, fence: Callable[[], bool]) -> Taken:
+def take(topo: Topology, network: Network, database: str, to_region: str, fence: Callable[[], bool]) -> Taken:
     """Put the lease in ``to_region``'s name (its agent keeps it alive from then on). ``fence`` asks the old
     writer's agent to stop it (True once it confirmed); until it does, wait for the old lease to expire, asking
     again each time an answer comes back (a region that returns mid-wait is fenced by its agent). Raises
     OperationTimeout if neither happens in time."""
     key = lease_key(topo.settings.env, database)
     ttl = topo.settings.leases.ttl_s
-    etcd = etcd_for(topo)
+    etcd = etcd_for(topo, network)
     started = time.monotonic()
     deadline = started + 3 * ttl + 5  # an etcd leader change renews every lease once: allow for it
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fence")

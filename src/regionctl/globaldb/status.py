@@ -77,7 +77,7 @@ def read_status(cluster: Cluster, state: DatabaseState) -> DatabaseStatus:
 
 def _lease_holder(cluster: Cluster) -> str | None:
     try:
-        return lease.holder(cluster.topo, cluster.name)
+        return lease.holder(cluster.topo, cluster.network, cluster.name)
     except Unreachable:
         return "unknown"
 

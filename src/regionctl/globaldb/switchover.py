@@ -96,7 +96,7 @@ def _switch(
             f"switchover aborted: {cluster.member(new).name} did not replay past the shutdown checkpoint "
             f"{format_lsn(checkpoint)} within {timeout:.0f}s; {old} is the writer again"
         ) from None
-    lease.take(cluster.topo, cluster.name, new, fence=lambda: True)  # the old writer is stopped already
+    lease.take(cluster.topo, cluster.network, cluster.name, new, fence=lambda: True)  # the old one is stopped
     cluster.member(new).promote()
     cluster.wait_writable(new)
     outage_ms = (time.monotonic() - outage_start) * 1000
@@ -114,7 +114,7 @@ def _resume(cluster: Cluster, store: StateStore, record: PromotionRecord, timeou
         return _switch(cluster, store, record, timeout, f"{said} before its promotion")
     cluster.wait_writable(new)
     cluster.member(old).stop("fast")
-    lease.take(cluster.topo, cluster.name, new, fence=lambda: True)  # already the target's, normally
+    lease.take(cluster.topo, cluster.network, cluster.name, new, fence=lambda: True)  # the target's, normally
     checkpoint = parse_lsn(cluster.control_data(old)["Latest checkpoint location"])
     switchpoint = cluster.latest_history(new)[1]
     replayed = switchpoint[-1][1] if switchpoint else checkpoint

@@ -96,6 +96,11 @@ def attention(parts: Mapping[str, Part], regions: tuple[str, ...]) -> list[dict[
             if not agent.get("reachable"):
                 flags.append(("critical", f"{agent['region']} is unreachable from the global plane (isolated or "
                                           "down): its databases' state is unknown, not stopped"))
+            for database, lease in (agent.get("leases") or {}).items():
+                if lease.get("held_since"):
+                    flags.append(("critical", f"{database}: commits held back in {agent['region']} since "
+                                              f"{time.strftime('%H:%M:%S', time.gmtime(lease['held_since']))} UTC "
+                                              "(bounded: the standby stopped confirming)"))
     if parts["databases"].ok:
         for db in parts["databases"].data:
             for problem in db.get("problems", []):

@@ -104,18 +104,20 @@ def split_lost(rows: Iterable[tuple[str, str]], divergence_lsn: int) -> Iterator
             pending.append(data)
 
 
-def read_lost(conn: Any, database: str, divergence_lsn: int, upto_lsn: int | None) -> SlotRead:
+def read_lost(conn: Any, database: str, divergence_lsn: int, upto_lsn: int | None,
+              advance: bool = True) -> SlotRead:
     """Peek the slot on the reconciliation instance (never consume it: the copy can be read again).
 
     When the slot is behind the divergence point it is first advanced to it on this throwaway copy: decoding
-    the already-replicated stretch without output is much cheaper than printing and discarding it.
+    the already-replicated stretch without output is much cheaper than printing and discarding it. On a live
+    writer (``advance=False``, at risk now) the slot is left where its advancer keeps it.
     """
     row = conn.execute(
         "select restart_lsn::text, confirmed_flush_lsn::text from pg_replication_slots where slot_name = %s",
         (RECON_SLOT,),
     ).fetchone()
     start = row["confirmed_flush_lsn"] if row else None
-    if start is not None and parse_lsn(start) < divergence_lsn:
+    if advance and start is not None and parse_lsn(start) < divergence_lsn:
         conn.execute("select pg_replication_slot_advance(%s, %s::pg_lsn)", (RECON_SLOT, format_lsn(divergence_lsn)))
     upto = format_lsn(upto_lsn) if upto_lsn is not None else None
     lost: list[DecodedTransaction] = []

@@ -21,7 +21,7 @@ from regionctl.errors import ConflictError, InputError, RegionctlError
 from regionctl.globaldb.lsn import parse_lsn
 from regionctl.globaldb.members import RECON_SLOT
 from regionctl.globaldb.state import PromotionRecord
-from regionctl.reconcile import catalog, decode, keyeddiff, lens, waldump, walmethod
+from regionctl.reconcile import atrisk, catalog, decode, keyeddiff, lens, waldump, walmethod
 from regionctl.reconcile import replay as replay_mod
 from regionctl.reconcile.assemble import counts, window
 from regionctl.reconcile.capture import CaptureSource, open_source
@@ -236,6 +236,22 @@ def replay(topo: Topology, network: Network, report_id: str, approved_by: str) -
         outcome = replay_mod.replay(loaded, target, approved_by.strip(), state.writer).to_dict()
         store.save_replay(report_id, outcome)
     return outcome
+
+
+def at_risk(topo: Topology, network: Network, database: str) -> atrisk.AtRisk:
+    """What a failover of ``database`` right now would lose (``atrisk.py``)."""
+    from regionctl.globaldb.service import GlobalDatabases
+
+    gdbs = GlobalDatabases(topo, network)
+    status = gdbs.status(database)
+    writer = status.member(status.writer)
+    if writer.role != "writer":
+        raise ConflictError(f"{database}: the writer in {status.writer} is {writer.role}; nothing to compare")
+    standby = next(m for m in status.members if m.region != status.writer)
+    conninfo = gdbs.cluster(database).member(status.writer).conninfo(database)
+    received = max((x for x in (standby.lsn, standby.receive_lsn) if x), key=parse_lsn, default=None)
+    return atrisk.read(database, status.writer, standby.region, conninfo, received,
+                       lens.configured(topo.settings.workload.lenses, database))
 
 
 def list_reports(topo: Topology, database: str | None = None) -> list[dict[str, Any]]:

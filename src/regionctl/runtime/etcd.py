@@ -47,6 +47,17 @@ def client_url(topo: Topology, site: str) -> str:
     return f"http://{topo.site_address(site)}:{topo.port(site, 'etcd')}"
 
 
+def client_urls_from(topo: Topology, network: Network, site: str) -> list[str]:
+    """Every member as a process in ``site`` reaches it: its own first, the others through the link."""
+    urls = [client_url(topo, site)]
+    for other in sites(topo):
+        if other != site:
+            host, port = network.reach(site, other, "etcd-client", (topo.site_address(other),
+                                                                    topo.port(other, "etcd")))
+            urls.append(f"http://{host}:{port}")
+    return urls
+
+
 def etcd_binary(topo: Topology) -> str:
     configured = topo.settings.leases.etcd_bin
     found = str(configured) if configured else shutil.which("etcd")
@@ -72,7 +83,7 @@ def process_specs(topo: Topology) -> Iterable[ProcessSpec]:
                   "--listen-client-urls", url, "--advertise-client-urls", url,
                   "--initial-cluster", cluster, "--initial-cluster-state", "new",
                   "--initial-cluster-token", f"regionctl-{topo.settings.env}",
-                  "--heartbeat-interval", "100", "--election-timeout", "1000",
+                  "--heartbeat-interval", "100", "--election-timeout", "1000", "--pre-vote",
                   "--logger", "zap", "--log-level", "warn"),
         )
 

@@ -1,8 +1,10 @@
 """A small client of etcd's v3 JSON gateway over httpx: leases, and keys changed only by compare-and-swap.
 
 The consensus is etcd's; this only speaks its documented HTTP/JSON API (``/v3/lease/*``, ``/v3/kv/*``; keys and
-values base64, 64-bit integers as strings). Every call has a short timeout: a member cut off from the link
-holds bytes instead of refusing them, and a lease keeper must learn that it cannot renew in time to fence.
+values base64, 64-bit integers as strings). Like etcd's own clients it knows several members and moves to the
+next when one does not answer (the local member first: a member can be up yet unable to reach the leader in a
+partial partition). Every try has a short timeout: a member cut off by the link holds bytes instead of refusing
+them, and a lease keeper must learn that it cannot renew in time to fence.
 """
 
 from __future__ import annotations
@@ -33,23 +35,37 @@ class KeyValue:
 
 
 class Etcd:
-    def __init__(self, url: str, timeout: float = 1.5, transport: httpx.BaseTransport | None = None) -> None:
-        self.url = url
-        self._http = httpx.Client(base_url=url, timeout=timeout, transport=transport, trust_env=False)
+    def __init__(self, urls: str | list[str], timeout: float = 1.0, transport: httpx.BaseTransport | None = None
+                 ) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.url = self.urls[0]
+        self._http = httpx.Client(timeout=timeout, transport=transport, trust_env=False)
 
     def close(self) -> None:
         self._http.close()
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The first member that answers, the one that answered last time tried first."""
+        problems = []
+        for url in sorted(self.urls, key=lambda u: u != self.url):
+            try:
+                data = self._post_to(url, path, body)
+            except Unreachable as exc:
+                problems.append(str(exc))
+                continue
+            self.url = url
+            return data
+        raise Unreachable("; ".join(problems))
+
+    def _post_to(self, url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = self._http.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise Unreachable(f"etcd at {self.url} does not answer ({first_line(exc)})") from None
-        if response.status_code >= 400:
-            raise Unreachable(f"etcd at {self.url} refused {path}: {response.text[:200]}")
-        data: dict[str, Any] = response.json()
-        if "error" in data:  # a stream endpoint reports errors in its body
-            raise Unreachable(f"etcd at {self.url}: {data['error'].get('message', data['error'])}")
+            response = self._http.post(url + path, json=body)
+            data: dict[str, Any] = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise Unreachable(f"etcd at {url} does not answer ({first_line(exc)})") from None
+        if response.status_code >= 400 or "error" in data:  # a stream endpoint reports errors in its body
+            error = data.get("error", data)
+            raise Unreachable(f"etcd at {url}: {error.get('message', error) if isinstance(error, dict) else error}")
         return data.get("result", data)
 
     # ----- leases -----------------------------------------------------------------------------------------

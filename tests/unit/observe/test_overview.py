@@ -113,6 +113,15 @@ def test_a_region_that_cannot_be_reached_is_flagged_unreachable_never_as_stopped
     assert not any("us-west-2" in f["what"] for f in flags)
 
 
+def test_commits_held_back_by_the_bound_on_data_loss_are_flagged() -> None:
+    sources = FakeSources()
+    sources.data["agents"][0]["leases"] = {"orders": {"mode": "bounded", "held_since": 86400.0 + 3600},
+                                           "catalog": {"mode": "bounded", "held_since": None}}
+    flags = [f["what"] for f in collect(sources, REGIONS)["attention"]]
+    assert flags == ["orders: commits held back in us-east-1 since 01:00:00 UTC (bounded: the standby stopped "
+                     "confirming)"]
+
+
 def test_no_routable_region_is_critical() -> None:
     sources = FakeSources()
     for region in sources.data["routing"]["regions"]:
