@@ -43,6 +43,13 @@ class LinkSettings(BaseModel):
     control_jitter_ms: float = Field(default=0.0, ge=0, le=10_000)
 
 
+def strong_secret(value: SecretStr | None) -> SecretStr | None:
+    """A configured secret, refused when it is a default or too short to guess at."""
+    if value is not None and (value.get_secret_value().lower() in WEAK_SECRETS or len(value) < 16):
+        raise ValueError("is a default or weak value; use at least 16 random characters")
+    return value
+
+
 class AgentSettings(BaseModel):
     """Where each region's agent answers. Empty (the embedded default): ``up`` starts one per region on the
     region's own address. On separate hosts, name each agent as ``host:port`` and run ``regionctl agent serve``
@@ -64,9 +71,7 @@ class AgentSettings(BaseModel):
     @field_validator("token")
     @classmethod
     def _strong(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and (value.get_secret_value().lower() in WEAK_SECRETS or len(value) < 16):
-            raise ValueError("is a default or weak value; use at least 16 random characters")
-        return value
+        return strong_secret(value)
 
 
 class LeaseSettings(BaseModel):
@@ -100,6 +105,8 @@ class ReplicationMode(BaseModel):
 
 class ReplicationSettings(ReplicationMode):
     databases: dict[str, ReplicationMode] = Field(default_factory=dict, description="per database, e.g. orders")
+    check_interval_s: float = Field(default=0.25, gt=0, le=10, description="bounded: how often the writer's "
+                                    "agent checks the standby (a failover loses at most max_lag_s + about this)")
 
     @field_validator("databases")
     @classmethod
@@ -314,9 +321,7 @@ class Settings(BaseSettings):
     @field_validator("control_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and (value.get_secret_value().lower() in WEAK_SECRETS or len(value) < 16):
-            raise ValueError("is a default or weak value; use at least 16 random characters")
-        return value
+        return strong_secret(value)
 
     @model_validator(mode="after")
     def _distinct_regions(self) -> Settings:

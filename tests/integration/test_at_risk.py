@@ -45,3 +45,5 @@ def test_at_risk_lists_exactly_the_transactions_the_failover_then_loses(deployme
         assert lost == at_risk
     finally:
         leave_healthy(deployment, EAST)
+        with psycopg.connect(east.conninfo("orders"), autocommit=True) as conn:
+            conn.execute(f"drop table if exists {TABLE}")  # the workload's tables are all its owner's

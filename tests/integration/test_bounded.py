@@ -17,7 +17,8 @@ from tests.support.workload import AckingWriter
 pytestmark = pytest.mark.integration
 EAST, WEST = "us-east-1", "us-west-2"
 BUDGET_S = 2.0
-DETECTION_S = 1.0  # the agent's round (leases.renew_interval_s)
+CHECK_S = 0.25  # replication.check_interval_s
+DETECTION_S = 2 * CHECK_S  # the last confirmation is seen up to one check late, and the budget checked once per check
 
 
 @pytest.fixture(scope="module")
@@ -68,4 +69,8 @@ def test_a_failover_during_a_cut_loses_at_most_the_budget_plus_the_detection_int
     report = service.report(topo, deployment_network(topo), "orders", EAST)
     in_report = {int(ch.key["id"]) for tx in report.transactions for ch in tx.changes
                  if ch.table == "public.bounded_loss"}
-    assert in_report == {i for i in writer.acked if i not in kept}
+    lost = {i for i in writer.acked if i not in kept}
+    assert lost <= in_report
+    # The one commit in flight when the failover fenced the old writer is durable there but was never
+    # acknowledged (it waited for the standby): in the report, not in the client's log.
+    assert len(in_report - lost) <= 1 and not in_report & kept

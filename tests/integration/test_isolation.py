@@ -3,7 +3,7 @@ buying through its own ui and a client in us-east-1 writes straight to the local
 renew its lease, so it fences itself before the lease can expire; RegionFailover (no override) takes the lease
 once it expired and promotes us-west-2. Measured from the clients' own logs: the last commit the old writer
 acknowledged comes before the new writer's first. After heal every acknowledged write is on the new writer or
-in the report. The same once more with the isolated region's agent SIGKILLed at the start of the isolation.
+in the report. The isolated region's agent is SIGKILLed as the isolation starts, so the fence cannot be its.
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ def run_drill(deployment: RunningDeployment, tmp: Path, kill_agent: bool) -> Dri
     finally:
         deployment.link.heal()
     healed_at = time.time()
-    try:
+    try:  # the killed agent is restarted by the supervisor; the report needs it (the copy is on its host)
+        wait_for(lambda: bool(deployment.gdbs.agents.view(EAST)["reachable"]), 60, "us-east-1's agent back")
         report = regionctl(deployment, "reconcile", "report", "orders", "--region", EAST)
     finally:
         direct.stop()
@@ -96,11 +97,12 @@ def run_drill(deployment: RunningDeployment, tmp: Path, kill_agent: bool) -> Dri
                  [p for name in ("orders", "catalog") for p in promotions(deployment, name)[before[name]:]])
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["agent-alive", "agent-killed"])
-def drill(request: pytest.FixtureRequest, deployment: RunningDeployment,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
+@pytest.fixture(scope="module")
+def drill(deployment: RunningDeployment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drill]:
+    """With the isolated region's agent SIGKILLed as the isolation starts: the fence must not need it (with the
+    agent alive the same fencer stops the writer: the agent cannot renew either way)."""
     try:
-        yield run_drill(deployment, tmp_path_factory.mktemp("isolation"), kill_agent=request.param)
+        yield run_drill(deployment, tmp_path_factory.mktemp("isolation"), kill_agent=True)
     finally:
         leave_healthy(deployment, EAST)
         wait_for(lambda: deployment.gdbs.status("orders").healthy, 60, "orders healthy again")

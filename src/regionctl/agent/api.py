@@ -17,7 +17,6 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +26,7 @@ from regionctl.agent.host import RegionHost, check_database
 from regionctl.agent.lease import LeaseKeeper
 from regionctl.agent.members import Done, Role
 from regionctl.errors import ConflictError, RegionctlError, http_status
+from regionctl.runtime.httperrors import install_validation_handler
 from regionctl.runtime.topology import REGIONAL_DB
 
 LSN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
@@ -155,13 +155,7 @@ def _install_errors(app: FastAPI, token: str) -> None:
                 return JSONResponse({"detail": "a valid agent token is required"}, status_code=401)
         return await call_next(request)
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query")]
-            problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
-        return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
+    install_validation_handler(app, 400)
 
     @app.exception_handler(RegionctlError)
     async def _refused(request: Request, exc: RegionctlError) -> JSONResponse:

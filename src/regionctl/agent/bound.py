@@ -2,9 +2,10 @@
 
 ``sync``: the standby in the other region is always the synchronous standby (``synchronous_standby_names``):
 every commit waits for it, RPO 0. ``bounded``: asynchronous while the standby keeps confirming; once it has
-not caught up with what the writer had one round earlier for longer than ``max_lag_s``, the writer switches
+not caught up with what the writer had one check earlier (``replication.check_interval_s``, 0.25 s) for longer
+than ``max_lag_s``, the writer switches
 to synchronous replication, so new commits wait (held back) until the standby catches up, then switches back.
-A failover can then lose at most about ``max_lag_s`` plus one round of acknowledged commits. The setting is
+A failover can then lose at most about ``max_lag_s`` plus two checks of acknowledged commits. The setting is
 changed with ALTER SYSTEM and a reload (no restart); every start of a member drops it again
 (``host.REPLICATION_KEYS``), so it never travels with a base backup.
 """

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from regionctl.errors import Unreachable, error_for_status, first_line
+from regionctl.runtime.httperrors import response_detail
 
 LONG_CALL_S = 3600.0  # rewinds, clones, snapshots, restores
 PROBE_S = 2.0  # a cut-off region holds bytes instead of refusing: a long call first checks the agent answers
@@ -46,7 +47,7 @@ class AgentClient:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         if response.status_code >= 400:
-            raise error_for_status(response.status_code, f"agent of {self.region}: {_detail(response)}")
+            raise error_for_status(response.status_code, f"agent of {self.region}: {response_detail(response)}")
         return response.json()
 
     def probe(self) -> None:
@@ -66,7 +67,7 @@ class AgentClient:
                     as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise error_for_status(response.status_code, f"agent of {self.region}: {_detail(response)}")
+                    raise error_for_status(response.status_code, f"agent of {self.region}: {response_detail(response)}")
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
@@ -85,11 +86,3 @@ class AgentClient:
     def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
         said = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "cannot be reached"
         return Unreachable(f"the agent of {self.region} at {self.base_url} {said}: {first_line(exc)}")
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    return str(detail) if detail else response.text[:200] or response.reason_phrase

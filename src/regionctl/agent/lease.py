@@ -66,9 +66,21 @@ class LeaseKeeper:
 
     # ----- the loop ---------------------------------------------------------------------------------------
     def start(self) -> threading.Thread:
+        threading.Thread(target=self.run_bound, name="replication-bound", daemon=True).start()
         thread = threading.Thread(target=self.run, name="lease-keeper", daemon=True)
         thread.start()
         return thread
+
+    def run_bound(self) -> None:
+        """The bound on data loss checks the writers this keeper guards, more often than it renews."""
+        interval = self.host.topo.settings.replication.check_interval_s
+        while not self._stop.is_set():
+            for database in list(self.held):
+                try:
+                    self._bound(database, self.host.member(database))
+                except Exception:  # noqa: BLE001 - the bound must never stop the keeper
+                    log.exception("replication bound of %s", database)
+            self._stop.wait(interval)
 
     def stop(self) -> None:
         self._stop.set()
@@ -95,7 +107,6 @@ class LeaseKeeper:
             if held is None or held.pid != pid:
                 held = self.held[database] = Held(pid)
                 self._ensure_fencer(database, pid)
-            self._bound(database, member)
             sent = self.clock()
             try:
                 owner = self._renew(database, held)

@@ -22,6 +22,7 @@ import httpx
 
 from regionctl.config import Paths, Settings
 from regionctl.errors import ConflictError, ExternalError, InputError, NotFoundError
+from regionctl.runtime.httperrors import response_detail
 from regionctl.runtime.link_api import TOKEN_ENV
 from regionctl.runtime.link_model import (
     DirectionState,
@@ -122,7 +123,7 @@ class LinkClient:
             raise ExternalError(f"the link emulator at {self.control_url} failed: {exc}") from None
         if response.status_code < 400:
             return response.json()
-        detail = _detail(response)
+        detail = response_detail(response)
         if response.status_code == 409:
             raise ConflictError(f"link emulator refused: {detail}")
         if response.status_code == 404:
@@ -130,14 +131,6 @@ class LinkClient:
         if response.status_code < 500:
             raise InputError(f"link emulator refused: {detail}")
         raise ExternalError(f"the link emulator failed ({response.status_code}): {detail}")
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except ValueError:
-        detail = None
-    return str(detail) if detail else response.text[:200] or response.reason_phrase
 
 
 def status_from_json(data: dict[str, Any]) -> LinkStatus:

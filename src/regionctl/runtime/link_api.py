@@ -20,11 +20,11 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from regionctl.errors import ConflictError, InputError, NotFoundError, RegionctlError
+from regionctl.runtime.httperrors import install_validation_handler
 from regionctl.runtime.link_engine import LinkEngine
 from regionctl.runtime.link_model import MAX_DELAY_MS, LinkStatus, Route
 
@@ -85,13 +85,7 @@ def create_app(engine: LinkEngine, token: str | None = None) -> FastAPI:
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             raise _Unauthorized()
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors():
-            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "path", "query")]
-            problems.append(f"{'.'.join(loc) or 'body'}: {err.get('msg')}")
-        return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+    install_validation_handler(app, 422)
 
     @app.exception_handler(RegionctlError)
     async def _refused(request: Request, exc: RegionctlError) -> JSONResponse:

@@ -236,6 +236,13 @@ class Connection:
 
     async def _connect(self) -> None:
         route = self.route
+        # A partitioned direction drops the SYN too: the target hears of this connection only after heal, and
+        # never when the client gives up first (else every retry would leave a session open at the target).
+        while self.forward.direction.partitioned:
+            if self.closed or self.forward.eof:
+                self.reset()
+                return
+            await asyncio.sleep(0.05)
         try:
             await asyncio.wait_for(self._open_target(), CONNECT_TIMEOUT_S)
         except (TimeoutError, OSError) as exc:
