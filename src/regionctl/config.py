@@ -419,7 +419,3 @@ class Paths:
     @property
     def state(self) -> Path:
         return self.root / "state"
-
-    @property
-    def restores(self) -> Path:
-        return self.root / "restores"
