@@ -80,9 +80,10 @@ class LeaseSettings(BaseModel):
     A writer whose agent has not renewed for ``ttl_s - fence_margin_s`` is stopped, so it stops acknowledging
     commits before its lease can expire and a failover can take it."""
 
-    ttl_s: float = Field(default=6.0, ge=2, le=120, description="lease time to live in etcd")
+    ttl_s: int = Field(default=6, ge=2, le=120, description="lease time to live in etcd (whole seconds, as etcd)")
     renew_interval_s: float = Field(default=1.0, gt=0, le=30, description="how often the agent renews")
-    fence_margin_s: float = Field(default=2.0, gt=0, le=60, description="fence this long before the lease can expire")
+    fence_margin_s: float = Field(default=2.0, ge=1.5, le=60, description="fence this long before the lease can "
+                                  "expire (at least etcd's election timeout, 1 s, plus the fencer's reaction)")
     etcd_bin: Path | None = Field(default=None, description="etcd binary (default: etcd on PATH, Debian's)")
 
     @model_validator(mode="after")

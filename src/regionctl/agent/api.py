@@ -172,7 +172,7 @@ def _may_write(keeper: LeaseKeeper | None, database: str) -> None:
         return
     if keeper is None:
         raise ConflictError(f"{database}: this agent keeps no writer lease, so it starts no writer")
-    keeper.check_may_start_writer(database)
+    keeper.claim(database)
 
 
 def _install_members(app: FastAPI, host: RegionHost, ops: Operations, keeper: LeaseKeeper | None) -> None:
@@ -188,9 +188,12 @@ def _install_members(app: FastAPI, host: RegionHost, ops: Operations, keeper: Le
     @app.post("/v1/members/{database}/start")
     def start(database: str, body: StartBody) -> dict[str, Any]:
         with ops.run("start", check_database(database)):
-            if body.role is Role.WRITER:
+            if body.role is not Role.STANDBY:
                 _may_write(keeper, database)
-            return _done(members.start(host, database, body.role, body.primary_conninfo, body.slot))
+            done = members.start(host, database, body.role, body.primary_conninfo, body.slot)
+            if keeper is not None and body.role is Role.WRITER:
+                keeper.guard(database)
+            return _done(done)
 
     @app.post("/v1/members/{database}/stop")
     def stop(database: str, body: StopBody) -> dict[str, Any]:
@@ -204,7 +207,10 @@ def _install_members(app: FastAPI, host: RegionHost, ops: Operations, keeper: Le
     def promote(database: str) -> dict[str, Any]:
         with ops.run("promote", check_database(database)):
             _may_write(keeper, database)
-            return _done(members.promote(host, database))
+            done = members.promote(host, database)
+            if keeper is not None:
+                keeper.guard(database)
+            return _done(done)
 
     @app.get("/v1/members/{database}/control-data")
     def control_data(database: str) -> dict[str, str]:

@@ -32,16 +32,23 @@ class BoundState:
     """What the controller remembers of one writer between rounds."""
 
     caught_up_at: float
+    pid: int = 0  # the postmaster this state is about: a new writer starts afresh
     last_lsn: int = 0
     held_since: float | None = None  # wall clock, for status
+    seen_standby: bool = False  # no bound before this writer has seen its standby once (it may not exist yet)
 
 
 def decide(mode: ReplicationMode, state: BoundState, now: float, standby_flush: int | None, current: int) -> bool:
-    """Whether commits must wait for the standby now (pure: the rule is tested on its own)."""
+    """Whether commits must wait for the standby now (pure: the rule is tested on its own). Nothing waits for a
+    standby this writer has never seen: right after a failover the old writer is diverged and stopped, and on
+    a first ``up`` the standby is cloned from a writer that must be writable first."""
+    state.seen_standby = state.seen_standby or standby_flush is not None
+    if mode.mode == "async" or not state.seen_standby:
+        state.last_lsn = current
+        state.caught_up_at = now
+        return False
     if mode.mode == "sync":
         return True
-    if mode.mode == "async":
-        return False
     if standby_flush is not None and standby_flush >= state.last_lsn:
         state.caught_up_at = now  # it confirmed everything we had a round ago
     state.last_lsn = current
@@ -57,7 +64,10 @@ class Bound:
 
     def tend(self, member: PgInstance, database: str, standby_name: str, mode: ReplicationMode) -> bool:
         """One round on the writer ``member``; returns whether commits are held back now."""
-        state = self.states.setdefault(database, BoundState(self.clock()))
+        state = self.states.get(database)
+        pid = member.pid() or 0
+        if state is None or state.pid != pid:
+            state = self.states[database] = BoundState(self.clock(), pid)
         try:
             with member.connect(connect_timeout=2) as conn:
                 row = conn.execute(

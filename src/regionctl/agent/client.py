@@ -1,7 +1,9 @@
 """The HTTP client of one region's agent: the global plane's only way to act on that region's instances.
 
 An agent that does not answer raises ``Unreachable``: nothing is known about its region then, which callers
-must not confuse with "stopped". Error answers come back as the same exception types the agent raised.
+must not confuse with "stopped". Error answers come back as the exception family of their HTTP status
+(``errors.error_for_status``): input, conflict, not found, timeout; anything the agent could not do itself
+(including its own calls to another agent that failed) is an ``ExternalError``.
 """
 
 from __future__ import annotations

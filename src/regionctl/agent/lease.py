@@ -52,6 +52,7 @@ class LeaseKeeper:
         self.settings = settings
         self.clock = clock
         self.held: dict[str, Held] = {}
+        self._claimed: dict[str, float] = {}  # the deadline a writer about to start or be promoted here got
         self.bound = Bound(clock)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -104,16 +105,18 @@ class LeaseKeeper:
                 self.held.pop(database, None)
                 return "not a writer here"
             held = self.held.get(database)
-            if held is None or held.pid != pid:
-                held = self.held[database] = Held(pid)
-                self._ensure_fencer(database, pid)
+            if held is None or held.pid != pid:  # no deadline yet: only a renewal gives one
+                held = self.held[database] = Held(pid, deadline=self._claimed.pop(database, 0.0))
             sent = self.clock()
             try:
                 owner = self._renew(database, held)
             except Unreachable as exc:
-                left = held.deadline - self.clock()
+                if self.clock() >= held.deadline:  # never renewed, or the deadline passed: do not wait for it
+                    self._fence(database, f"no renewal before its fence deadline ({exc})")
+                    return "fenced: no renewal"
+                self._ensure_fencer(database, pid)
                 log.warning("%s: cannot renew the writer lease (%s); fenced in %.1f s unless a renewal succeeds",
-                            database, exc, max(0.0, left))
+                            database, exc, held.deadline - self.clock())
                 return "renewal failed"
             if owner != self.host.region:
                 self._fence(database, f"the writer lease is held by {owner}")
@@ -121,6 +124,7 @@ class LeaseKeeper:
             held.deadline = sent + self.settings.ttl_s - self.settings.fence_margin_s
             held.renewed += 1
             write_deadline(self.deadline_file(database), held.deadline)
+            self._ensure_fencer(database, pid)  # every round: a fencer that died is replaced
             return "renewed"
 
     # ----- parts ------------------------------------------------------------------------------------------
@@ -165,17 +169,16 @@ class LeaseKeeper:
         return self.host.region
 
     def _ensure_fencer(self, database: str, pid: int) -> None:
-        """A fencer for this postmaster (one survives an agent restart: it is found by its pid file)."""
+        """A fencer for this postmaster, guarding the deadline file as it stands (one survives an agent restart:
+        it is found by its pid file, and recognised by its command line, never by a reused pid alone)."""
         deadline_file = self.deadline_file(database)
         pid_file = deadline_file.with_suffix(".fencer")
         try:
             recorded, guarded = (int(x) for x in pid_file.read_text().split())
-            if guarded == pid and pid_alive(recorded):
+            if guarded == pid and pid_alive(recorded) and _is_fencer(recorded, deadline_file):
                 return
         except (OSError, ValueError):
             pass
-        # Until the first renewal a new writer has one TTL minus the margin, as if it had just renewed.
-        write_deadline(deadline_file, self.clock() + self.settings.ttl_s - self.settings.fence_margin_s)
         log_file = self.host.topo.paths.logs(self.host.region) / f"fencer-{database}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as out:
@@ -185,6 +188,7 @@ class LeaseKeeper:
         pid_file.write_text(f"{proc.pid} {pid}\n")
 
     def _fence(self, database: str, why: str) -> None:
+        self._claimed.pop(database, None)
         write_deadline(self.deadline_file(database), 0.0)
         stopped = self.host.member(database).stop("immediate")
         self.held.pop(database, None)
@@ -192,19 +196,44 @@ class LeaseKeeper:
 
     def describe(self) -> dict[str, dict[str, object]]:
         """The leases held here: seconds until the fence deadline, renewals so far."""
+        with self._lock:
+            return self._describe()
+
+    def _describe(self) -> dict[str, dict[str, object]]:
         now = self.clock()
         replication = self.host.topo.settings.replication
         return {db: {"lease": h.lease, "fence_in_s": round(h.deadline - now, 2), "renewals": h.renewed,
                      "mode": replication.for_database(db).mode, **self.bound.describe(db)}
                 for db, h in self.held.items()}
 
-    def check_may_start_writer(self, database: str) -> None:
-        """Refuse to start a writer while the lease names another region (or cannot be read)."""
-        try:
-            current = self.etcd.get(self.key(database))
-        except Unreachable as exc:
-            raise ConflictError(f"{database}: cannot read the writer lease, so no writer starts here ({exc})") \
-                from None
-        if current is not None and current.value != self.host.region:
-            raise ConflictError(f"{database}: the writer lease is held by {current.value}; a writer here would be "
-                                "a second one (rebuild this member as a standby)")
+    def claim(self, database: str) -> None:
+        """Hold the lease before a writer starts or is promoted here: take it if free, renew it if ours; refuse
+        while another region holds it or it cannot be read. The writer is then guarded from its first moment
+        (``guard``), with the deadline this renewal gave."""
+        with self._lock:
+            sent = self.clock()
+            try:
+                owner = self._renew(database, Held(pid=0))
+            except Unreachable as exc:
+                raise ConflictError(f"{database}: cannot hold the writer lease, so no writer starts here ({exc})") \
+                    from None
+            if owner != self.host.region:
+                raise ConflictError(f"{database}: the writer lease is held by {owner}; a writer here would be a "
+                                    "second one (rebuild this member as a standby)")
+            self._claimed[database] = sent + self.settings.ttl_s - self.settings.fence_margin_s
+            write_deadline(self.deadline_file(database), self._claimed[database])
+
+    def guard(self, database: str) -> None:
+        """Right after a start or promotion: a fencer on the writer at once, not a renewal round later."""
+        pid = self.host.member(database).pid()
+        if pid is not None:
+            with self._lock:
+                self._ensure_fencer(database, pid)
+
+
+def _is_fencer(pid: int, deadline_file: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"regionctl.agent.fencer" in cmdline and str(deadline_file).encode() in cmdline

@@ -18,6 +18,7 @@ from regionctl.agent.host import RegionHost, check_scratch_name, clean_replicati
 from regionctl.errors import ConflictError, DatabaseError, InputError, NotFoundError, ProcessError
 from regionctl.runtime.osuser import make_owned_dir
 from regionctl.runtime.postgres import STOP_SIGNALS
+from regionctl.runtime.topology import REGIONAL_DB
 
 
 class Role(StrEnum):
@@ -59,6 +60,8 @@ def start(host: RegionHost, database: str, role: Role, primary_conninfo: str | N
     member = host.member(database)
     if role is Role.STANDBY and not (primary_conninfo and slot):
         raise InputError("primary_conninfo: a standby needs where to stream from and its slot")
+    if role is Role.STANDALONE and database != REGIONAL_DB:
+        raise InputError(f"role: {database} is a global database; it starts as writer or standby, never standalone")
     if member.running:
         return Done("running", "already running (its role is whatever it was started as)")
     if not member.exists:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from regionctl.agent.client import STREAM_END, STREAM_ERROR
-from regionctl.agent.host import RegionHost, check_scratch_name, copy_datadir
+from regionctl.agent.host import RegionHost, check_scratch_name, clean_replication_config, copy_datadir
 from regionctl.agent.members import Done
 from regionctl.errors import DatabaseError, InputError, NotFoundError, OperationTimeout
 from regionctl.runtime.postgres import PgInstance
@@ -161,9 +161,7 @@ def _prepare(host: RegionHost, kind: str, name: str, source: Path) -> PgInstance
     copy_datadir(source, instance.datadir)
     for stale in ("standby.signal", "recovery.signal", "postmaster.pid"):
         (instance.datadir / stale).unlink(missing_ok=True)
-    auto = instance.datadir / "postgresql.auto.conf"
-    if auto.exists():
-        auto.write_text("".join(x for x in auto.read_text().splitlines(True) if not x.startswith("primary_")))
+    clean_replication_config(instance)  # no primary_conninfo, no synchronous standby it would wait for
     instance.datadir.parent.chmod(0o755)
     return instance
 

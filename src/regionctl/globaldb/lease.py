@@ -1,10 +1,11 @@
 """Taking a global database's writer lease for a promotion (invariant 7: a failover promotes only once it holds
 the lease; the old writer stopped acknowledging commits before the lease could expire).
 
-The global plane asks etcd through the witness member on its own site, so it works with one region cut off
-(witness and surviving region are a majority). Three ways to know the old writer is fenced, in the order tried:
-the key is free (released, or expired: its writer's fencer stopped it before expiry); its agent stopped it and
-said so (the key is then taken over at once); or neither, and the promotion waits until the lease expires.
+The global plane asks etcd through the witness member on its own site first (the other members through the
+link), so it works with one region cut off: witness and surviving region are a majority. Three ways to know
+the old writer is fenced: the key is free (expired: its writer's fencer stopped it before expiry); its agent
+stopped it and said so (the key is then taken over at once); or neither yet, and the promotion waits until
+the lease expires, asking the agent again meanwhile.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def take(topo: Topology, network: Network, database: str, to_region: str, fence:
                     how = ("the old writer's agent stopped it; its lease was taken over" if current is not None
                            else f"the old lease expired after {waited:.1f} s (its writer fences itself "
                                 f"{topo.settings.leases.fence_margin_s:g} s before expiry)" if waited > POLL_S
-                           else "the lease was free (released, or expired earlier)")
+                           else "the lease was free (it had expired earlier)")
                     return Taken(to_region, how, round(waited, 3))
                 etcd.revoke(lease)
                 continue  # it changed under us: look again

@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from regionctl.errors import ConflictError, DatabaseError, InputError, NotFoundError, Unreachable
+from regionctl.errors import ConflictError, DatabaseError, ExternalError, InputError, NotFoundError, Unreachable
 from regionctl.globaldb.lsn import format_lsn, parse_lsn
 from regionctl.globaldb.members import Cluster
 from regionctl.globaldb.snapshots import RestoredInstance, Snapshot, list_snapshots, ship_archive
@@ -80,7 +80,7 @@ def _ship_to(cluster: Cluster, region: str) -> None:
         if origin != region:
             try:
                 ship_archive(cluster, origin, region)
-            except Unreachable:
+            except ExternalError:  # the origin cut off (its agent, or the pull through the link, fails)
                 continue
 
 

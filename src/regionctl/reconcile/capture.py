@@ -66,6 +66,9 @@ def open_source(gdbs: Any, database: str, record: PromotionRecord) -> CaptureSou
             raise Pending(f"the {database} report is pending: {region} cannot be reached, and the diverged copy "
                           "of its writer is there", f"regionctl reconcile report {database} --region {region}") \
                 from None
+    if copy is None and record.preserved_copy:  # kept, but its region does not answer now
+        raise Pending(f"the {database} report is pending: the preserved copy {record.preserved_copy} is in "
+                      f"{region}, which cannot be reached", f"regionctl reconcile report {database} --region {region}")
     if copy is not None:
         return from_copy(cluster, copy)
     if record.old_timeline is None:

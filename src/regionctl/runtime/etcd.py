@@ -5,8 +5,8 @@ Peer traffic crosses the link emulator like every cross-site path, so a partitio
 as it would split real regions. etcd members advertise one peer URL each, so per-source TCP listeners cannot
 carry it; but etcd resolves ``unix://NAME`` peer URLs relative to its working directory. Each member runs in
 its own directory where the sockets named after the *other* members are link listeners forwarding (through
-that direction) to the real socket in the other member's directory. Client traffic stays within a site: a
-region's agent talks to its own member, the global plane to the witness.
+that direction) to the real socket in the other member's directory. Clients know every member, their own
+site's first and the others through the link (``client_urls_from``), as etcd's own clients do.
 """
 
 from __future__ import annotations

@@ -79,10 +79,6 @@ class Etcd:
     def revoke(self, lease: int) -> None:
         self._post("/v3/lease/revoke", {"ID": str(lease)})
 
-    def time_to_live(self, lease: int) -> int:
-        """Seconds left on ``lease`` (-1: it does not exist any more)."""
-        return int(self._post("/v3/lease/timetolive", {"ID": str(lease)}).get("TTL", -1))
-
     # ----- keys -------------------------------------------------------------------------------------------
     def get(self, key: str) -> KeyValue | None:
         kvs = self._post("/v3/kv/range", {"key": _b64(key)}).get("kvs", [])
@@ -98,8 +94,3 @@ class Etcd:
                    else {"target": "VALUE", "key": _b64(key), "result": "EQUAL", "value": _b64(expect)})
         put = {"request_put": {"key": _b64(key), "value": _b64(value), "lease": str(lease)}}
         return bool(self._post("/v3/kv/txn", {"compare": [compare], "success": [put]}).get("succeeded", False))
-
-    def delete_if(self, key: str, expect: str) -> bool:
-        compare = {"target": "VALUE", "key": _b64(key), "result": "EQUAL", "value": _b64(expect)}
-        delete = {"request_delete_range": {"key": _b64(key)}}
-        return bool(self._post("/v3/kv/txn", {"compare": [compare], "success": [delete]}).get("succeeded", False))

@@ -31,7 +31,16 @@ class FakeEtcd:
         self.holder: str | None = None
 
     def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path != "/v3/kv/range":
+        path = request.url.path
+        if path == "/v3/lease/grant":
+            return httpx.Response(200, json={"ID": "7", "TTL": "6"})
+        if path == "/v3/lease/keepalive":
+            return httpx.Response(200, json={"result": {"ID": "7", "TTL": "6"}})
+        if path == "/v3/kv/txn":  # the only txn the agent sends here: take the free key
+            taken = self.holder is None
+            self.holder = self.holder or "us-east-1"
+            return httpx.Response(200, json={"succeeded": taken})
+        if path != "/v3/kv/range":
             return httpx.Response(404)
         kvs = [] if self.holder is None else [{"value": base64.b64encode(self.holder.encode()).decode(),
                                                "lease": "7", "mod_revision": "3"}]
