@@ -135,10 +135,12 @@ class LeaseKeeper:
         self.bound.tend(member, database, standby, settings.replication.for_database(database))
 
     def _is_writer(self, database: str) -> bool:
+        member = self.host.member(database)
         try:
-            return not self.host.member(database).in_recovery()
-        except DatabaseError:
-            return database in self.held  # starting or busy: keep guarding what we guarded
+            return not member.in_recovery()
+        except DatabaseError:  # busy: keep guarding the writer we guarded; a new postmaster still starting
+            held = self.held.get(database)  # is nobody's writer yet (it may be a standby being started)
+            return held is not None and held.pid == member.pid()
 
     def _renew(self, database: str, held: Held) -> str:
         """Keep our lease alive, adopt the one the global plane granted us, or take a free key; return the

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,6 +124,7 @@ class Deployment:
         gdbs = GlobalDatabases(self.topo, deployment_network(self.topo))
         marks = RegionMarks(self.state_dir)
         last_ship = 0.0
+        shipping = threading.Thread()  # not started: nothing ships yet
         rotation = RotationSchedule(lambda: credentials.due(self.topo.settings),
                                     lambda name: credentials.rotate_database(gdbs, name))
         while not stop():
@@ -133,9 +135,11 @@ class Deployment:
                     gdbs.ensure(name, down, blocking=False)
                 except RegionctlError as exc:
                     log.warning("%s: %s", name, exc)
-            if time.monotonic() - last_ship > self.archive_ship_interval_s:
-                last_ship = time.monotonic()
-                self._ship_archives(gdbs, down)
+            if time.monotonic() - last_ship > self.archive_ship_interval_s and not shipping.is_alive():
+                last_ship = time.monotonic()  # on its own thread: a pull stuck behind a cut never delays restarts
+                shipping = threading.Thread(target=self._ship_archives, args=(gdbs, down), daemon=True,
+                                            name="archive-shipping")
+                shipping.start()
             rotation.poke(down)
             time.sleep(1.0)
 
