@@ -10,7 +10,8 @@ global plane, through the link, as every operation now goes:
 - failovers of the orders database over agents: the whole operation next to its own promote-to-first-write;
 - a failover while the old writer's region is isolated: from the isolation to the fence (the old writer's last
   acknowledged commit, seen by a client in its region) and to the new writer's first write, next to the
-  floor TTL + promote-to-first-write.
+  floor TTL + promote-to-first-write (a lower bound only: when the isolated region's etcd member led, the
+  majority's new leader restarts every lease's TTL on election, so expiry comes later).
 
 ``benchmarks/runbooks.py --real`` measures RegionFailover's recovery against the same floor with shoppers.
 
@@ -70,7 +71,7 @@ def isolated_failover(dep: RunningDeployment) -> None:
     fence_s = max(writer.acked_at) - isolated
     print(f"isolated failover: isolation -> old writer's last ack {fence_s:.2f} s "
           f"(bound: TTL - margin = {ttl - dep.settings.leases.fence_margin_s:g} s)")
-    print(f"isolated failover: isolation -> new writer writable {promoted - isolated:.2f} s; floor TTL + "
+    print(f"isolated failover: isolation -> new writer writable {promoted - isolated:.2f} s; lower bound TTL + "
           f"promote->first write = {ttl + result.promote_to_first_write_ms / 1000:.2f} s; lease wait "
           f"{result.lease_wait_s:.2f} s; {result.fence}")
     gdbs.rebuild("orders", EAST)
