@@ -164,3 +164,23 @@ def test_restore_to_a_time_holds_exactly_the_rows_committed_before_it(deployment
     for item in (restored, by_lsn, latest):
         drop_restore(cluster, item.id)
     assert list_restores(cluster) == []
+
+
+def test_a_failover_that_cannot_know_the_old_writer_is_fenced_promotes_nothing(deployment: RunningDeployment) -> None:
+    """The global plane cannot reach us-east-1, but us-east-1 still reaches us-west-2, so its etcd member keeps a
+    majority and its writer keeps renewing: no fence can be known, so nothing is promoted and the intent is
+    taken back."""
+    gdbs = deployment.gdbs
+    before = gdbs.state("orders")
+    deployment.link.partition("us-east-1<->global")
+    try:
+        with pytest.raises(ConflictError, match="aborted, nothing was promoted.*did not expire"):
+            gdbs.failover("orders", WEST)
+    finally:
+        deployment.link.heal()
+    after = gdbs.state("orders")
+    assert (after.writer, after.diverged, after.in_progress) == (EAST, before.diverged, None)
+    assert after.history[-1].details.get("aborted")
+    wait_healthy(deployment, "orders")  # the old writer kept its role throughout: healthy once reachable again
+    status = gdbs.status("orders")
+    assert status.member(EAST).role == "writer" and status.member(WEST).role == "standby"

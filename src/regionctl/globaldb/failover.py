@@ -80,8 +80,8 @@ def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverRes
         state = load_state(store, cluster.name)
         interrupted = resumable(state, "failover", to_region)
         if interrupted is not None:
-            return _promote(cluster, store, interrupted, f"resumed failover {interrupted.id}, interrupted before "
-                                                         "it finished (its intent was recorded)", resumed=True)
+            return _promote_or_abort(cluster, store, interrupted, f"resumed failover {interrupted.id}, interrupted "
+                                     "before it finished (its intent was recorded)", resumed=True)
         status = read_status(cluster, state)
         reason = check_failover(state, {m.region: m.role for m in status.members}, to_region)
         old = state.writer
@@ -93,7 +93,22 @@ def failover(cluster: Cluster, store: StateStore, to_region: str) -> FailoverRes
         # Intent first: from here on the old writer is fenced and the target is the writer.
         store.save(replace(state, writer=to_region, diverged=tuple(sorted({*state.diverged, old})),
                            in_progress=record.id, history=(*state.history, record)))
-        return _promote(cluster, store, record, reason)
+        return _promote_or_abort(cluster, store, record, reason)
+
+
+def _promote_or_abort(cluster: Cluster, store: StateStore, record: PromotionRecord, reason: str,
+                      resumed: bool = False) -> FailoverResult:
+    """Promote; if the old writer's lease never expired, nothing was promoted: take the intent back (the old
+    writer keeps its role, and is no longer marked diverged) and say so."""
+    try:
+        return _promote(cluster, store, record, reason, resumed)
+    except lease.LeaseHeld as exc:
+        store.update_record(cluster.name, replace(record, finished_at=time.time(),
+                                                  details={**record.details, "aborted": str(exc)}))
+        state = load_state(store, cluster.name)
+        still_diverged = {d for d in state.diverged if d != record.from_region}
+        store.save(replace(state, writer=record.from_region, diverged=tuple(sorted(still_diverged)), in_progress=None))
+        raise ConflictError(f"failover of {cluster.name} aborted, nothing was promoted: {exc}") from None
 
 
 def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reason: str,
@@ -110,6 +125,8 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
 
     taken = lease.take(cluster.topo, cluster.network, cluster.name, new, fence_by_agent)
     fenced, fence = True, "; ".join([*said, taken.how])
+    record = replace(record, details={**record.details, "fence": fence, "lease_wait_s": taken.waited_s})
+    store.update_record(cluster.name, record)  # how the old writer was fenced survives an interruption here
     target = cluster.member(new)
     promote_start = time.monotonic()
     promoted_now = _in_recovery(target)
@@ -122,7 +139,7 @@ def _promote(cluster: Cluster, store: StateStore, record: PromotionRecord, reaso
     divergence = format_lsn(history[-1][1]) if history else None
     cluster.ensure_recon_slot(new)
     cluster.ensure_standby_slot(new, old)
-    details: dict[str, Any] = {**record.details, "fenced": fenced, "fence": fence, "lease_wait_s": taken.waited_s,
+    details: dict[str, Any] = {**record.details, "fenced": fenced,
                                "promote_to_first_write_ms": round(first_write_ms, 1),
                                "last_replayed_commit_at": last_replayed}
     if resumed:

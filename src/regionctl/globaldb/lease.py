@@ -24,6 +24,11 @@ from regionctl.runtime.topology import Network, Topology
 POLL_S = 0.1
 
 
+class LeaseHeld(OperationTimeout):
+    """The old writer's lease did not expire in time and its agent did not confirm a fence: nothing may be
+    promoted (its writer may still be renewing, and acknowledging commits)."""
+
+
 @dataclass(frozen=True)
 class Taken:
     holder: str
@@ -80,7 +85,7 @@ def take(topo: Topology, network: Network, database: str, to_region: str, fence:
                 etcd.revoke(lease)
                 continue  # it changed under us: look again
             if time.monotonic() > deadline:
-                raise OperationTimeout(f"{database}: the lease of {current.value} did not expire within "
+                raise LeaseHeld(f"{database}: the lease of {current.value} did not expire within "
                                        f"{deadline - started:.0f} s; its writer may still be renewing it")
             time.sleep(POLL_S)
     finally:

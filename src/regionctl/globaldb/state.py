@@ -59,7 +59,8 @@ class DatabaseState:
         return record if record is not None and record.finished_at is None else None
 
     def last_failover_from(self, region: str) -> PromotionRecord | None:
-        matches = [r for r in self.history if r.kind == "failover" and r.from_region == region]
+        matches = [r for r in self.history
+                   if r.kind == "failover" and r.from_region == region and "aborted" not in r.details]
         return matches[-1] if matches else None
 
 

@@ -108,9 +108,12 @@ def _member_status(cluster: Cluster, state: DatabaseState, region: str) -> Membe
     except DatabaseError as exc:
         return MemberStatus(role="unreachable", error=str(exc), **base)
     assert info is not None
-    timeline = cluster.latest_history(region)[0] if not info["standby"] else (
-        info["received_tli"] or info["checkpoint_tl"]
-    )
+    try:
+        timeline = cluster.latest_history(region)[0] if not info["standby"] else (
+            info["received_tli"] or info["checkpoint_tl"]
+        )
+    except DatabaseError as exc:  # answered once, then not (a link that just healed or broke again)
+        return MemberStatus(role="unreachable", error=str(exc), **base)
     return MemberStatus(
         role="standby" if info["standby"] else "writer",
         timeline=timeline,

@@ -88,6 +88,8 @@ def _switch(
     try:
         replayed = cluster.wait_replayed(new, checkpoint, timeout)
     except OperationTimeout:
+        if lease.holder(cluster.topo, cluster.network, cluster.name) == new:  # a resumed run had moved it
+            lease.take(cluster.topo, cluster.network, cluster.name, old, fence=lambda: True)  # new: a standby
         cluster.start_writer(old)  # back out: the old writer keeps its role, nothing was lost
         state = load_state(store, cluster.name)
         store.save(replace(state, in_progress=None))

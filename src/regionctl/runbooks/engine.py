@@ -32,7 +32,7 @@ from regionctl.runbooks.params import resolve_parameters
 from regionctl.runbooks.ports import Ports
 from regionctl.runbooks.recovery import RecoveryProber
 from regionctl.runbooks.runner import StepRunner, render_context
-from regionctl.runbooks.templates import TemplateError, render
+from regionctl.runbooks.templates import RenderContext, TemplateError, render
 
 CrashHook = Callable[[str, str, str | None], None]
 MAX_TRANSITIONS = 1000
@@ -90,6 +90,10 @@ class Engine:
         spec = recovery or doc.runbook.recovery
         if spec is not None and spec.after is not None and spec.after not in {s.name for s in doc.runbook.steps}:
             raise InputError(f"recovery.after: runbook {runbook} has no step {spec.after!r}")
+        if spec is not None:  # its target regions are fixed for the execution, like its parameters
+            ctx = RenderContext(params=values, regions=self.regions)
+            spec = spec.model_copy(update={"writer": render(spec.writer, ctx),
+                                           "not_served_by": render(spec.not_served_by, ctx)})
         execution = self.journal.create_execution(
             doc.runbook.name, doc.source, values, actor,
             recovery=spec.model_dump(by_alias=True) if spec else None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from regionctl.errors import ConflictError, InputError, RetryLater
-from regionctl.runbooks.ports import OFF, ON, DatabaseStatus, MemberStatus, Ports
+from regionctl.runbooks.ports import OFF, ON, DatabaseStatus, MemberStatus, Ports, ProbeResult
 
 
 @dataclass
@@ -197,8 +197,10 @@ def fake_ports(regions: tuple[str, ...], **probes: Any) -> Ports:
     databases = FakeDatabases(regions)
     routing = FakeRouting(regions)
 
-    def global_write() -> bool:
-        return databases.state["orders"].writer is not None and any(routing.healthy(r) for r in regions)
+    def global_write() -> ProbeResult:
+        writer = databases.state["orders"].writer
+        serving = next((r for r in regions if routing.healthy(r)), None)
+        return ProbeResult(writer is not None and serving is not None, served_by=serving, writer=writer)
 
     return Ports(databases=databases, routing=routing, reconciler=FakeReconciler(),
                  probes={"global_write": global_write, **probes}, functions={})

@@ -160,10 +160,15 @@ class Step(_Frozen):
 
 
 class Recovery(_Frozen):
-    """Measure the recovery time: from the execution's start to the first good probe after step ``after``."""
+    """Measure the recovery time: from the execution's start to the first good probe after step ``after``. With
+    ``writer`` (a region, usually a template over the parameters), a probe counts only if that region's database
+    committed its write; with ``notServedBy``, only if another region served it. Both are rendered when the
+    execution starts."""
 
     probe: str
     after: str | None = None
+    writer: str | None = None
+    not_served_by: str | None = Field(None, alias="notServedBy")
     interval_seconds: float = Field(0.2, gt=0, le=60, alias="intervalSeconds")
     give_up_seconds: float = Field(1800, gt=0, le=7 * 24 * 3600, alias="giveUpSeconds")
 

@@ -107,8 +107,39 @@ class Reconciler(Protocol):
         """Apply what does not conflict, list what does; idempotent per report."""
 
 
-Probe = Callable[[], bool]
-"""A yes/no check of the world, e.g. ``global_write``: an order accepted through the global entry point."""
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a probe saw: whether it passed, and for a write, which region served it and which region's database
+    committed it. A write accepted by a writer that a failover then leaves behind is no recovery: it is lost."""
+
+    ok: bool
+    served_by: str | None = None
+    writer: str | None = None
+    detail: str = ""
+
+    @classmethod
+    def of(cls, value: ProbeResult | bool) -> ProbeResult:
+        return value if isinstance(value, ProbeResult) else cls(bool(value))
+
+    def misses(self, writer: str | None = None, not_served_by: str | None = None) -> str | None:
+        """Why this result does not count (None: it does): failed, written elsewhere, or served by the region
+        being left."""
+        if not self.ok:
+            return f"failed{': ' + self.detail if self.detail else ''}"
+        if writer is not None and self.writer != writer:
+            return f"written on {self.writer or 'an unnamed writer'}, not on {writer}"
+        if not_served_by is not None and self.served_by == not_served_by:
+            return f"served by {not_served_by}, the region being left"
+        return None
+
+    def describe(self) -> str:
+        parts = [f"served by {self.served_by}" if self.served_by else "", f"written on {self.writer}" if self.writer
+                 else ""]
+        return ", ".join(p for p in parts if p)
+
+
+Probe = Callable[[], "ProbeResult | bool"]
+"""A check of the world, e.g. ``global_write``: an order accepted through the global entry point (and where)."""
 
 Function = Callable[..., Any]
 """A function a ``python`` step calls by name: ``fn(**args)``; returns JSON-able data."""

@@ -1,10 +1,12 @@
 """Measured recovery time: from an execution's start to the first successful probe of a named check.
 
-A runbook declares ``recovery: {probe: global_write, after: StepName}``. Once ``after`` has succeeded (or at
-once, without ``after``) a background task calls the probe every ``intervalSeconds`` until it passes, and the
-journal records the time. The figure therefore includes everything the runbook did before the system took
-writes again. If the engine is down when the probe would first have passed, the figure is late by that much
-(the journal says when probing resumed).
+A runbook declares ``recovery: {probe: global_write, after: StepName, writer: REGION, notServedBy: REGION}``.
+Once ``after`` has succeeded (or at once, without ``after``) a background task calls the probe every
+``intervalSeconds`` until a result meets the target, and the journal records the time. A write that the old
+writer accepted (a cut-off writer keeps taking orders until its lease runs out) does not count: it is about to
+be lost, so with ``writer`` set the figure can never be shorter than the promotion itself. The journal notes
+the first such write once. If the engine is down when the probe would first have passed, the figure is late
+by that much (the journal says when probing resumed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from regionctl.runbooks import journal as J
 from regionctl.runbooks.model import Recovery
+from regionctl.runbooks.ports import ProbeResult
 
 if TYPE_CHECKING:
     from regionctl.runbooks.ports import Ports
@@ -69,15 +72,23 @@ class RecoveryProber:
         journal.mark_recovery(execution.id, probing_since=time.time(),
                               message=f"probing {spec.probe} every {spec.interval_seconds:g}s")
         started = execution.started_at or execution.created_at
+        noted_elsewhere = False
         while time.time() - started < spec.give_up_seconds:
             try:
-                ok = bool(await asyncio.to_thread(probe))
-            except Exception:  # noqa: BLE001 (a failing probe means "not recovered yet")
-                ok = False
-            if ok:
+                result = ProbeResult.of(await asyncio.to_thread(probe))
+            except Exception as exc:  # noqa: BLE001 (a failing probe means "not recovered yet")
+                result = ProbeResult(False, detail=f"{type(exc).__name__}: {exc}")
+            miss = result.misses(spec.writer, spec.not_served_by)
+            if miss is None:
                 now = time.time()
+                where = result.describe()
                 journal.mark_recovery(execution.id, recovered_at=now,
-                                      message=f"{spec.probe} passed; recovery time {now - started:.3f}s")
+                                      message=f"{spec.probe} passed{' (' + where + ')' if where else ''}; "
+                                              f"recovery time {now - started:.3f}s")
                 return
+            if result.ok and not noted_elsewhere:  # a write that will not survive: say so once, keep probing
+                noted_elsewhere = True
+                journal.mark_recovery(execution.id, message=f"{spec.probe} accepted a write that does not count "
+                                                            f"yet: {miss}")
             await asyncio.sleep(spec.interval_seconds)
         journal.mark_recovery(execution.id, message=f"{spec.probe} never passed within {spec.give_up_seconds:g}s")

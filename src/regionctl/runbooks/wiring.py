@@ -18,7 +18,7 @@ from regionctl.errors import InputError, NotFoundError
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.jsonable import to_jsonable
 from regionctl.routing.client import ControlClient
-from regionctl.runbooks.ports import DatabaseStatus, MemberStatus, Ports
+from regionctl.runbooks.ports import DatabaseStatus, MemberStatus, Ports, ProbeResult
 from regionctl.runtime.topology import Topology
 
 ROLE_FOR_RUNBOOKS = {"writer": "writer", "standby": "standby", "stopped": "down", "unreachable": "down"}
@@ -103,18 +103,30 @@ def entry_url(settings: Settings) -> str:
     return f"http://{host}:{port}"
 
 
-def global_write_probe(settings: Settings) -> Callable[[], bool]:
-    """True when the shop takes an order through the global entry (the measure of recovery)."""
+def global_write_probe(settings: Settings) -> Callable[[], ProbeResult]:
+    """An order through the global entry (the measure of recovery): which region served it, and which region's
+    orders database committed it (the member's ``cluster_name``, ``orders-REGION``, as the shop reports it)."""
 
-    def probe() -> bool:
+    def probe() -> ProbeResult:
         try:
             response = httpx.post(f"{entry_url(settings)}{settings.workload.probe_path}", timeout=3.0,
                                   headers={"Idempotency-Key": f"probe-{uuid.uuid4()}"})
-        except (httpx.HTTPError, KeyError):
-            return False
-        return response.is_success
+        except (httpx.HTTPError, KeyError) as exc:
+            return ProbeResult(False, detail=f"{type(exc).__name__}: {exc}")
+        if not response.is_success:
+            return ProbeResult(False, detail=f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            return ProbeResult(True, detail="the answer was not JSON")
+        return ProbeResult(True, served_by=body.get("region"), writer=region_of_member(settings, body.get("writer")))
 
     return probe
+
+
+def region_of_member(settings: Settings, member: str | None) -> str | None:
+    """``orders-us-west-2`` -> ``us-west-2`` (members are named DATABASE-REGION)."""
+    return next((r for r in settings.regions if member and member.endswith(f"-{r}")), None)
 
 
 def bind(settings: Settings) -> Ports:

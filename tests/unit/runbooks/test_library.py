@@ -4,6 +4,7 @@ boundary: exactly one promotion per database, the diverged copies kept before an
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from regionctl.runbooks.actions import default_registry
 from regionctl.runbooks.engine import Engine
 from regionctl.runbooks.fakes import FakeDatabases, FakeReconciler, FakeRouting
 from regionctl.runbooks.loader import RunbookCatalog
+from regionctl.runbooks.ports import ProbeResult
 from tests.unit.runbooks.harness import Harness, crash_at
 
 PRIMARY, STANDBY = "us-east-1", "us-west-2"
@@ -243,3 +245,36 @@ def test_failback_killed_at_every_promotion_boundary_switches_each_database_once
         assert {d: dbs.promotions(d) for d in dbs.state} == {"orders": 2, "catalog": 2}, where
         assert [op for op in dbs.log if op[0] == "rebuild"].count(("rebuild", "orders", PRIMARY)) <= 2, where
         assert {d: dbs.state[d].writer for d in dbs.state} == {"orders": PRIMARY, "catalog": PRIMARY}, where
+
+
+def test_recovery_counts_only_a_write_on_the_new_writer_served_by_a_region_staying_in_service(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition: the old writer still answers and still takes the probe's order until the failover. That order
+    is about to be lost, so the recovery figure starts only once the new writer takes one."""
+    h = _h(tmp_path)
+    dbs = _dbs(h)
+    promote = dbs.failover
+
+    def slow_failover(database: str, to_region: str) -> Any:
+        time.sleep(0.5)  # a promotion that waits for the old writer's lease
+        return promote(database, to_region)
+
+    monkeypatch.setattr(dbs, "failover", slow_failover)
+    ex = h.run("RegionFailover", {"region": PRIMARY})
+    assert ex.status == J.SUCCEEDED, ex.error
+    journal = h.journal()
+    promoted = next(r for r in journal.runs(ex.id) if r.step == "FailoverDatabases")
+    assert ex.recovered_at is not None and promoted.ended_at is not None and ex.started_at is not None
+    assert ex.recovered_at >= promoted.ended_at  # never shorter than the promotion
+    notes = [e.message for e in journal.events(ex.id) if e.kind == "recovery"]
+    assert any(f"does not count yet: written on {PRIMARY}, not on {STANDBY}" in n for n in notes), notes
+    assert any(f"passed (served by {STANDBY}, written on {STANDBY})" in n for n in notes), notes
+
+
+def test_a_probe_result_names_why_it_does_not_count() -> None:
+    ok = ProbeResult(True, served_by=PRIMARY, writer=STANDBY)
+    assert ok.misses() is None and ok.misses(writer=STANDBY) is None
+    assert ok.misses(writer=PRIMARY) == f"written on {STANDBY}, not on {PRIMARY}"
+    assert ok.misses(not_served_by=PRIMARY) == f"served by {PRIMARY}, the region being left"
+    assert ProbeResult(False, detail="HTTP 503").misses() == "failed: HTTP 503"
+    assert ProbeResult.of(True).misses() is None and ProbeResult.of(True).misses(writer=STANDBY) is not None

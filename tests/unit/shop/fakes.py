@@ -19,6 +19,7 @@ from regionctl.shop.orders.models import (
     totals,
 )
 from regionctl.shop.orders.outbox import OutboxEvent
+from regionctl.shop.orders.repository import Created
 
 
 class MemoryCatalog:
@@ -73,7 +74,7 @@ class MemoryOrders:
         self.broken: Exception | None = None
         self._clock = 0
 
-    def create(self, order: OrderIn, key: str | None, region: str) -> tuple[ExistingOrder, bool]:
+    def create(self, order: OrderIn, key: str | None, region: str) -> Created:
         if self.broken is not None:
             raise self.broken
         items = priced_items(order)
@@ -84,13 +85,13 @@ class MemoryOrders:
             existing, stored = self.orders[order_id]
             if stored != digest:
                 raise ConflictError(f"Idempotency-Key {key!r} was already used for a different order")
-            return existing, False
+            return Created(existing, False, "memory")
         self._clock += 1
         created = ExistingOrder(id=order_id, firstName=order.firstName, lastName=order.lastName, email=order.email,
                                 createdOn=f"2026-01-01T00:00:{self._clock:02d}.000Z", region=region, items=items,
                                 subtotal=subtotal, tax=tax, shipping=shipping, total=total)
         self.orders[order_id] = (created, digest)
-        return created, True
+        return Created(created, True, "memory")
 
     def page(self, email: str | None, page: int, size: int) -> tuple[list[ExistingOrder], int]:
         rows = sorted((o for o, _ in self.orders.values() if not email or o.email.lower() == email.lower()),

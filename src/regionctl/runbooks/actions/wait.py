@@ -21,6 +21,7 @@ from pydantic import Field, model_validator
 from regionctl.runbooks.actions.base import Action, ActionContext, ActionError, ActionInputs, ActionOutputs
 from regionctl.runbooks.actions.generic import status_accepted
 from regionctl.runbooks.actions.platform import RoutingState
+from regionctl.runbooks.ports import ProbeResult
 
 Check = Callable[["WaitInputs", ActionContext], Awaitable[tuple[bool, str]]]
 
@@ -53,6 +54,8 @@ class WaitInputs(ActionInputs):
     state: RoutingState | None = None
     healthy: bool | None = None
     probe: str | None = None
+    writer: str | None = Field(None, description="probe: only a write committed by this region's database counts")
+    not_served_by: str | None = Field(None, description="probe: only a write another region served counts")
 
     @model_validator(mode="after")
     def _kind_inputs(self) -> WaitInputs:
@@ -151,10 +154,12 @@ async def _probe(inputs: WaitInputs, ctx: ActionContext) -> tuple[bool, str]:
         raise ActionError(f"no probe {inputs.probe!r} is bound (known: {', '.join(ctx.ports.probes) or 'none'})",
                           retryable=False)
     try:
-        ok = bool(await ctx.call(probe))
+        result = ProbeResult.of(await ctx.call(probe))
     except Exception as exc:  # noqa: BLE001 (a failing probe is a "not yet", named in the reason)
         return False, f"probe {inputs.probe}: {type(exc).__name__}: {exc}"
-    return ok, f"probe {inputs.probe} {'passed' if ok else 'failed'}"
+    miss = result.misses(inputs.writer, inputs.not_served_by)
+    where = result.describe()
+    return miss is None, f"probe {inputs.probe} {miss or 'passed'}{' (' + where + ')' if where and not miss else ''}"
 
 
 def _register_builtin() -> None:

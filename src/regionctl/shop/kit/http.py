@@ -58,10 +58,14 @@ class AsyncServiceClient:
         self.client = client
 
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return (await self.call_with_headers(method, path, **kwargs))[0]
+
+    async def call_with_headers(self, method: str, path: str, **kwargs: Any) -> tuple[Any, httpx.Headers]:
+        """``call``, and the response's headers with the body."""
         for attempt in range(1, CONNECT_RETRIES + 2):
             try:
                 response = await self.client.request(method, path, **kwargs)
-                return _decode(self.service, response)
+                return _decode(self.service, response), response.headers
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt > CONNECT_RETRIES:
                     raise ServiceCallError(self.service, f"cannot connect: {exc or type(exc).__name__}") from None

@@ -16,6 +16,7 @@ EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 ORDER_NAMESPACE = uuid.UUID("2f1d7c44-6a0e-4d8f-9a51-0c1b7e0f5a11")
 EVENT_TYPE: Literal["OrderCreated"] = "OrderCreated"
+WRITER_HEADER = "Regionctl-Writer"  # on POST /orders: the database member that committed it (its cluster_name)
 Money = Annotated[int, Field(ge=0, le=1_000_000_000, description="whole dollars")]
 Text = Annotated[str, Field(max_length=100)]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from regionctl.errors import ConflictError
 from regionctl.shop.kit.db import Conn, GlobalDatabase
@@ -27,8 +27,17 @@ from regionctl.shop.orders.models import (
 from regionctl.shop.orders.schema import COMPONENT, MIGRATIONS
 
 
+class Created(NamedTuple):
+    """A created (or replayed) order, and the database member that committed it: its ``cluster_name``, such as
+    ``orders-us-west-2`` (a drill and a runbook's recovery probe tell a surviving write from a doomed one by it)."""
+
+    order: ExistingOrder
+    fresh: bool
+    writer: str
+
+
 class OrdersRepository(Protocol):
-    def create(self, order: OrderIn, key: str | None, region: str) -> tuple[ExistingOrder, bool]: ...
+    def create(self, order: OrderIn, key: str | None, region: str) -> Created: ...
     def page(self, email: str | None, page: int, size: int) -> tuple[list[ExistingOrder], int]: ...
     def get(self, order_id: str) -> ExistingOrder | None: ...
     def consume(self, event: OrderCreatedEvent, region: str) -> bool: ...
@@ -41,6 +50,11 @@ def iso(moment: datetime) -> str:
 
 
 _ORDER_COLUMNS = "id, first_name, last_name, email, created_on, region, subtotal, tax, shipping, total"
+
+
+def _writer(conn: Conn) -> str:
+    row = conn.execute("select current_setting('cluster_name') as writer").fetchone()
+    return str(row["writer"]) if row else ""
 
 
 def _orders_with_items(conn: Conn, rows: list[dict[str, Any]]) -> list[ExistingOrder]:
@@ -66,23 +80,23 @@ class PgOrders:
     def __init__(self, db: GlobalDatabase) -> None:
         self.db = db
 
-    def create(self, order: OrderIn, key: str | None, region: str) -> tuple[ExistingOrder, bool]:
+    def create(self, order: OrderIn, key: str | None, region: str) -> Created:
         """The order and True, or the order already stored under ``key`` and False (a replay)."""
         items = priced_items(order)
         subtotal, tax, shipping, total = totals(order, items)
         order_id = order_id_for(key)
         digest = request_hash(order)
 
-        def insert(conn: Conn) -> tuple[ExistingOrder, bool]:
+        def insert(conn: Conn) -> Created:
             row = conn.execute(
                 "insert into customer_order (id, first_name, last_name, email, region, idempotency_key, "
                 "request_hash, subtotal, tax, shipping, total) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                "on conflict do nothing returning " + _ORDER_COLUMNS,
+                "on conflict do nothing returning " + _ORDER_COLUMNS + ", current_setting('cluster_name') as writer",
                 (order_id, order.firstName, order.lastName, order.email, region, key, digest, subtotal, tax,
                  shipping, total),
             ).fetchone()
             if row is None:
-                return self._replay(conn, str(order_id), key, digest), False
+                return Created(self._replay(conn, str(order_id), key, digest), False, _writer(conn))
             with conn.cursor() as cur:
                 cur.executemany(
                     "insert into customer_order_item (order_id, product_id, name, quantity, price, total_cost) "
@@ -97,7 +111,7 @@ class PgOrders:
                 "on conflict do nothing",
                 (event.eventId, order_id, EVENT_TYPE, json.dumps(event.model_dump(mode="json"))),
             )
-            return created, True
+            return Created(created, True, str(row["writer"]))
 
         return self.db.write(insert)
 

@@ -16,6 +16,7 @@ from regionctl.shop.kit.migrate import migration_task
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.orders.models import (
+    WRITER_HEADER,
     ConsumeResult,
     ExistingOrder,
     OrderCreatedEvent,
@@ -44,8 +45,9 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
         order: OrderIn, response: Response,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
     ) -> ExistingOrder:
-        created, fresh = repo.create(order, check_idempotency_key(idempotency_key), kit.region)
+        created, fresh, writer = repo.create(order, check_idempotency_key(idempotency_key), kit.region)
         response.headers["Idempotent-Replayed"] = "false" if fresh else "true"
+        response.headers[WRITER_HEADER] = writer
         if fresh:
             kit.metrics.order_created()
             log.info("Created Order: %s", created.id, extra={"order_id": created.id, "email_domain":

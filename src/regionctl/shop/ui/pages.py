@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 from regionctl.errors import NotFoundError
+from regionctl.shop.orders.models import WRITER_HEADER
 from regionctl.shop.ui.context import load_cart, render, session_id, ui
 from regionctl.shop.ui.views import Pagination, clamp
 
@@ -129,5 +130,6 @@ async def canary_order(request: Request) -> JSONResponse:
     first = products[0]
     order = {"email": CANARY_EMAIL, "firstName": "Canary", "lastName": "Order",
              "items": [{"productId": first["id"], "quantity": 1, "price": first["price"], "name": first["name"]}]}
-    created = await backends.orders.call("POST", "/orders", json=order, headers={"Idempotency-Key": key})
-    return JSONResponse({"orderId": created["id"], "region": created["region"]})
+    created, headers = await backends.orders.call_with_headers("POST", "/orders", json=order,
+                                                               headers={"Idempotency-Key": key})
+    return JSONResponse({"orderId": created["id"], "region": created["region"], "writer": headers.get(WRITER_HEADER)})
