@@ -12,9 +12,8 @@ import typer
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, console, emit, err_console
 from regionctl.deploy.local import Deployment
-from regionctl.errors import InputError
+from regionctl.deploy.regions import kill_region, start_region
 from regionctl.runtime.status import deployment_status
-from regionctl.runtime.supervisor import RegionMarks, kill_groups, read_processes
 
 region_app = typer.Typer(no_args_is_help=True, help="Break and heal a whole region.")
 
@@ -75,15 +74,7 @@ def status(fmt: str = FormatOption) -> None:
 def region_kill(region: str, fmt: str = FormatOption) -> None:
     """Kill every process of a region at once (SIGKILL its process groups) and keep it down."""
     check_format(fmt)
-    topo = context.topology()
-    topo.settings.require_region(region)
-    RegionMarks(topo.paths.state).mark_down(region)
-    procs = [p for p in read_processes(topo.paths.state).values() if p.region == region]
-    killed = kill_groups(procs)
-    pg_dir = topo.paths.region(region) / "pg"
-    for datadir in sorted(pg_dir.glob("*")) if pg_dir.exists() else []:
-        if topo.pg(region, datadir.name).kill():
-            killed.append(f"postgres {datadir.name}")
+    killed = kill_region(context.topology(), region)
     emit({"region": region, "killed": killed, "marked_down": True}, fmt)
 
 
@@ -91,12 +82,7 @@ def region_kill(region: str, fmt: str = FormatOption) -> None:
 def region_start(region: str, fmt: str = FormatOption) -> None:
     """Let the supervisor bring a killed region back (databases return in their recorded roles)."""
     check_format(fmt)
-    topo = context.topology()
-    topo.settings.require_region(region)
-    marks = RegionMarks(topo.paths.state)
-    if not marks.is_down(region):
-        raise InputError(f"region {region} is not marked down")
-    marks.clear(region)
+    start_region(context.topology(), region)
     emit({"region": region, "marked_down": False, "note": "the running `up` restarts its processes"}, fmt)
 
 

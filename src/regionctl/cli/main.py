@@ -39,6 +39,7 @@ def _register() -> None:
         chaos,
         db,
         deployment,
+        drill,
         link,
         load,
         observe,
@@ -49,7 +50,8 @@ def _register() -> None:
         store,
     )
 
-    for module in (deployment, agent, db, link, store, routing, runbook, reconcile, load, observe, chaos, secrets):
+    for module in (deployment, agent, db, link, store, routing, runbook, reconcile, load, observe, chaos, drill,
+                   secrets):
         module.register(app)
 
 

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from regionctl.errors import InputError, NotFoundError
 from regionctl.observe.overview import Sources, collect
 
 PAGE = "console.html"
@@ -85,7 +86,7 @@ def system_metrics(overview: dict[str, Any]) -> bytes:
     return generate_latest(registry)
 
 
-def create_app(overview: CachedOverview, title: str) -> FastAPI:
+def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str], str] | None = None) -> FastAPI:
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
     page = resources.files("regionctl.observe").joinpath(PAGE).read_text(encoding="utf-8")
 
@@ -102,6 +103,16 @@ def create_app(overview: CachedOverview, title: str) -> FastAPI:
         body = system_metrics(await run_in_threadpool(overview.get))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/drills/{drill_id}", response_class=HTMLResponse)
+    async def drill(drill_id: str) -> HTMLResponse:
+        """A stored drill's page (verdict, figures, timeline), as `regionctl drill run` wrote it."""
+        if drill_page is None:
+            return HTMLResponse("no drills in this console", status_code=404)
+        try:
+            return HTMLResponse(await run_in_threadpool(drill_page, drill_id))
+        except (InputError, NotFoundError) as exc:
+            return HTMLResponse(html.escape(str(exc)), status_code=400 if isinstance(exc, InputError) else 404)
+
     @app.get("/health")  # async: never waits behind overview reads in the thread pool
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -111,7 +122,8 @@ def create_app(overview: CachedOverview, title: str) -> FastAPI:
 
 def build(sources: Sources, regions: tuple[str, ...], title: str, ttl_s: float = 1.0,
           now: Callable[[], float] = time.monotonic) -> FastAPI:
-    return create_app(CachedOverview(lambda: collect(sources, regions), ttl_s, now), title)
+    return create_app(CachedOverview(lambda: collect(sources, regions), ttl_s, now), title,
+                      getattr(sources, "drill_page", None))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -33,6 +33,7 @@ class Sources(Protocol):
     def canaries(self, region: str) -> Any: ...
     def runbooks(self) -> Any: ...
     def agents(self) -> Any: ...
+    def drills(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,14 @@ def collect(sources: Sources, regions: tuple[str, ...], now: Callable[[], float]
     """Every part read in parallel (a slow part does not hold up the others), then the attention list."""
     reads: dict[str, Callable[[], Any]] = {
         "routing": sources.routing, "databases": sources.databases, "store": sources.store,
-        "runbooks": sources.runbooks, "agents": sources.agents,
+        "runbooks": sources.runbooks, "agents": sources.agents, "drills": sources.drills,
         **{f"canaries/{r}": (lambda region=r: sources.canaries(region)) for r in regions},  # type: ignore[misc]
     }
     with ThreadPoolExecutor(max_workers=len(reads)) as pool:
         futures = {name: pool.submit(read_part, read) for name, read in reads.items()}
         parts = {name: future.result() for name, future in futures.items()}
     body: dict[str, Any] = {name: parts[name].json()
-                            for name in ("routing", "databases", "store", "runbooks", "agents")}
+                            for name in ("routing", "databases", "store", "runbooks", "agents", "drills")}
     body["canaries"] = {r: parts[f"canaries/{r}"].json() for r in regions}
     body["regions"] = list(regions)
     body["at"] = now()
@@ -131,6 +132,11 @@ def attention(parts: Mapping[str, Part], regions: tuple[str, ...]) -> list[dict[
             elif execution.get("status") == "failed":
                 flags.append(("warning", f"runbook {execution['runbook']} ({execution['id']}) failed: "
                                          f"{execution.get('error') or 'see its history'}"))
+    drills = parts.get("drills")
+    if drills is not None and drills.ok and drills.data and drills.data[0].get("verdict") != "PASS":
+        latest = drills.data[0]
+        flags.append(("warning", f"the latest drill {latest['id']} ({latest['fault']}) ended {latest['verdict']}: "
+                                 f"{latest.get('reason', '')}"))
     order = {"critical": 0, "warning": 1}
     return [{"severity": s, "what": w} for s, w in sorted(flags, key=lambda f: order[f[0]])]
 
@@ -190,6 +196,16 @@ class LiveSources:
         response = self._http.get(f"{url}/canaries")
         response.raise_for_status()
         return response.json()
+
+    def drills(self) -> Any:
+        from regionctl.drill import records
+
+        return records.listing(self.topo, limit=5)
+
+    def drill_page(self, drill_id: str) -> str:
+        from regionctl.drill import records
+
+        return records.stored_page(self.topo, drill_id)
 
     def runbooks(self) -> Any:
         from regionctl.runbooks.client import RunbookClient

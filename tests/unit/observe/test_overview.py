@@ -37,6 +37,7 @@ class FakeSources:
                 for a, b in (REGIONS, REGIONS[::-1])]},
             "runbooks": [],
             "agents": [{"region": r, "reachable": True, "members": [], "operations": []} for r in REGIONS],
+            "drills": [{"id": "drill-20261202-045002-6670", "fault": "partition", "verdict": "PASS", "reason": "ok"}],
             "canaries": {r: {"region": r, "counts": {"pass": 2, "fail": 0, "pending": 0}, "canaries": [
                 {"name": "lcl-rgnl-home", "state": "pass"}, {"name": "rmt-rgnl-home", "state": "pass"}]}
                 for r in REGIONS},
@@ -64,6 +65,9 @@ class FakeSources:
 
     def agents(self) -> Any:
         return self._get("agents")
+
+    def drills(self) -> Any:
+        return self._get("drills")
 
     def canaries(self, region: str) -> Any:
         if f"canaries/{region}" in self.broken:
@@ -184,3 +188,13 @@ def test_an_unexpected_part_shape_is_flagged_instead_of_failing_the_overview() -
     assert overview["attention"][0]["severity"] == "critical"
     assert overview["attention"][0]["what"].startswith("attention flags cannot be computed")
     assert overview["databases"]["ok"]
+
+
+def test_a_failed_latest_drill_is_flagged_with_its_reason() -> None:
+    sources = FakeSources()
+    sources.data["drills"].insert(0, {"id": "drill-20261202-050000-abcd", "fault": "isolate", "verdict": "FAIL",
+                                      "reason": "1 acknowledged writes lost without a trace"})
+    overview = collect(sources, REGIONS)
+    assert overview["drills"]["ok"] and len(overview["drills"]["data"]) == 2
+    assert overview["attention"] == [{"severity": "warning", "what": "the latest drill drill-20261202-050000-abcd "
+                                      "(isolate) ended FAIL: 1 acknowledged writes lost without a trace"}]

@@ -1,0 +1,86 @@
+"""`regionctl drill run` on the shared deployment, as an operator runs it: a partition, RegionFailover, the link
+healed, Failback. Every acknowledged write (shop orders and the drill's own inserts, updates and deletes in both
+databases) is on the writer or in a report, and the verdict says so; then an acknowledged order is removed from
+the writer behind the drill's back and `drill check` names it.
+
+Leaves the deployment as the other tests expect it: writers in us-east-1, both routing controls On.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from regionctl.observe.launch import console_url
+from tests.support.deploy import RunningDeployment
+from tests.support.drills import REGIONCTL, leave_healthy
+
+pytestmark = pytest.mark.integration
+EAST, WEST = "us-east-1", "us-west-2"
+
+
+def drill_cli(deployment: RunningDeployment, *args: str) -> tuple[int, dict[str, object]]:
+    result = subprocess.run([REGIONCTL, "drill", *args, "--format", "json"], env=deployment.cli_env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.stdout, result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def drilled(deployment: RunningDeployment) -> Iterator[dict[str, object]]:
+    try:
+        code, record = drill_cli(deployment, "run", "--fault", "partition", "--duration", "8", "--load-rate", "3",
+                                 "--seed", "11")
+        record["exit_code"] = code
+        yield record
+    finally:
+        leave_healthy(deployment, EAST)
+
+
+def test_a_partition_drill_accounts_for_every_acknowledged_write(drilled: dict[str, object]) -> None:
+    record: dict[str, object] = drilled
+    check = record["check"]
+    assert isinstance(check, dict)
+    counts = check["counts"]
+    assert record["verdict"] == "PASS" and record["exit_code"] == 0, record["reason"]
+    assert counts["unreported"] == 0 and counts["reported_present"] == 0
+    assert counts["acknowledged"] > 20 and counts["present"] > 0
+    figures = record["figures"]
+    assert isinstance(figures, dict) and figures["failback_lost"] == 0
+    runbook = record["runbook"]
+    assert isinstance(runbook, dict) and runbook["status"] == "succeeded"
+    assert figures["recovery_s"] is not None and figures["recovery_from_fault_s"] >= figures["recovery_s"]
+
+
+def test_the_console_lists_the_drill_and_serves_its_page(deployment: RunningDeployment,
+                                                        drilled: dict[str, object]) -> None:
+    url = console_url(deployment.topo.ports)
+    assert url is not None
+    overview = httpx.get(f"{url}/api/overview", timeout=10).json()
+    listed = {d["id"]: d for d in overview["drills"]["data"]}
+    assert listed[str(drilled["id"])]["verdict"] == "PASS"
+    page = httpx.get(f"{url}/drills/{drilled['id']}", timeout=10)
+    assert page.status_code == 200 and "<svg" in page.text and f"{drilled['id']}: <span" in page.text
+    assert httpx.get(f"{url}/drills/drill-20000101-000000-0000", timeout=10).status_code == 404
+    assert httpx.get(f"{url}/drills/..%2Fsecrets", timeout=10).status_code in (400, 404)
+
+
+def test_an_acknowledged_order_taken_from_the_writer_makes_the_check_fail_naming_it(
+        deployment: RunningDeployment, drilled: dict[str, object]) -> None:
+    drill_id = str(drilled["id"])
+    acks = (deployment.topo.paths.state / "drills" / drill_id / "orders.jsonl").read_text().splitlines()
+    writer = deployment.gdbs.cluster("orders").member(deployment.gdbs.state("orders").writer)
+    held = {str(r["id"]) for r in writer.query("select id from customer_order", dbname="orders")}
+    victim = next(json.loads(line)["order_id"] for line in acks if json.loads(line)["order_id"] in held)
+    writer.query("delete from customer_order_item where order_id = %s", (victim,), dbname="orders")
+    writer.query("delete from order_outbox where order_id = %s", (victim,), dbname="orders")
+    writer.query("delete from customer_order where id = %s", (victim,), dbname="orders")
+    code, verdict = drill_cli(deployment, "check", drill_id)
+    assert code == 1 and verdict["verdict"] == "FAIL"
+    assert verdict["unreported"] == [f"order {victim} (acknowledged via {EAST})"] or \
+        verdict["unreported"] == [f"order {victim} (acknowledged via {WEST})"]
+    assert victim in str(verdict["reason"])
