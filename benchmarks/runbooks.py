@@ -7,15 +7,20 @@ scheduling, probe interval): promotions, routing changes and probes cost nothing
 the global entry at 2 purchases/s, and per run, each runbook started through the engine's API as an operator
 would:
 
-1. us-east-1 loses its global databases (the orders and catalog writers are SIGKILLed and the region is marked
-   down, so nothing restarts them), then an ungraceful RegionFailover to us-west-2 (no approver: it ends with
-   the missing-transaction reports). Floor: the bare promote-to-first-write of that very failover
+1. us-east-1 loses its global databases (the orders and catalog writers crash, an immediate shutdown through
+   the region's agent, and the region is marked down, so nothing restarts them), then an ungraceful
+   RegionFailover to us-west-2 (no approver: it ends with the missing-transaction reports). Floor: the bare
+   promote-to-first-write of that very failover
    (``promote_to_first_write_ms``, the slower of the two databases).
 2. The region comes back (mark cleared; its databases stay fenced until rebuilt), then Failback: rebuild,
    catch up, switch over (RPO 0), re-enable. Lost orders: acknowledged during the Failback but not on the
    writer afterwards. Floor: the switchover's write outage (stop the writer to first write on the new one).
 3. A graceful RegionFailover (switchover, recovery measured once the switchover step succeeded, since the
    region still takes orders before it) and the Failback after it (nothing to rebuild).
+4. us-east-1 is killed as a whole (every process, its agent and databases included, kept down), then an
+   ungraceful RegionFailover; the region is started again and failed back. Same floor as 1, and the lease wait
+   printed next to it: with the agent dead nobody can confirm the old writer stopped, so the promotion waits
+   for its lease to expire (invariant 7). The summary prints its recovery next to the database kill's.
 
 The recovery time is the engine's own measure: from the execution's start (or its ``after`` step) to the first
 order accepted through the global entry (probe ``global_write`` every 0.1 s).
@@ -33,7 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +51,11 @@ from tests.support.drills import (  # noqa: E402
     leave_healthy,
     orders_held_in,
     started,
+    wait_for,
     wait_settled,
 )
 
+from regionctl.deploy.regions import kill_region, start_region  # noqa: E402
 from regionctl.runbooks.actions import default_registry  # noqa: E402
 from regionctl.runbooks.engine import Engine  # noqa: E402
 from regionctl.runbooks.fakes import FakeDatabases, fake_ports  # noqa: E402
@@ -126,6 +133,7 @@ class Row:
     total_s: float | None
     lost_orders: int | None = None
     status: str = "succeeded"
+    lease_wait_s: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -168,10 +176,11 @@ def _row(run: int, what: str, view: dict[str, Any], floor: float | None, floor_k
 
 
 def lose_databases(deployment: RunningDeployment, region: str) -> None:
-    """The region's global database writers die and stay dead (the region is marked down)."""
+    """The region's global database writers crash (an immediate shutdown, through the region's agent) and stay
+    down (the region is marked down)."""
     RegionMarks(deployment.topo.paths.state).mark_down(region)
     for name in DATABASES:
-        deployment.gdbs.cluster(name).member(region).kill()
+        deployment.gdbs.cluster(name).member(region).stop("immediate")
 
 
 def failback(deployment: RunningDeployment, run: int, shoppers: Shoppers, what: str) -> Row:
@@ -203,6 +212,19 @@ def one_run(deployment: RunningDeployment, run: int, shoppers: Shoppers) -> list
     rows.append(_row(run, "RegionFailover graceful", view,
                      _floor(_new_records(deployment, before), "write_outage_ms"), "switch outage"))
     rows.append(failback(deployment, run, shoppers, "Failback (after graceful)"))
+
+    time.sleep(deployment.settings.routing.wait_period_s)
+    before = _counts(deployment)
+    kill_region(deployment.topo, EAST)
+    view = _execute(deployment, "RegionFailover", {"region": EAST, "mode": "ungraceful"})
+    records = _new_records(deployment, before)
+    rows.append(replace(_row(run, "RegionFailover region killed", view,
+                             _floor(records, "promote_to_first_write_ms"), "promote->write"),
+                        lease_wait_s=_floor(records, "lease_wait_s")))
+    start_region(deployment.topo, EAST)
+    wait_for(lambda: all(deployment.gdbs.status(n).member(EAST).role != "unreachable" for n in DATABASES), 180,
+             "us-east-1's agent to answer again", interval=1.0)
+    rows.append(failback(deployment, run, shoppers, "Failback (after region kill)"))
     leave_healthy(deployment, EAST)
     return rows
 
@@ -213,11 +235,11 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def print_table(rows: list[Row]) -> None:
     print(f"{'run':>3}  {'runbook':<28} {'status':<9} {'recovery s':>10} {'floor ms':>9} {'floor':<14} "
-          f"{'ratio':>6} {'total s':>8} {'lost':>5}")
+          f"{'ratio':>6} {'total s':>8} {'lost':>5} {'lease wait s':>12}")
     for r in rows:
         print(f"{r.run:>3}  {r.what:<28} {r.status:<9} {_fmt(r.recovery_s, '10.3f')} {_fmt(r.floor_ms, '9.1f')} "
               f"{r.floor_kind:<14} {_fmt(r.ratio, '6.1f')} {_fmt(r.total_s, '8.1f')} "
-              f"{'-' if r.lost_orders is None else r.lost_orders:>5}")
+              f"{'-' if r.lost_orders is None else r.lost_orders:>5} {_fmt(r.lease_wait_s, '12.2f')}")
     print()
     for what in dict.fromkeys(r.what for r in rows):
         mine = [r for r in rows if r.what == what]
@@ -227,6 +249,13 @@ def print_table(rows: list[Row]) -> None:
         print(f"{what:<28} recovery median {_fmt(statistics.median(rec) if rec else None, '.3f')} s"
               f"  ratio to floor median {_fmt(statistics.median(ratios) if ratios else None, '.1f')}x"
               + (f"  lost orders total {sum(lost)}" if lost else ""))
+    killed = [r.recovery_s for r in rows if r.what == "RegionFailover region killed" and r.recovery_s is not None]
+    databases = [r.recovery_s for r in rows if r.what == "RegionFailover ungraceful" and r.recovery_s is not None]
+    waits = [r.lease_wait_s for r in rows if r.what == "RegionFailover region killed" and r.lease_wait_s is not None]
+    if killed and databases:
+        print(f"whole region killed / databases killed, recovery medians: {statistics.median(killed):.3f} / "
+              f"{statistics.median(databases):.3f} s = {statistics.median(killed) / statistics.median(databases):.1f}x"
+              f" (lease wait median {statistics.median(waits) if waits else float('nan'):.2f} s of it)")
 
 
 def real(runs: int) -> None:

@@ -1,7 +1,12 @@
-"""`regionctl drill run` on the shared deployment, as an operator runs it: a partition, RegionFailover, the link
-healed, Failback. Every acknowledged write (shop orders and the drill's own inserts, updates and deletes in both
-databases) is on the writer or in a report, and the verdict says so; then an acknowledged order is removed from
-the writer behind the drill's back and `drill check` names it.
+"""`regionctl drill run` on the shared deployment, as an operator runs it: us-east-1 killed as a whole (its agent,
+databases and services), RegionFailover, the region started again, Failback. Every acknowledged write (shop
+orders and the drill's own inserts, updates and deletes in both databases) is on the writer or in a report, and
+the verdict says so; then an acknowledged order is removed from the writer behind the drill's back and
+`drill check` names it.
+
+Meanwhile the global entry's routing is sampled every 100 ms: the surviving region's health must not fail with
+the region that died (its services run throughout, only degraded until the writers moved), so at no moment is
+there no region to route to; and shoppers see errors only for purchases started before the writers moved.
 
 Leaves the deployment as the other tests expect it: writers in us-east-1, both routing controls On.
 """
@@ -10,12 +15,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
 from regionctl.observe.launch import console_url
+from regionctl.runbooks.wiring import entry_url
 from tests.support.deploy import RunningDeployment
 from tests.support.drills import REGIONCTL, leave_healthy
 
@@ -30,19 +39,49 @@ def drill_cli(deployment: RunningDeployment, *args: str) -> tuple[int, dict[str,
     return result.returncode, json.loads(result.stdout)
 
 
+class EntrySampler:
+    """The entry's routing (its healthy regions) every 100 ms, on a thread."""
+
+    def __init__(self, deployment: RunningDeployment) -> None:
+        self.url = f"{entry_url(deployment.settings)}/_entry/status"
+        self.samples: list[tuple[float, list[str] | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=2.0) as client:
+            while not self._stop.is_set():
+                try:
+                    self.samples.append((time.time(), list(client.get(self.url).json()["healthy"])))
+                except httpx.HTTPError:
+                    self.samples.append((time.time(), None))
+                self._stop.wait(0.1)
+
+    def __enter__(self) -> EntrySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def drilled(deployment: RunningDeployment) -> Iterator[dict[str, object]]:
     try:
-        code, record = drill_cli(deployment, "run", "--fault", "partition", "--duration", "8", "--load-rate", "3",
-                                 "--seed", "11")
+        with EntrySampler(deployment) as sampler:
+            code, brief = drill_cli(deployment, "run", "--fault", "kill-region", "--duration", "8",
+                                    "--load-rate", "3", "--seed", "11")
+        _, record = drill_cli(deployment, "show", str(brief["id"]))
         record["exit_code"] = code
+        record["entry_samples"] = sampler.samples
         yield record
     finally:
         leave_healthy(deployment, EAST)
 
 
-def test_a_partition_drill_accounts_for_every_acknowledged_write(drilled: dict[str, object]) -> None:
-    record: dict[str, object] = drilled
+def test_a_region_kill_drill_accounts_for_every_acknowledged_write(drilled: dict[str, Any]) -> None:
+    record = drilled
     check = record["check"]
     assert isinstance(check, dict)
     counts = check["counts"]
@@ -54,6 +93,25 @@ def test_a_partition_drill_accounts_for_every_acknowledged_write(drilled: dict[s
     runbook = record["runbook"]
     assert isinstance(runbook, dict) and runbook["status"] == "succeeded"
     assert figures["recovery_s"] is not None and figures["recovery_from_fault_s"] >= figures["recovery_s"]
+
+
+def test_the_surviving_region_stays_routable_and_shoppers_fail_only_until_the_writers_moved(
+        deployment: RunningDeployment, drilled: dict[str, Any]) -> None:
+    timeline = drilled["timeline"]
+    samples = [(at, healthy) for at, healthy in drilled["entry_samples"]
+               if timeline["fault_at"] <= at <= timeline["failback_ended"]]
+    assert len(samples) > 50
+    unanswered = [at for at, healthy in samples if healthy is None]
+    assert not unanswered, f"the entry did not answer its status at {len(unanswered)} samples"
+    empty = [round(at - timeline["fault_at"], 1) for at, healthy in samples if healthy == []]
+    assert not empty, f"no region to route to at +{empty} s after the fault"
+    assert any(healthy == [WEST] for _, healthy in samples)  # the dead region was taken out
+    moved = next(s["ended_at"] for s in timeline["steps"]
+                 if s["what"] == "runbook" and s["step"] == "FailoverDatabases")
+    log = deployment.topo.paths.state / "drills" / str(drilled["id"]) / "errors.jsonl"
+    errors = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    late = [e for e in errors if e["started"] > moved]
+    assert not late, f"{len(late)} purchases started after the writers moved failed: {late[:3]}"
 
 
 def test_the_console_lists_the_drill_and_serves_its_page(deployment: RunningDeployment,

@@ -16,10 +16,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from regionctl.errors import ExternalError, RegionctlError
+from regionctl.globaldb.service import GlobalDatabases
 from regionctl.routing.client import ControlClient
 from regionctl.runbooks.client import RunbookClient
 from regionctl.runbooks.wiring import entry_url
@@ -232,7 +234,11 @@ def leave_healthy(deployment: RunningDeployment, home: str, timeout: float = 180
     finally:
         client.close()
     for name in gdbs.names:
-        wait_for(lambda name=name: gdbs.status(name).healthy, timeout, f"{name} healthy", interval=0.5)
+        wait_for(partial(_healthy, gdbs, name), timeout, f"{name} healthy", interval=0.5)
+
+
+def _healthy(gdbs: GlobalDatabases, name: str) -> bool:
+    return gdbs.status(name).healthy
 
 
 def _heal_database(deployment: RunningDeployment, name: str, home: str) -> None:

@@ -35,12 +35,16 @@ from regionctl.runtime.topology import GLOBAL_HOST, REGIONAL_DB, Topology
 log = logging.getLogger("regionctl.up")
 
 
+def regional_store_member(agents: Agents, topo: Topology, region: str) -> AgentMember:
+    host, port = topo.pg_address(region, REGIONAL_DB)
+    return AgentMember(name=f"{REGIONAL_DB}-{region}", host=host, port=port, region=region, database=REGIONAL_DB,
+                       agent=agents.client(region))
+
+
 def regional_store_instance_ready(agents: Agents, topo: Topology, region: str) -> None:
     """The region's own PostgreSQL for the multi-active store (carts, checkout): always writable, no archive;
     created and started by the region's agent."""
-    host, port = topo.pg_address(region, REGIONAL_DB)
-    pg = AgentMember(name=f"{REGIONAL_DB}-{region}", host=host, port=port, region=region, database=REGIONAL_DB,
-                     agent=agents.client(region))
+    pg = regional_store_member(agents, topo, region)
     pg.init()
     pg.start("standalone")
     if not pg.scalar("select count(*) from pg_database where datname = %s", (REGIONAL_DB,)):
@@ -125,6 +129,7 @@ class Deployment:
         marks = RegionMarks(self.state_dir)
         last_ship = 0.0
         shipping = threading.Thread()  # not started: nothing ships yet
+        regional = threading.Thread()
         rotation = RotationSchedule(lambda: credentials.due(self.topo.settings),
                                     lambda name: credentials.rotate_database(gdbs, name))
         while not stop():
@@ -135,6 +140,10 @@ class Deployment:
                     gdbs.ensure(name, down, blocking=False)
                 except RegionctlError as exc:
                     log.warning("%s: %s", name, exc)
+            if not regional.is_alive():  # its own thread too: an agent that does not answer holds up nothing
+                regional = threading.Thread(target=self._ensure_regional_stores, args=(gdbs, down), daemon=True,
+                                            name="regional-stores")
+                regional.start()
             if time.monotonic() - last_ship > self.archive_ship_interval_s and not shipping.is_alive():
                 last_ship = time.monotonic()  # on its own thread: a pull stuck behind a cut never delays restarts
                 shipping = threading.Thread(target=self._ship_archives, args=(gdbs, down), daemon=True,
@@ -142,6 +151,21 @@ class Deployment:
                 shipping.start()
             rotation.poke(down)
             time.sleep(1.0)
+
+    def _ensure_regional_stores(self, gdbs: GlobalDatabases, down: frozenset[str]) -> None:
+        """A region that was killed and started again gets its regional store back (its agent restarts with the
+        region, the instance only when asked)."""
+        for region in self.topo.settings.regions:
+            if region in down:
+                continue
+            member = regional_store_member(gdbs.agents, self.topo, region)
+            try:
+                seen = member.reachable_state()
+                if seen is not None and seen["exists"] and not seen["running"]:
+                    member.start("standalone")
+                    log.warning("regional store of %s was not running; started it", region)
+            except RegionctlError as exc:
+                log.warning("regional store of %s: %s", region, exc)
 
     def _ship_archives(self, gdbs: GlobalDatabases, down: frozenset[str]) -> None:
         for name in gdbs.names:

@@ -98,7 +98,8 @@ def timeline_svg(record: dict[str, Any], width: int = 900, height: int = 220) ->
     """Stacked bars per second: surviving acknowledgements per region, lost ones in red on top; vertical lines
     for the fault, each runbook step's end, the revert and the failback."""
     series: dict[str, dict[str, list[int]]] = record.get("series") or {}
-    seconds = max((len(s[k]) for s in series.values() for k in s), default=1)
+    seconds = max([len(s[k]) for s in series.values() for k in s] + [len(record.get("error_series") or [])],
+                  default=1)
     totals = [sum((s[k][i] if i < len(s[k]) else 0) for s in series.values() for k in s) for i in range(seconds)]
     top = max(totals, default=1) or 1
     bar = width / max(seconds, 1)
@@ -114,6 +115,11 @@ def timeline_svg(record: dict[str, Any], width: int = 900, height: int = 220) ->
                     y -= h
                     parts.append(f'<rect x="{i * bar:.1f}" y="{y:.1f}" width="{max(bar - 1, 1):.1f}" height="{h:.1f}" '
                                  f'fill="{fill}"><title>{region} {kind}: {value} at +{i}s</title></rect>')
+    errors = record.get("error_series") or []
+    for i, value in enumerate(errors):  # client errors: a red tick under the bars
+        if value:
+            parts.append(f'<rect x="{i * bar:.1f}" y="{height + 2}" width="{max(bar - 1, 1):.1f}" height="8" '
+                         f'fill="#ff7f0e"><title>{value} failed purchases at +{i}s</title></rect>')
     marks = [("fault", record["timeline"].get("fault_at")), ("reverted", record["timeline"].get("reverted_at")),
              ("failback", record["timeline"].get("failback_started"))]
     marks += [(f"{s['what']}: {s['step']}", s.get("ended_at")) for s in record["timeline"].get("steps", [])]
@@ -125,5 +131,6 @@ def timeline_svg(record: dict[str, Any], width: int = 900, height: int = 220) ->
     legend = " ".join(f'<span style="color:{COLOURS[n % len(COLOURS)]}">&#9632; {html.escape(r)}</span>'
                       for n, r in enumerate(sorted(series)))
     return (f'<h2>Timeline</h2><p>acknowledgements per second {legend} <span style="color:#d62728">&#9632; lost'
-            f'</span>; dashed: fault, steps, revert, failback (hover for names)</p>'
-            f'<svg width="{width}" height="{height}" role="img">{"".join(parts)}</svg>')
+            f'</span> <span style="color:#ff7f0e">&#9632; failed purchases</span>; dashed: fault, steps, revert, '
+            f'failback (hover for names)</p><svg width="{width}" height="{height + 12}" role="img">{"".join(parts)}'
+            '</svg>')

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import random
 import threading
 import time
@@ -151,7 +152,7 @@ class Drill:
         def shop() -> None:
             while not self._stop_shoppers.is_set():  # open-loop chunks, as tests/support/drills.py
                 report = asyncio.run(run_load(endpoint, self.spec.load_rate, 2.0, self.dir / "orders.jsonl",
-                                              timeout_s=20.0, seed=seed))
+                                              timeout_s=20.0, seed=seed, error_log=self.dir / "errors.jsonl"))
                 for kind, count in report.errors.items():
                     self.shopper_errors[kind] = self.shopper_errors.get(kind, 0) + count
 
@@ -281,6 +282,7 @@ class Drill:
             "errors": {"shoppers": self.shopper_errors,
                        "ledger": {f"{c.database}/{c.region}": c.errors for c in self.ledger if c.errors}},
             "series": ack_series(evidence, verdict, self.time.load_started),
+            "error_series": error_series(read_errors(self.dir / "errors.jsonl"), self.time.load_started),
         }
 
 
@@ -388,4 +390,27 @@ def ack_series(evidence: C.Evidence, verdict: C.Verdict, start: float) -> dict[s
         bucket = series.setdefault(region, {"surviving": [], "lost": []})[kind]
         bucket.extend([0] * (second + 1 - len(bucket)))
         bucket[second] += 1
+    return series
+
+
+def read_errors(path: Path) -> list[dict[str, Any]]:
+    """The shoppers' failed purchases (started, ts, kind)."""
+    if not path.exists():
+        return []
+    found = []
+    for line in path.read_text().splitlines():
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+def error_series(errors: list[dict[str, Any]], start: float) -> list[int]:
+    """Failed purchases per second since ``start``, by when they failed (for the timeline plot)."""
+    series: list[int] = []
+    for error in errors:
+        second = max(0, int(error["ts"] - start))
+        series.extend([0] * (second + 1 - len(series)))
+        series[second] += 1
     return series

@@ -63,8 +63,24 @@ def system_metrics(overview: dict[str, Any]) -> bytes:
     flags = Gauge("regionctl_console_attention", "attention flags raised now, by severity", ["severity"],
                   registry=registry)
     up = Gauge("regionctl_console_source_up", "1 when the console could read the part", ["part"], registry=registry)
-    for part in ("routing", "databases", "store", "runbooks"):
-        up.labels(part).set(1 if overview[part]["ok"] else 0)
+    degraded = Gauge("regionctl_console_region_degraded", "1 when the region serves but something further away is "
+                     "missing", ["region"], registry=registry)
+    at_risk = Gauge("regionctl_globaldb_at_risk_transactions", "transactions a failover right now would lose",
+                    ["database"], registry=registry)
+    at_risk_bytes = Gauge("regionctl_globaldb_at_risk_bytes", "WAL a failover right now would lose", ["database"],
+                          registry=registry)
+    lease_fence_in = Gauge("regionctl_lease_fence_in_seconds", "seconds until the writer fences itself unless its "
+                           "lease is renewed", ["database", "region"], registry=registry)
+    held_since = Gauge("regionctl_commits_held_since_seconds", "epoch seconds since when commits wait for the "
+                       "standby (bounded mode); 0 when they do not", ["database", "region", "mode"],
+                       registry=registry)
+    for part in ("routing", "databases", "store", "runbooks", "agents"):
+        if part in overview:
+            up.labels(part).set(1 if overview[part]["ok"] else 0)
+    for agent in (overview.get("agents") or {}).get("data") or []:
+        for database, lease in (agent.get("leases") or {}).items():
+            lease_fence_in.labels(database, agent["region"]).set(lease.get("fence_in_s") or 0)
+            held_since.labels(database, agent["region"], lease.get("mode", "?")).set(lease.get("held_since") or 0)
     for db in overview["databases"]["data"] or []:
         for member in db["members"]:
             writer.labels(db["name"], member["region"]).set(1 if member["region"] == db["writer"] else 0)
@@ -72,11 +88,16 @@ def system_metrics(overview: dict[str, Any]) -> bytes:
                 lag_bytes.labels(db["name"], member["region"]).set(member["lag_bytes"])
             if member["lag_ms"] is not None:
                 lag_seconds.labels(db["name"], member["region"]).set(member["lag_ms"] / 1000)
+        risk = db.get("at_risk") or {}
+        if risk.get("count") is not None:
+            at_risk.labels(db["name"]).set(risk["count"])
+            at_risk_bytes.labels(db["name"]).set(risk.get("window_bytes") or 0)
     for direction in (overview["store"]["data"] or {}).get("directions", []):
         if direction["backlog"] is not None:
             backlog.labels(direction["source"], direction["target"]).set(direction["backlog"])
     for region in (overview["routing"]["data"] or {}).get("regions", []):
         routable.labels(region["region"]).set(1 if region["routable"] else 0)
+        degraded.labels(region["region"]).set(1 if region.get("degraded") else 0)
     for region, part in overview["canaries"].items():
         up.labels(f"canaries/{region}").set(1 if part["ok"] else 0)
         for state, count in ((part["data"] or {}).get("counts") or {}).items():

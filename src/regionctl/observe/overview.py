@@ -22,6 +22,7 @@ from regionctl.observe.launch import canary_url
 from regionctl.runtime.topology import Topology
 
 SECTIONS = ("routing", "databases", "store", "canaries", "runbooks")
+AT_RISK_TTL_S = 5.0
 
 
 class Sources(Protocol):
@@ -91,6 +92,8 @@ def attention(parts: Mapping[str, Part], regions: tuple[str, ...]) -> list[dict[
         for region in parts["routing"].data.get("regions", []):
             if not region.get("routable"):
                 flags.append(("warning", f"{region['region']} receives no traffic: {region.get('reason', '')}"))
+            elif region.get("degraded"):
+                flags.append(("warning", f"{region['region']} is degraded: {region.get('reason', '')}"))
     agents = parts.get("agents")
     if agents is not None and agents.ok:
         for agent in agents.data:
@@ -157,6 +160,7 @@ class LiveSources:
         self._routing: Any = None
         self._runbooks: Any = None
         self._gdbs: Any = None
+        self._risk: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def routing(self) -> Any:
         from regionctl.routing.client import ControlClient, api_url
@@ -175,7 +179,25 @@ class LiveSources:
 
     def databases(self) -> Any:
         gdbs = self._databases()
-        return [to_jsonable(gdbs.status(name)) for name in gdbs.names]
+        return [{**to_jsonable(gdbs.status(name)), "at_risk": self._at_risk(name)} for name in gdbs.names]
+
+    def _at_risk(self, name: str) -> dict[str, Any]:
+        """What a failover of ``name`` right now would lose, in numbers (the transactions themselves hold customer
+        data and stay behind the token: `regionctl db at-risk`); read at most every ``AT_RISK_TTL_S``."""
+        from regionctl.errors import RegionctlError
+        from regionctl.reconcile.service import at_risk
+
+        cached = self._risk.get(name)
+        if cached is not None and time.monotonic() - cached[0] < AT_RISK_TTL_S:
+            return cached[1]
+        try:
+            risk = at_risk(self.topo, self._databases().network, name)
+            summary: dict[str, Any] = {"count": risk.count, "window_s": risk.window_s,
+                                       "window_bytes": risk.window_bytes}
+        except RegionctlError as exc:
+            summary = {"count": None, "reason": str(exc)}
+        self._risk[name] = (time.monotonic(), summary)
+        return summary
 
     def agents(self) -> Any:
         agents = self._databases().agents

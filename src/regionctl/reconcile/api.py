@@ -9,19 +9,23 @@ first request and kept next to the report.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import Path as Path_
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
-from regionctl.errors import InputError, NotFoundError
+from regionctl.errors import InputError, NotFoundError, RegionctlError, http_status
+from regionctl.jsonable import to_jsonable
 from regionctl.reconcile.store import ReportStore
 
 MEDIA = {"json": "application/json", "csv": "text/csv; charset=utf-8", "html": "text/html; charset=utf-8"}
 
 
-def router(root: Path, token: str) -> APIRouter:
+def router(root: Path, token: str, at_risk: Callable[[str], Any] | None = None) -> APIRouter:
+    """``at_risk(database)`` (``service.at_risk`` bound to the deployment) serves ``/reconcile/at-risk/DB``."""
     store = ReportStore(root)
     api = APIRouter(prefix="/reconcile", tags=["reconcile"])
 
@@ -55,5 +59,18 @@ def router(root: Path, token: str) -> APIRouter:
         if fmt == "html":
             return HTMLResponse(text)
         return PlainTextResponse(text, media_type=MEDIA[fmt])
+
+    @api.get("/at-risk/{database}", summary="what a failover right now would lose (needs the token: it names "
+             "customers' orders)", dependencies=[Depends(authorized)])
+    def at_risk_now(database: str = Path_(..., pattern=r"^[a-z][a-z0-9_]{0,62}$")) -> Any:
+        if at_risk is None:
+            raise HTTPException(404, "at-risk is not served by this process")
+        try:
+            risk = at_risk(database)
+        except (InputError, NotFoundError) as exc:
+            raise HTTPException(404 if isinstance(exc, NotFoundError) else 400, str(exc)) from None
+        except RegionctlError as exc:
+            raise HTTPException(http_status(exc), str(exc)) from None
+        return {**to_jsonable(risk), "count": risk.count}
 
     return api

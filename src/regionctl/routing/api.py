@@ -198,8 +198,10 @@ def _add_read_routes(app: FastAPI, service: ControlService, regions: Sequence[st
             regions=[schemas.RegionOut(
                 region=r.region, control=None if r.control_on is None else _state(r.control_on),
                 health=schemas.HealthOut(healthy=r.health.healthy, last_ok=r.health.last_ok,
-                                         detail=r.health.describe(), checked_at=r.health.checked_at),
-                routable=r.routable, reason=r.reason) for r in view.regions],
+                                         detail=r.health.describe(), checked_at=r.health.checked_at,
+                                         degraded=r.health.degraded),
+                routable=r.routable, reason=r.reason, degraded=r.degraded,
+                receives_traffic=r.region in view.healthy) for r in view.regions],
         )
 
     @app.get("/audit", response_model=list[schemas.AuditOut])

@@ -25,6 +25,7 @@ class DataPlane:
         self.metrics = metrics
         self.view: RoutingView = self._compute()
         self.healthy: tuple[str, ...] = self.view.healthy
+        self._controls: dict[str, bool] = dict(source.current().states or {})
         monitor.listener = self._on_health
         if hasattr(source, "listener"):
             source.listener = self._on_controls
@@ -46,6 +47,9 @@ class DataPlane:
 
     def _on_controls(self, known: KnownControls) -> None:
         self.metrics.observe_controls(known.states, known.source_up)
+        before, self._controls = self._controls, dict(known.states or {})
+        if before and self._controls != before:  # a routing change: the regions On now rise on their next pass
+            self.monitor.expedite([r for r, on in self._controls.items() if on])
         self.refresh()
 
     async def run(self) -> None:
@@ -61,7 +65,8 @@ class DataPlane:
             "controls_source_up": known.source_up,
             "controls_note": known.note,
             "regions": [
-                {"region": r.region, "routable": r.routable, "reason": r.reason, "health": r.health.describe()}
+                {"region": r.region, "routable": r.routable, "degraded": r.degraded, "reason": r.reason,
+                 "health": r.health.describe()}
                 for r in self.view.regions
             ],
         }

@@ -120,6 +120,7 @@ class HealthOut(BaseModel):
     last_ok: bool | None
     detail: str
     checked_at: float
+    degraded: bool = False
 
 
 class RegionOut(BaseModel):
@@ -128,6 +129,8 @@ class RegionOut(BaseModel):
     health: HealthOut
     routable: bool
     reason: str
+    degraded: bool = False
+    receives_traffic: bool = False
 
 
 class StatusOut(BaseModel):

@@ -14,6 +14,7 @@ import argparse
 import importlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -53,8 +54,20 @@ def build_app(settings: Settings, bind: str = DEFAULT_BIND) -> FastAPI:
 
     token = control_token(settings)
     app = create_app(build_engine, token)
-    app.include_router(reconcile_router(paths.root, token))  # the reports the runbooks' reconcile steps build
+    app.include_router(reconcile_router(paths.root, token, _at_risk(settings)))  # the runbooks' reports, at-risk
     return app
+
+
+def _at_risk(settings: Settings) -> Callable[[str], Any]:
+    def read(database: str) -> Any:
+        from regionctl.reconcile.service import at_risk
+        from regionctl.runtime.network import deployment_network
+        from regionctl.runtime.topology import Topology
+
+        topo = Topology(settings)
+        return at_risk(topo, deployment_network(topo), database)
+
+    return read
 
 
 def main(argv: list[str] | None = None) -> None:

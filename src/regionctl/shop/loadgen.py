@@ -137,6 +137,7 @@ async def purchase(client: httpx.AsyncClient, product_id: str, email: str) -> tu
 class _Run:
     endpoint: str
     log: Path
+    error_log: Path | None = None
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     regions: Counter[str] = field(default_factory=Counter)
@@ -150,6 +151,10 @@ class _Run:
             order_id, region, attempts = await purchase(client, product_id, f"load-{uuid.uuid4().hex[:12]}@example.com")
         except PurchaseError as exc:
             self.errors[exc.kind] += 1
+            if self.error_log is not None:  # when each failed purchase started, and why: a drill's timeline
+                with open(self.error_log, "a") as handle:
+                    handle.write(json.dumps({"started": round(time.time() - (time.monotonic() - started), 3),
+                                             "ts": round(time.time(), 3), "kind": exc.kind}) + "\n")
             return
         finally:
             self.in_flight -= 1
@@ -165,15 +170,16 @@ class _Run:
 
 
 async def run_load(endpoint: str, rate: float, duration_s: float, ack_log: Path, timeout_s: float = 30.0,
-                   seed: int | None = None) -> LoadReport:
-    """Start ``rate`` purchases per second for ``duration_s`` seconds (open loop), wait for them, report."""
+                   seed: int | None = None, error_log: Path | None = None) -> LoadReport:
+    """Start ``rate`` purchases per second for ``duration_s`` seconds (open loop), wait for them, report; with
+    ``error_log``, every failed purchase is logged there too (when it started, when it failed, why)."""
     if rate <= 0 or duration_s <= 0:
         raise InputError(f"--rate and --duration must be positive (got {rate} and {duration_s})")
     if not endpoint.startswith(("http://", "https://")):
         raise InputError(f"--endpoint {endpoint!r} is not an http(s) URL")
     ack_log.parent.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
-    run = _Run(endpoint.rstrip("/"), ack_log)
+    run = _Run(endpoint.rstrip("/"), ack_log, error_log)
     total = max(1, round(rate * duration_s))
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=run.endpoint, timeout=timeout_s, limits=limits) as client:

@@ -35,8 +35,9 @@ def orders(shop_pg: PgInstance) -> Iterator[PgOrders]:
 
 
 def test_an_order_its_items_and_its_event_are_written_together(orders: PgOrders, shop_pg: PgInstance) -> None:
-    created, fresh = orders.create(ORDER, "key-a", "us-east-1")
+    created, fresh, writer = orders.create(ORDER, "key-a", "us-east-1")
     assert fresh and [i.totalCost for i in created.items] == [100, 385] and created.total == 485
+    assert writer == shop_pg.scalar("show cluster_name")  # the member that committed it names itself
     assert orders.get(created.id) == created
     rows = shop_pg.query("select event_type, payload from order_outbox", dbname="orders")
     assert len(rows) == 1 and rows[0]["payload"]["order"]["id"] == created.id
@@ -46,7 +47,7 @@ def test_concurrent_retries_with_one_key_make_one_order(orders: PgOrders, shop_p
     results: list[tuple[str, bool]] = []
 
     def post() -> None:
-        order, fresh = orders.create(ORDER, "key-b", "us-west-2")
+        order, fresh, _ = orders.create(ORDER, "key-b", "us-west-2")
         results.append((order.id, fresh))
 
     threads = [threading.Thread(target=post) for _ in range(6)]

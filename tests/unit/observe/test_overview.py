@@ -135,10 +135,22 @@ def test_no_routable_region_is_critical() -> None:
     assert {"severity": "warning", "what": "us-east-1 receives no traffic: control Off"} in flags
 
 
+def test_a_degraded_region_is_flagged_with_its_reason() -> None:
+    sources = FakeSources()
+    west = sources.data["routing"]["regions"][1]
+    west.update(degraded=True, reason="routing control On, health check passing but degraded (orders: far)")
+    flags = collect(sources, REGIONS)["attention"]
+    assert flags == [{"severity": "warning", "what": "us-west-2 is degraded: routing control On, health check "
+                                                     "passing but degraded (orders: far)"}]
+
+
 def test_the_console_serves_the_page_the_overview_and_the_system_metrics_from_one_cached_read() -> None:
     sources = FakeSources()
     sources.data["databases"][1]["members"][1] = member("us-west-2", "standby", 4096)
     sources.broken = {"runbooks": ExternalError("the runbook engine is not reachable")}
+    sources.data["databases"][0]["at_risk"] = {"count": 3, "window_s": 0.4, "window_bytes": 900}
+    sources.data["agents"][0]["leases"] = {"orders": {"fence_in_s": 3.2, "mode": "bounded", "held_since": 1700.0}}
+    sources.data["routing"]["regions"][1]["degraded"] = True
     now = [0.0]
     client = TestClient(build(sources, REGIONS, "regionctl console <test>", ttl_s=1.0, now=lambda: now[0]))
     page = client.get("/")
@@ -150,15 +162,22 @@ def test_the_console_serves_the_page_the_overview_and_the_system_metrics_from_on
     now[0] += 1.5
     client.get("/api/overview")
     assert sources.calls > calls  # a second later: read again
-    assert overview["attention"] == [{"severity": "warning",
-                                      "what": "runbooks: cannot be read (the runbook engine is not reachable)"}]
+    assert [f["what"] for f in overview["attention"]] == [
+        "orders: commits held back in us-east-1 since 00:28:20 UTC (bounded: the standby stopped confirming)",
+        "runbooks: cannot be read (the runbook engine is not reachable)", "us-west-2 is degraded: On and healthy"]
     assert 'regionctl_globaldb_writer{database="orders",region="us-east-1"} 1.0' in metrics
     assert 'regionctl_globaldb_writer{database="orders",region="us-west-2"} 0.0' in metrics
     assert 'regionctl_globaldb_lag_bytes{database="catalog",region="us-west-2"} 4096.0' in metrics
     assert 'regionctl_console_source_up{part="runbooks"} 0.0' in metrics
     assert 'regionctl_console_canaries{region="us-west-2",state="pass"} 2.0' in metrics
-    assert 'regionctl_console_attention{severity="warning"} 1.0' in metrics
+    assert 'regionctl_console_attention{severity="warning"} 2.0' in metrics
     assert 'regionctl_console_region_routable{region="us-east-1"} 1.0' in metrics
+    assert 'regionctl_console_region_degraded{region="us-west-2"} 1.0' in metrics
+    assert 'regionctl_globaldb_at_risk_transactions{database="orders"} 3.0' in metrics
+    assert 'regionctl_globaldb_at_risk_bytes{database="orders"} 900.0' in metrics
+    assert 'regionctl_lease_fence_in_seconds{database="orders",region="us-east-1"} 3.2' in metrics
+    assert 'regionctl_commits_held_since_seconds{database="orders",mode="bounded",region="us-east-1"} 1700.0' \
+        in metrics
 
 
 def test_many_viewers_at_once_cause_one_read() -> None:

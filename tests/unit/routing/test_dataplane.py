@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -46,6 +47,51 @@ def test_health_flips_only_after_threshold_consecutive_contrary_results(results:
         history.append(ok)
         if before is not None and state.healthy != before:
             assert history[-threshold:] == [state.healthy] * threshold
+
+
+def test_an_expedited_region_rises_on_one_pass_once_and_still_falls_only_after_the_threshold() -> None:
+    down = HealthState(healthy=False, last_ok=False)
+    assert observe(down, True, "HTTP 200", 1.0, threshold=3).healthy is False  # a flap-damped rise
+    changed = replace(down, expedited_until=31.0)  # a routing change at 1.0 turned it On
+    failing = observe(changed, False, "HTTP 503", 2.0, threshold=3)  # not ready yet right after the change
+    fast = observe(failing, True, "HTTP 200", 3.0, threshold=3)
+    assert fast.healthy is True and fast.expedited_until == 0.0  # one pass is enough, once
+    late = observe(observe(changed, False, "HTTP 503", 2.0, 3), True, "HTTP 200", 40.0, threshold=3)
+    assert late.healthy is False  # the change is long past: the threshold applies again
+    for _ in range(2):
+        fast = observe(fast, False, "HTTP 503", 4.0, threshold=3)
+    assert fast.healthy is True  # falling still needs three in a row
+
+
+def test_traffic_prefers_regions_that_are_not_degraded_and_never_drops_the_last_ones() -> None:
+    degraded = replace(UP, degraded=True, last_detail="HTTP 200, degraded: orders: new orders wait for the writer")
+    view = routing_view([EAST, WEST], {EAST: True, WEST: True}, {EAST: UP, WEST: degraded})
+    assert view.healthy == (EAST,) and view.regions[1].routable and view.regions[1].degraded
+    assert "us-west-2 degraded, spared while another region is not" in view.explain()
+    both = routing_view([EAST, WEST], {EAST: True, WEST: True}, {EAST: degraded, WEST: degraded})
+    assert both.healthy == (EAST, WEST) and "(degraded: us-east-1: HTTP 200, degraded: orders" in both.explain()
+    east_gone = routing_view([EAST, WEST], {EAST: True, WEST: True}, {EAST: HealthState(healthy=False),
+                                                                      WEST: degraded})
+    assert east_gone.healthy == (WEST,)  # the other region's loss degrades, never empties, the routing
+
+
+def test_a_degraded_health_body_passes_degraded() -> None:
+    from regionctl.routing.endpoints import Endpoint
+    from regionctl.routing.health import probe
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/degraded":
+            return httpx.Response(200, json={"status": "UP", "degraded": True, "reason": "degraded: orders: far"})
+        return httpx.Response(200, json={"status": "UP", "degraded": False})
+
+    async def main() -> tuple[object, object]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            return (await probe(client, Endpoint(EAST, "127.0.1.1", 1, "/degraded"), 1.0),
+                    await probe(client, Endpoint(EAST, "127.0.1.1", 1, "/fine"), 1.0))
+
+    degraded, fine = asyncio.run(main())
+    assert degraded.ok and degraded.degraded and "degraded: orders: far" in degraded.detail  # type: ignore[attr-defined]
+    assert fine.ok and not fine.degraded  # type: ignore[attr-defined]
 
 
 def test_routable_needs_control_on_and_health_passing_and_unknown_is_not_routable() -> None:
@@ -158,3 +204,29 @@ def test_control_source_keeps_last_known_state_and_persists_it(tmp_path: Path) -
     assert json.loads(cache.read_text())["controls"] == {EAST: "Off", WEST: "On"}
     restarted = HttpControlSource("http://api", cache, 0.1).current()
     assert restarted.states == {EAST: False, WEST: True} and restarted.version == 4
+
+
+def test_a_routing_change_expedites_the_regions_it_leaves_on() -> None:
+    from regionctl.routing.dataplane import DataPlane
+    from regionctl.routing.endpoints import Endpoint
+    from regionctl.routing.health import HealthCheckConfig, HealthMonitor
+    from regionctl.routing.metrics import PlaneMetrics
+    from regionctl.routing.source import KnownControls
+
+    class Source:
+        def __init__(self) -> None:
+            self.known = KnownControls({EAST: True, WEST: True}, 1, 1.0, True, "read")
+
+        def current(self) -> KnownControls:
+            return self.known
+
+    source = Source()
+    monitor = HealthMonitor({r: Endpoint(r, ADDRESSES[r], 1) for r in (EAST, WEST)}, HealthCheckConfig())
+    monitor.states[WEST] = HealthState(healthy=False, last_ok=False)  # failed with the other region
+    plane = DataPlane([EAST, WEST], source, monitor, PlaneMetrics("test"))
+    plane._on_controls(source.known)  # the same states again: no change
+    assert monitor.states[WEST].expedited_until == 0.0
+    source.known = KnownControls({EAST: False, WEST: True}, 2, 2.0, True, "read")  # a runbook took EAST Off
+    plane._on_controls(source.known)
+    assert monitor.states[WEST].expedited_until > 0  # its next passing check routes to it
+    assert monitor.states[EAST].expedited_until == 0.0  # healthy already, and Off: nothing to hurry

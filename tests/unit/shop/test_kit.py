@@ -14,7 +14,7 @@ from regionctl.shop.kit.app import ServiceKit, create_app, status_for
 from regionctl.shop.kit.db import describe_dsn
 from regionctl.shop.kit.http import ServiceCallError
 from regionctl.shop.kit.migrate import Migration, pending
-from regionctl.shop.kit.readiness import Check, ComponentStatus, Readiness, aggregate
+from regionctl.shop.kit.readiness import Check, ComponentStatus, Degraded, Readiness, aggregate
 from regionctl.shop.kit.retry import backoff_s, classify
 from regionctl.shop.kit.settings import load_service_settings
 
@@ -48,6 +48,21 @@ def test_readiness_is_down_when_a_critical_dependency_is_down_and_says_which() -
                         ComponentStatus("carts", True, "ok")])
     assert not report.ready and report.reason == "db: connection refused"
     assert aggregate([ComponentStatus("x", False, "meh", critical=False)]).ready
+
+
+def test_a_degraded_dependency_leaves_the_service_ready_and_says_what_waits() -> None:
+    def writer() -> str:
+        raise Degraded("new orders wait for the writer")
+
+    report = Readiness([Check("orders-writer", writer), Check("db", lambda: "fine")]).evaluate()
+    assert report.ready and report.degraded
+    assert report.reason == "degraded: orders-writer: new orders wait for the writer"
+    body = report.as_json("orders", "us-west-2")
+    assert (body["status"], body["degraded"]) == ("UP", True)
+    assert body["components"]["orders-writer"] == {"status": "DEGRADED", "detail": "new orders wait for the writer",  # type: ignore[index]
+                                                   "critical": True}
+    down = aggregate([ComponentStatus("db", False, "refused"), ComponentStatus("w", True, "far", degraded=True)])
+    assert not down.ready and not down.degraded and down.reason == "db: refused"  # down beats degraded
 
 
 def test_readiness_runs_checks_and_caches_them_briefly() -> None:

@@ -18,7 +18,7 @@ from regionctl.shop.checkout.models import Checkout, CheckoutRequest, CheckoutSu
 from regionctl.shop.checkout.rules import order_payload, price, require_complete
 from regionctl.shop.kit.app import ServiceKit, create_app, errors
 from regionctl.shop.kit.http import CLIENT_LIMITS, SyncServiceClient, timeouts
-from regionctl.shop.kit.readiness import Check
+from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.orders.models import check_idempotency_key
 from regionctl.shop.regional import GuardedStore
@@ -46,6 +46,8 @@ class HttpOrders:
 
     def ready(self) -> str:
         body = self.client.call("GET", "/actuator/health")
+        if isinstance(body, dict) and body.get("degraded"):
+            raise Degraded(f"orders is degraded ({body.get('reason', '')})")
         return f"orders {body.get('status', '?') if isinstance(body, dict) else '?'}"
 
 

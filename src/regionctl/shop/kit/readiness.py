@@ -1,4 +1,10 @@
-"""Readiness: named dependency checks, evaluated with a short cache, aggregated by a pure function."""
+"""Readiness: named dependency checks, evaluated with a short cache, aggregated by a pure function.
+
+A service is *ready* when it can serve its users with what it has (its own region's dependencies), and
+*degraded* when part of what it offers waits on something further away: a check raises ``Degraded`` for that
+(the orders service whose cross-region writer cannot be reached still serves order history from its local
+member). A degraded service answers 200, so a region never turns unroutable because the other one failed; the
+entry prefers regions that are not degraded (``routing/view.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-CheckFn = Callable[[], str | None]  # returns a detail on success, raises on failure
+CheckFn = Callable[[], str | None]  # returns a detail on success, raises on failure (Degraded: partly)
+
+
+class Degraded(Exception):
+    """Raised by a check whose dependency serves only part of what the service offers; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class ComponentStatus:
     up: bool
     detail: str
     critical: bool = True
+    degraded: bool = False
 
 
 @dataclass(frozen=True)
@@ -32,23 +43,33 @@ class ReadinessReport:
     reason: str
     components: tuple[ComponentStatus, ...] = field(default_factory=tuple)
 
+    @property
+    def degraded(self) -> bool:
+        return self.ready and any(c.degraded for c in self.components)
+
     def as_json(self, service: str, region: str) -> dict[str, object]:
         return {
             "status": "UP" if self.ready else "DOWN",
+            "degraded": self.degraded,
             "service": service,
             "region": region,
             "reason": self.reason,
             "components": {
-                c.name: {"status": "UP" if c.up else "DOWN", "detail": c.detail, "critical": c.critical}
+                c.name: {"status": "DEGRADED" if c.degraded else "UP" if c.up else "DOWN", "detail": c.detail,
+                         "critical": c.critical}
                 for c in self.components
             },
         }
 
 
 def aggregate(components: Sequence[ComponentStatus]) -> ReadinessReport:
-    """Ready when every critical component is up; the reason names the ones that are not."""
+    """Ready when every critical component is up; the reason names the ones that are not, or those degraded."""
     down = [c for c in components if c.critical and not c.up]
     if not down:
+        degraded = [c for c in components if c.degraded]
+        if degraded:
+            return ReadinessReport(True, "degraded: " + "; ".join(f"{c.name}: {c.detail}" for c in degraded),
+                                   tuple(components))
         return ReadinessReport(True, "all dependencies up", tuple(components))
     reason = "; ".join(f"{c.name}: {c.detail}" for c in down)
     return ReadinessReport(False, reason, tuple(components))
@@ -58,6 +79,8 @@ def run_check(check: Check) -> ComponentStatus:
     try:
         detail = check.fn() or "ok"
         return ComponentStatus(check.name, True, detail, check.critical)
+    except Degraded as partly:
+        return ComponentStatus(check.name, True, str(partly)[:300] or "degraded", check.critical, degraded=True)
     except Exception as exc:  # a failing check is data, not an error
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ComponentStatus(check.name, False, text[:300], check.critical)

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Protocol
 from regionctl.errors import ConflictError
 from regionctl.shop.kit.db import Conn, GlobalDatabase
 from regionctl.shop.kit.migrate import schema_version
+from regionctl.shop.kit.readiness import Degraded
 from regionctl.shop.orders.models import (
     EVENT_TYPE,
     ExistingOrder,
@@ -177,12 +178,18 @@ class PgOrders:
         return self.db.read(read)
 
     def ready(self) -> str:
-        """Writes need the writer; reads need the schema where we read."""
-        role = self.db.writer.probe()
-        if role != "writer":
-            raise RuntimeError(f"the orders writer DSN reached a {role}")
+        """Reads need the schema where we read (the local member, or the writer if it is down): without it the
+        service cannot serve at all. New orders need the writer, possibly in the other region: without it the
+        service is only degraded (order history still works), so the other region's loss cannot make this
+        region unroutable."""
         target = max(m.version for m in MIGRATIONS)
         version = self.db.read(lambda conn: schema_version(conn, COMPONENT), deadline_s=0)
         if version is None or version < target:
             raise RuntimeError(f"orders schema v{version or 0} where we read, need v{target}")
+        try:
+            role = self.db.writer.probe()
+        except Exception as exc:  # noqa: BLE001 - any failure to reach the writer is a degradation, named
+            raise Degraded(f"new orders wait for the writer, which cannot be reached ({exc})") from None
+        if role != "writer":
+            raise Degraded(f"new orders wait for a writer: the writer DSN reached a {role}")
         return f"writer reachable, schema v{version}"

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from regionctl.errors import RegionctlError
 from regionctl.shop.kit.app import HANDLED_ERRORS, ServiceKit, create_app, describe_validation, status_for
 from regionctl.shop.kit.http import CLIENT_LIMITS, ServiceCallError, timeouts
-from regionctl.shop.kit.readiness import Check
+from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.ui import checkout_pages, pages
 from regionctl.shop.ui.clients import HEALTH_PATHS, Backends
@@ -74,14 +74,14 @@ def _install_error_pages(app: FastAPI) -> None:
 
 
 def backend_check(name: str, base_url: str, client: httpx.Client) -> Check:
-    """Ready when the backend's own health endpoint answers 200."""
+    """Ready when the backend's own health endpoint answers 200; degraded when it says it is."""
     def check() -> str:
         response = client.get(f"{base_url}{HEALTH_PATHS[name]}")
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
         if response.status_code != 200:
-            reason = ""
-            if response.headers.get("content-type", "").startswith("application/json"):
-                reason = str(response.json().get("reason", ""))
-            raise RuntimeError(f"HTTP {response.status_code} {reason}".strip())
+            raise RuntimeError(f"HTTP {response.status_code} {body.get('reason', '')}".strip())
+        if body.get("degraded"):
+            raise Degraded(f"{name} is degraded ({body.get('reason', '')})")
         return "UP"
 
     return Check(name, check)
