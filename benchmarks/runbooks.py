@@ -146,7 +146,7 @@ def _execute(deployment: RunningDeployment, runbook: str, params: dict[str, str]
              recovery_after: str | None = None) -> dict[str, Any]:
     client = engine(deployment)
     try:
-        started_view = client.start(runbook, params, "benchmark", "global_write" if recovery_after else None,
+        started_view = client.start(runbook, params, "global_write" if recovery_after else None,
                                     recovery_after)
     finally:
         client.close()

@@ -87,8 +87,13 @@ class Unauthorized(RegionctlError):
     exit_code = 7
 
 
+class Forbidden(Unauthorized):
+    """The caller is known, and its role does not permit the call (the message names the permission)."""
+
+
 _STATUSES: tuple[tuple[type[RegionctlError], int], ...] = (
-    (InputError, 400), (ConfigError, 400), (Unauthorized, 401), (NotFoundError, 404), (ConflictError, 409),
+    (InputError, 400), (ConfigError, 400), (Forbidden, 403), (Unauthorized, 401), (NotFoundError, 404),
+    (ConflictError, 409),
     (OperationTimeout, 504), (Unreachable, 502), (ExternalError, 502), (RegionctlError, 500),
 )
 
@@ -100,7 +105,7 @@ def http_status(exc: RegionctlError) -> int:
 
 def error_for_status(status: int, message: str) -> RegionctlError:
     """The exception a client raises for an error answer, so callers catch the same types either side."""
-    kind: type[RegionctlError] = {400: InputError, 422: InputError, 401: Unauthorized, 403: Unauthorized,
+    kind: type[RegionctlError] = {400: InputError, 422: InputError, 401: Unauthorized, 403: Forbidden,
                                   404: NotFoundError, 409: ConflictError, 504: OperationTimeout}.get(
         status, ExternalError)
     return kind(message)

@@ -27,6 +27,7 @@ from tests.support.drills import (
     kill_engine_while_promoting,
     leave_healthy,
     lost_orders_in_report,
+    operator_token,
     orders_held_in,
     promotions,
     regionctl,
@@ -88,7 +89,8 @@ def run_drill(deployment: RunningDeployment, shoppers: Shoppers, cut_off_at: flo
     if view["waiting"]:
         report_id = step_outputs(view, "ReportOrders")["report_id"]
         awaiting = Awaiting(report_id, lost_orders_in_report(deployment, report_id), orders_held_in(deployment, WEST))
-        regionctl(deployment, "runbook", "approve", execution_id, "--as", APPROVER, "-m", "replay what was lost")
+        regionctl(deployment, "runbook", "approve", execution_id, "-m", "replay what was lost",
+                  token=operator_token(deployment, APPROVER, "approver"))  # the approver is whoever calls
         view = wait_settled(deployment, execution_id)
     ended = time.time()
     if view["status"] == "succeeded":

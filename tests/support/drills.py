@@ -96,13 +96,23 @@ def started(ack: Ack) -> float:
 # --- the runbook engine, as an operator drives it -------------------------------------------------------------
 
 
-def regionctl(deployment: RunningDeployment, *args: str) -> Any:
-    """Run the CLI against the deployment; return its JSON output."""
-    result = subprocess.run([REGIONCTL, *args, "--format", "json"], env=deployment.cli_env, capture_output=True,
+def regionctl(deployment: RunningDeployment, *args: str, token: str | None = None) -> Any:
+    """Run the CLI against the deployment (as the operator holding ``token``, else as its admin); return its JSON
+    output."""
+    env = deployment.cli_env if token is None else {**deployment.cli_env, "REGIONCTL_TOKEN": token}
+    result = subprocess.run([REGIONCTL, *args, "--format", "json"], env=env, capture_output=True,
                             text=True, timeout=120)
     if result.returncode != 0:
         raise AssertionError(f"regionctl {' '.join(args)} -> {result.returncode}: {result.stderr}{result.stdout}")
     return json.loads(result.stdout)
+
+
+def operator_token(deployment: RunningDeployment, name: str, role: str) -> str:
+    """A token of operator ``name`` (added with ``role``, or rotated when it exists), made through the CLI."""
+    listed = {row["name"]: row for row in regionctl(deployment, "operators", "list")}
+    if name in listed and listed[name].get("revoked_at") is None:
+        return str(regionctl(deployment, "operators", "rotate", name)["token"])
+    return str(regionctl(deployment, "operators", "add", name, "--role", role)["token"])
 
 
 def start_runbook(deployment: RunningDeployment, runbook: str, **params: str) -> str:

@@ -43,6 +43,7 @@ def _register() -> None:
         link,
         load,
         observe,
+        operators,
         reconcile,
         routing,
         runbook,
@@ -51,7 +52,7 @@ def _register() -> None:
     )
 
     for module in (deployment, agent, db, link, store, routing, runbook, reconcile, load, observe, chaos, drill,
-                   secrets):
+                   operators, secrets):
         module.register(app)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from typing import Any
 
@@ -13,11 +11,15 @@ from rich.table import Table
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit, err_console, rows_table
-from regionctl.errors import InputError
+from regionctl.errors import Forbidden, InputError, Unauthorized
+from regionctl.operators.caller import audit_log, caller_token, operator_store
+from regionctl.operators.roles import APPROVE, permits, roles_with
+from regionctl.operators.store import Operator
 from regionctl.reconcile import external, lens, service
 from regionctl.reconcile.model import Report
 from regionctl.reconcile.render import FORMATS
 from regionctl.runtime.network import deployment_network
+from regionctl.runtime.topology import Topology
 
 reconcile_app = typer.Typer(no_args_is_help=True, help="Lost transactions of a failover: report, then replay.")
 
@@ -123,24 +125,35 @@ def list_reports(database: str = typer.Argument(None, help="only this database's
     emit(service.list_reports(topo, database), fmt)
 
 
-def default_approver() -> str:
-    return os.environ.get("SUDO_USER") or getpass.getuser()
+def _approver(topo: Topology) -> Operator:
+    """The caller, who must hold the approve permission: a replay changes the writer's data."""
+    store = operator_store(topo.settings)
+    who = store.authenticate(caller_token(topo.settings))
+    if who is None:
+        raise Unauthorized("the caller's token ($REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE) belongs to no operator")
+    if not permits(who.role, APPROVE):
+        audit_log(topo.settings).append(who.name, who.role, "reconcile replay", "reconcile", {}, "refused", 403)
+        raise Forbidden(f"operator {who.name} ({who.role}) may not approve a replay: that needs the approve "
+                        f"permission (roles: {', '.join(roles_with(APPROVE))})")
+    return who
 
 
 @reconcile_app.command("replay")
 def replay(
     report_id: str,
-    approver: str = typer.Option(None, "--approver", help="who approves the replay (default: the login name)"),
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     new_dsn: str = typer.Option(None, "--new-dsn", envvar="REGIONCTL_NEW_DSN",
                                 help="replay to this writer instead of the deployment's (a report from 'compare')"),
     fmt: str = FormatOption,
 ) -> None:
-    """Re-apply the report's lost transactions that do not conflict; idempotent, recorded with the approver."""
+    """Re-apply the report's lost transactions that do not conflict; idempotent, recorded with the approver: the
+    caller (the operator whose token is in $REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE, else the admin), who needs
+    the approve permission."""
     check_format(fmt)
     topo = context.topology()
     loaded = service.show(topo, report_id)
-    who = approver or default_approver()
+    caller = _approver(topo)
+    who = caller.name
     if not yes and not typer.confirm(
         f"replay {len(loaded.transactions)} lost transaction(s) of {report_id} onto the {loaded.database} writer "
         f"as {who}? ({len(loaded.conflicts)} conflict(s) will be refused)"
@@ -149,6 +162,8 @@ def replay(
     with err_console.status(f"replaying {report_id}"):
         outcome = (external.replay_to(new_dsn, topo.paths.root, report_id, who) if new_dsn
                    else service.replay(topo, deployment_network(topo), report_id, who))
+    audit_log(topo.settings).append(who, caller.role, "reconcile replay", f"reconcile/{report_id}",
+                                    {"new_dsn": new_dsn} if new_dsn else {}, "ok", 200)
     summary = {k: v for k, v in outcome.items() if k != "transactions"}
     summary["applied"] = len(outcome["applied"])
     summary["already_applied"] = len(outcome["already_applied"])

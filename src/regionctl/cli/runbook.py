@@ -3,13 +3,12 @@
     regionctl runbook list | show NAME | validate FILE...
     regionctl runbook start RegionFailover -p region=us-east-1 [-p mode=graceful] [--wait]
     regionctl runbook status [ID] [--follow] | history ID
-    regionctl runbook approve|decline ID --as NAME [--comment TEXT]
+    regionctl runbook approve|decline ID [--comment TEXT]      (as the caller: $REGIONCTL_TOKEN[_FILE])
     regionctl runbook pause|resume|cancel ID | retry|skip ID [--step NAME]
 """
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,10 +38,6 @@ MARKS = {"succeeded": ("✓", "green"), "failed": ("✗", "red"), "running": ("�
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="runbook")
-
-
-def _actor() -> str:
-    return os.environ.get("REGIONCTL_ACTOR") or os.environ.get("USER") or "operator"
 
 
 def _catalog() -> RunbookCatalog:
@@ -145,7 +140,7 @@ def start(
     """Start an execution (needs the engine: `regionctl up`)."""
     check_format(fmt)
     client = _client()
-    view = client.start(name, _parse_params(param or []), _actor())
+    view = client.start(name, _parse_params(param or []))
     if wait:
         view = _follow(client, view["id"], fmt)
     emit(view, fmt, table=_execution_table)
@@ -197,23 +192,24 @@ def history(execution_id: str = typer.Argument(...), fmt: str = FormatOption) ->
 
 
 @app.command("approve")
-def approve(execution_id: str = typer.Argument(...), approver: str = typer.Option(..., "--as", help="your name"),
-            comment: str = typer.Option("", "--comment", "-m"), step: str = typer.Option(None, "--step"),
-            fmt: str = FormatOption) -> None:
-    """Approve the step the execution waits at."""
-    emit(_client().decide(execution_id, True, approver, comment, step), fmt, table=_execution_table)
+def approve(execution_id: str = typer.Argument(...), comment: str = typer.Option("", "--comment", "-m"),
+            step: str = typer.Option(None, "--step"), fmt: str = FormatOption) -> None:
+    """Approve the step the execution waits at, as the caller (the operator whose token is in $REGIONCTL_TOKEN or
+    the file $REGIONCTL_TOKEN_FILE names; without either, the deployment's admin)."""
+    emit(_client().decide(execution_id, True, comment, step), fmt, table=_execution_table)
 
 
 @app.command("decline")
-def decline(execution_id: str = typer.Argument(...), approver: str = typer.Option(..., "--as", help="your name"),
+def decline(execution_id: str = typer.Argument(...),
             comment: str = typer.Option(..., "--comment", "-m", help="why"), step: str = typer.Option(None, "--step"),
             fmt: str = FormatOption) -> None:
-    """Decline the step the execution waits at (the step fails; its onFailure decides what follows)."""
-    emit(_client().decide(execution_id, False, approver, comment, step), fmt, table=_execution_table)
+    """Decline the step the execution waits at, as the caller (the step fails; its onFailure decides what
+    follows)."""
+    emit(_client().decide(execution_id, False, comment, step), fmt, table=_execution_table)
 
 
 def _control(verb: str, execution_id: str, fmt: str, step: str | None = None) -> None:
-    emit(_client().control(execution_id, verb, _actor(), step), fmt, table=_execution_table)
+    emit(_client().control(execution_id, verb, step), fmt, table=_execution_table)
 
 
 @app.command("pause")
@@ -296,7 +292,8 @@ def _execution_table(view: dict[str, Any]) -> Group:
     for wait in view.get("waiting", []):
         approvers = ", ".join(wait.get("approvers", []))
         parts.append(Text(f"⏸ {wait['step']} waits for {approvers}: {wait.get('message', '')}\n"
-                          f"  regionctl runbook approve {view['id']} --as NAME  |  decline ... -m WHY", style="cyan"))
+                          f"  regionctl runbook approve {view['id']}  |  decline ... -m WHY (as that operator)",
+                          style="cyan"))
     if view.get("error"):
         parts.append(Text(f"error: {view['error']}", style="red"))
     return Group(*parts)

@@ -215,7 +215,7 @@ class Drill:
     def _run_runbook(self, runbook: str, params: dict[str, Any], what: str) -> dict[str, Any]:
         client = RunbookClient.for_settings(self.topo.settings)
         try:
-            started = client.start(runbook, params, f"drill {self.id}")
+            started = client.start(runbook, params)
             execution_id = started["id"]
             self.progress(f"{what}: {runbook} {execution_id} started")
             deadline = time.monotonic() + 600

@@ -1,32 +1,38 @@
-"""HTTP API of the runbook engine. Reads are open; every mutation needs the control bearer token.
+"""HTTP API of the runbook engine. Reads are open; every mutation needs an operator's bearer token
+(``regionctl.operators``) whose role permits it: starting and controlling executions needs ``operate``,
+approving and declining needs ``approve``. The caller is the execution's actor and the approval's approver;
+a body that names another is refused. Every mutation, refused or not, lands in the audit log.
 
     GET  /healthz                          the engine is up
     GET  /runbooks                         bundled and deployment runbooks
     GET  /runbooks/{name}                  one document (parameters, steps, source)
     POST /runbooks/validate                {"source": yaml} -> problems with line and field
-    POST /executions                       {"runbook", "parameters", "actor"} -> 201 the execution
+    POST /executions                       {"runbook", "parameters"} -> 201 the execution
     GET  /executions?status=&limit=        recent executions
     GET  /executions/{id}                  steps, attempts, outputs, timings, recovery time, approvals waited for
     GET  /executions/{id}/history?after=   the journal's events
     POST /executions/{id}/{approve|decline|pause|resume|cancel|retry|skip}
 
-Errors are ``{"error": "...", "problems": [...]}`` with 400 (bad input), 401, 404, 409 (not now), 422 (invalid
-document or body), 502 (a port failed).
+Errors are ``{"error": "...", "problems": [...]}`` with 400 (bad input), 401 (no or unknown token), 403 (the
+role does not permit it, or the two-person rule), 404, 409 (not now), 422 (invalid document or body), 502 (a
+port failed).
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from regionctl.errors import ConflictError, ExternalError, InputError, NotFoundError, RegionctlError
+from regionctl.errors import ConflictError, ExternalError, Forbidden, InputError, NotFoundError, RegionctlError
+from regionctl.operators.audit import AuditLog
+from regionctl.operators.roles import APPROVE, OPERATE, WHAT, permits, roles_with
+from regionctl.operators.store import Operator
 from regionctl.runbooks.engine import Engine
 from regionctl.runbooks.loader import DocumentError
 from regionctl.runbooks.model import Recovery
@@ -40,19 +46,19 @@ class _Body(BaseModel):
 class StartRequest(_Body):
     runbook: str = Field(min_length=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    actor: str = Field("operator", min_length=1, max_length=100)
+    actor: str | None = Field(None, max_length=100, description="the caller, if given: anything else is refused")
     recovery_probe: str | None = Field(None, description="measure the time to this probe's first success")
     recovery_after: str | None = Field(None, description="start probing once this step has succeeded")
 
 
 class DecisionRequest(_Body):
-    approver: str = Field(min_length=1, max_length=100)
+    approver: str | None = Field(None, max_length=100, description="the caller, if given: anything else is refused")
     comment: str = Field("", max_length=2000)
     step: str | None = None
 
 
 class ControlRequest(_Body):
-    actor: str = Field("operator", min_length=1, max_length=100)
+    actor: str | None = Field(None, max_length=100, description="the caller, if given: anything else is refused")
     step: str | None = None
 
 
@@ -61,7 +67,7 @@ class ValidateRequest(_Body):
     name: str | None = None
 
 
-STATUS = {InputError: 400, NotFoundError: 404, ConflictError: 409, ExternalError: 502}
+STATUS = {InputError: 400, Forbidden: 403, NotFoundError: 404, ConflictError: 409, ExternalError: 502}
 
 
 def _status_of(exc: RegionctlError) -> int:
@@ -73,7 +79,8 @@ def _status_of(exc: RegionctlError) -> int:
     return 500
 
 
-def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
+def create_app(build_engine: Callable[[], Engine], operators: Authenticator, audit: AuditLog | None = None
+               ) -> FastAPI:
     """The app; ``build_engine`` runs inside the server's event loop at startup (then resumes executions)."""
 
     @asynccontextmanager
@@ -94,12 +101,39 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         engine: Engine = request.app.state.engine
         return engine
 
-    async def authorized(authorization: str | None = Header(None)) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise _Unauthorized()
+    def caller(permission: str) -> Callable[..., Awaitable[Operator]]:
+        async def authenticated(request: Request, authorization: str | None = Header(None)) -> Operator:
+            scheme, _, given = (authorization or "").partition(" ")
+            found = operators.authenticate(given) if scheme.lower() == "bearer" and given.strip() else None
+            if found is None:
+                _audit(request, None, 401, "no or unknown bearer token")
+                raise _Unauthorized()
+            if not permits(found.role, permission):
+                why = (f"operator {found.name} ({found.role}) may not {WHAT[permission]}: that needs the "
+                       f"{permission} permission (roles: {', '.join(roles_with(permission))})")
+                _audit(request, found, 403, why)
+                raise Forbidden(why)
+            request.state.operator = found
+            return found
 
-    auth = [Depends(authorized)]
+        return authenticated
+
+    def _audit(request: Request, who: Operator | None, status: int, result: str) -> None:
+        if audit is not None:
+            audit.append(who.name if who else "(unknown)", who.role if who else "-", request.method,
+                         request.url.path, getattr(request.state, "body", None), result, status)
+
+    @app.middleware("http")
+    async def audit_mutations(request: Request, call_next: Callable[[Request], Any]) -> Any:
+        """One audit entry per mutation that got past authentication, with its answer."""
+        response = await call_next(request)
+        who = getattr(request.state, "operator", None)
+        if request.method != "GET" and who is not None:
+            _audit(request, who, response.status_code, "ok" if response.status_code < 400 else "refused")
+        return response
+
+    operate = Depends(caller(OPERATE))
+    approve_ = Depends(caller(APPROVE))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
@@ -120,15 +154,17 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         doc = engine_of(request).catalog.load_text(body.source, f"{body.name or 'document'}.yaml", name=body.name)
         return {"valid": True, "runbook": runbook_view(doc.runbook)}
 
-    @app.post("/executions", status_code=201, dependencies=auth)
-    async def start(body: StartRequest, request: Request) -> dict[str, Any]:
+    @app.post("/executions", status_code=201)
+    async def start(body: StartRequest, request: Request, who: Operator = operate) -> dict[str, Any]:
+        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
         recovery = None
         if body.recovery_probe:
             recovery = Recovery.model_validate({"probe": body.recovery_probe, "after": body.recovery_after})
         elif body.recovery_after:
             raise InputError("recovery_after needs recovery_probe")
-        execution = await engine.start(body.runbook, body.parameters, body.actor, recovery=recovery)
+        execution = await engine.start(body.runbook, body.parameters, _as_caller(who, body.actor, "actor"),
+                                       recovery=recovery)
         return execution_view(engine.journal.execution(execution.id), engine.journal)
 
     @app.get("/executions")
@@ -148,29 +184,38 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
         journal.execution(execution_id)
         return [event_view(e) for e in journal.events(execution_id, after)]
 
-    @app.post("/executions/{execution_id}/approve", dependencies=auth)
-    async def approve(execution_id: str, body: DecisionRequest, request: Request) -> dict[str, Any]:
+    @app.post("/executions/{execution_id}/approve")
+    async def approve(execution_id: str, body: DecisionRequest, request: Request,
+                      who: Operator = approve_) -> dict[str, Any]:
+        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
-        engine.decide(execution_id, body.approver, True, body.comment, body.step)
+        engine.decide(execution_id, _as_caller(who, body.approver, "approver"), True, body.comment, body.step,
+                      role=who.role)
         return execution_view(engine.journal.execution(execution_id), engine.journal)
 
-    @app.post("/executions/{execution_id}/decline", dependencies=auth)
-    async def decline(execution_id: str, body: DecisionRequest, request: Request) -> dict[str, Any]:
+    @app.post("/executions/{execution_id}/decline")
+    async def decline(execution_id: str, body: DecisionRequest, request: Request,
+                      who: Operator = approve_) -> dict[str, Any]:
+        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
         if not body.comment.strip():
             raise InputError("comment: say why the step is declined")
-        engine.decide(execution_id, body.approver, False, body.comment, body.step)
+        engine.decide(execution_id, _as_caller(who, body.approver, "approver"), False, body.comment, body.step,
+                      role=who.role)
         return execution_view(engine.journal.execution(execution_id), engine.journal)
 
-    @app.post("/executions/{execution_id}/{control}", dependencies=auth)
-    async def control(execution_id: str, control: str, body: ControlRequest, request: Request) -> dict[str, Any]:
+    @app.post("/executions/{execution_id}/{control}")
+    async def control(execution_id: str, control: str, body: ControlRequest, request: Request,
+                      who: Operator = operate) -> dict[str, Any]:
+        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
+        actor = _as_caller(who, body.actor, "actor")
         if control in ("pause", "resume", "cancel"):
             if body.step is not None:
                 raise InputError(f"{control} applies to the whole execution; drop 'step'")
-            getattr(engine, control)(execution_id, body.actor)
+            getattr(engine, control)(execution_id, actor)
         elif control in ("retry", "skip"):
-            getattr(engine, control)(execution_id, body.actor, body.step)
+            getattr(engine, control)(execution_id, actor, body.step)
         else:
             raise NotFoundError(f"no control {control!r}; use approve, decline, pause, resume, cancel, retry, skip")
         return execution_view(engine.journal.execution(execution_id), engine.journal)
@@ -180,6 +225,17 @@ def create_app(build_engine: Callable[[], Engine], token: str) -> FastAPI:
 
 class _Unauthorized(Exception):
     pass
+
+
+class Authenticator(Protocol):
+    def authenticate(self, token: str) -> Operator | None: ...
+
+
+def _as_caller(who: Operator, named: str | None, field: str) -> str:
+    """The caller's name; a body naming someone else is refused, never believed."""
+    if named is not None and named != who.name:
+        raise InputError(f"{field}: the {field} is the authenticated caller ({who.name}), not {named!r}; drop it")
+    return who.name
 
 
 def _errors(app: FastAPI) -> None:
@@ -194,7 +250,7 @@ def _errors(app: FastAPI) -> None:
 
     @app.exception_handler(_Unauthorized)
     async def unauthorized(_request: Request, _exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"error": "missing or wrong bearer token (Authorization: Bearer <control token>)"},
+        return JSONResponse({"error": "missing or unknown bearer token (Authorization: Bearer <operator token>)"},
                             status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     @app.exception_handler(RequestValidationError)

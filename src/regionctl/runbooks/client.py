@@ -7,19 +7,9 @@ from typing import Any
 import httpx
 
 from regionctl.config import Settings
-from regionctl.errors import (
-    ConfigError,
-    ConflictError,
-    ExternalError,
-    InputError,
-    NotFoundError,
-    RegionctlError,
-)
+from regionctl.errors import ExternalError, error_for_status
+from regionctl.operators.caller import caller_token
 from regionctl.runbooks.launch import engine_url
-from regionctl.runtime.secrets import control_token
-
-ERRORS: dict[int, type[RegionctlError]] = {400: InputError, 401: ConfigError, 404: NotFoundError, 409: ConflictError,
-                                           422: InputError}
 
 
 class RunbookClient:
@@ -33,7 +23,7 @@ class RunbookClient:
         url = engine_url(settings)
         if url is None:
             raise ExternalError("the runbook engine has not been started in this deployment (run `regionctl up`)")
-        return cls(url, control_token(settings))
+        return cls(url, caller_token(settings))
 
     def close(self) -> None:
         self._http.close()
@@ -55,15 +45,16 @@ class RunbookClient:
                     f"{p['file']}:{p['line']}: {p['field']}: {p['message']}" for p in data["problems"])
         except ValueError:
             message = response.text[:500]
-        raise ERRORS.get(response.status_code, ExternalError)(message)
+        raise error_for_status(response.status_code, message)
 
     def runbooks(self) -> Any:
         return self._call("GET", "/runbooks")
 
-    def start(self, runbook: str, parameters: dict[str, Any], actor: str, recovery_probe: str | None = None,
+    def start(self, runbook: str, parameters: dict[str, Any], recovery_probe: str | None = None,
               recovery_after: str | None = None) -> Any:
-        """Start an execution; ``recovery_probe``/``recovery_after`` override the runbook's recovery measure."""
-        body: dict[str, Any] = {"runbook": runbook, "parameters": parameters, "actor": actor}
+        """Start an execution as the caller (the token's operator); ``recovery_probe``/``recovery_after`` override
+        the runbook's recovery measure."""
+        body: dict[str, Any] = {"runbook": runbook, "parameters": parameters}
         if recovery_probe is not None:
             body |= {"recovery_probe": recovery_probe, "recovery_after": recovery_after}
         return self._call("POST", "/executions", body)
@@ -80,13 +71,13 @@ class RunbookClient:
     def history(self, execution_id: str, after: int = 0) -> Any:
         return self._call("GET", f"/executions/{execution_id}/history", params={"after": after})
 
-    def decide(self, execution_id: str, approved: bool, approver: str, comment: str, step: str | None) -> Any:
+    def decide(self, execution_id: str, approved: bool, comment: str, step: str | None) -> Any:
+        """Approve or decline as the caller: the approver is whoever the token belongs to."""
         verb = "approve" if approved else "decline"
-        return self._call("POST", f"/executions/{execution_id}/{verb}",
-                          {"approver": approver, "comment": comment, "step": step})
+        return self._call("POST", f"/executions/{execution_id}/{verb}", {"comment": comment, "step": step})
 
-    def control(self, execution_id: str, verb: str, actor: str, step: str | None = None) -> Any:
-        body: dict[str, Any] = {"actor": actor}
+    def control(self, execution_id: str, verb: str, step: str | None = None) -> Any:
+        body: dict[str, Any] = {}
         if step is not None:
             body["step"] = step
         return self._call("POST", f"/executions/{execution_id}/{verb}", body)

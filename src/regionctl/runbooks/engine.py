@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from regionctl.errors import ConflictError, InputError, NotFoundError
+from regionctl.errors import ConflictError, Forbidden, InputError, NotFoundError
 from regionctl.runbooks import journal as J
 from regionctl.runbooks.actions.base import ActionError, ActionRegistry, ChildOutcome, Interrupted
 from regionctl.runbooks.flow import FAIL, GOTO, SUCCEED, after_step, first_move
@@ -319,8 +319,10 @@ class Engine:
         return self.journal.execution(execution_id)
 
     def decide(self, execution_id: str, approver: str, approved: bool, comment: str,
-               step: str | None = None) -> J.Execution:
-        """Record an approver's verdict on the approval step the execution (or its child) waits at."""
+               step: str | None = None, role: str | None = None) -> J.Execution:
+        """Record an approver's verdict on the approval step the execution (or its child) waits at. ``approver``
+        is the authenticated caller; the step names who may decide (an operator, or ``role:ROLE``), and with
+        ``two_person`` the operator who started the execution may not."""
         if not approver.strip():
             raise InputError("approver: give the approver's name")
         waiting = self.waiting_approvals(execution_id)
@@ -334,8 +336,16 @@ class Engine:
             raise InputError(f"execution {execution_id} waits at several approvals ({names}); name the step")
         owner, run = waiting[0]
         allowed = list((run.wait or {}).get("approvers", ()))
-        if approver not in allowed:
-            raise InputError(f"{approver!r} may not decide step {run.step}; approvers: {', '.join(allowed)}")
+        by_role = role is not None and (f"role:{role}" in allowed or  # admin holds every role
+                                        (role == "admin" and any(a.startswith("role:") for a in allowed)))
+        if approver not in allowed and not by_role:
+            raise Forbidden(f"{approver!r} may not decide step {run.step}; approvers: {', '.join(allowed)}")
+        root = self.journal.execution(execution_id)
+        while root.parent_id is not None:
+            root = self.journal.execution(root.parent_id)
+        if (run.wait or {}).get("two_person") and approver == root.actor:
+            raise Forbidden(f"the two-person rule: {approver} started execution {root.id} and may not decide its "
+                            f"step {run.step}; another of {', '.join(allowed)} must")
         if self.journal.decision(owner, run.seq, run.attempt) is not None:
             raise ConflictError(f"step {run.step} of execution {owner} is already decided")
         self.journal.record_decision(owner, run.seq, run.attempt, approved, approver, comment)

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from regionctl.config import Paths, Settings, load_settings
 from regionctl.errors import ConfigError
+from regionctl.operators.caller import audit_log, operator_store
 from regionctl.reconcile.api import router as reconcile_router
 from regionctl.runbooks.actions import default_registry
 from regionctl.runbooks.api import create_app
@@ -53,7 +54,7 @@ def build_app(settings: Settings, bind: str = DEFAULT_BIND) -> FastAPI:
         return Engine(journal, catalog, binder(settings), settings.regions, registry)
 
     token = control_token(settings)
-    app = create_app(build_engine, token)
+    app = create_app(build_engine, operator_store(settings), audit_log(settings))
     app.include_router(reconcile_router(paths.root, token, _at_risk(settings)))  # the runbooks' reports, at-risk
     return app
 

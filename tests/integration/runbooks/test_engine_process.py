@@ -106,7 +106,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
 def test_a_killed_engine_resumes_and_runs_no_completed_step_twice(server: Server, tmp_path: Path) -> None:
     server.start()
     client = RunbookClient(server.spec.health_url.removesuffix("/healthz"), control_token(server.settings))
-    execution_id = client.start("Kill", {}, "tester")["id"]
+    execution_id = client.start("Kill", {})["id"]
 
     wait_for(lambda: (tmp_path / "blocked").exists(), 30, "the Block step to run")
     server.kill()  # dies inside Block

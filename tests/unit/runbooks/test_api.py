@@ -1,4 +1,5 @@
-"""The HTTP API: open reads, token-guarded mutations, errors that name the problem."""
+"""The HTTP API: open reads, mutations by operators whose role permits them, approvals by the caller's
+identity (two-person rule), an audit entry per mutation, errors that name the problem."""
 
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ from fastapi.testclient import TestClient
 from tests.unit.runbooks.harness import Harness
 
 TOKEN = "test-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+AUTH = {"Authorization": f"Bearer {TOKEN}"}  # the deployment's control token: the first admin
+TOKENS: dict[str, str] = {}
+
+
+def auth(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
 
 GATE = """
 description: waits for an approval
@@ -31,12 +37,20 @@ steps:
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
+    from regionctl.operators.audit import AuditLog
+    from regionctl.operators.store import OperatorStore
     from regionctl.runbooks.api import create_app
 
     h = Harness(tmp_path, with_library=True)
     h.write("Gate", GATE)
-    app = create_app(h.engine, TOKEN)
+    h.write("TwoPerson", GATE.replace("proceed?}", "proceed?, two_person: true}").replace("alice", "role:approver"))
+    store = OperatorStore(tmp_path / "operators.json", TOKEN)
+    for name, role in (("alice", "approver"), ("bob", "approver"), ("ops", "operator"), ("vic", "viewer"),
+                       ("root2", "admin")):
+        TOKENS[name] = store.add(name, role)
+    app = create_app(h.engine, store, AuditLog(tmp_path / "audit.jsonl"))
     with TestClient(app) as test_client:
+        test_client.app_state = {"store": store, "audit": tmp_path / "audit.jsonl"}  # type: ignore[attr-defined]
         yield test_client
 
 
@@ -70,8 +84,72 @@ def test_mutations_need_the_token(client: TestClient) -> None:
         assert response.headers["WWW-Authenticate"] == "Bearer"
         assert "bearer token" in response.json()["error"]
     for path in ("approve", "decline", "pause", "resume", "cancel", "retry", "skip"):
-        assert client.post(f"/executions/x/{path}", json={"approver": "a"}).status_code == 401
+        assert client.post(f"/executions/x/{path}", json={}).status_code == 401
     assert client.get("/executions").json() == []
+
+
+def test_each_role_may_do_what_it_permits_and_a_refusal_names_the_missing_permission(client: TestClient) -> None:
+    refused = client.post("/executions", json={"runbook": "Gate"}, headers=auth("vic"))
+    assert (refused.status_code, refused.json()["error"]) == (403, (
+        "operator vic (viewer) may not start, pause, cancel runbooks, change routing, run chaos and drills: that "
+        "needs the operate permission (roles: operator, admin)"))
+    assert client.post("/executions", json={"runbook": "Gate"}, headers=auth("alice")).status_code == 403
+    started = client.post("/executions", json={"runbook": "Gate"}, headers=auth("ops"))
+    assert started.status_code == 201 and started.json()["actor"] == "ops"  # the caller, not a field
+    execution_id = started.json()["id"]
+    _until(client, execution_id, lambda v: v["waiting"])
+    for name in ("ops", "vic"):
+        answer = client.post(f"/executions/{execution_id}/approve", json={}, headers=auth(name))
+        assert answer.status_code == 403 and "needs the approve permission (roles: approver, admin)" in \
+            answer.json()["error"]
+    posing = client.post(f"/executions/{execution_id}/approve", json={"approver": "alice"}, headers=auth("bob"))
+    assert (posing.status_code, posing.json()["error"]) == (
+        400, "approver: the approver is the authenticated caller (bob), not 'alice'; drop it")
+    bob = client.post(f"/executions/{execution_id}/approve", json={}, headers=auth("bob"))
+    assert (bob.status_code, bob.json()["error"]) == (403, "'bob' may not decide step Gate; approvers: alice")
+    assert client.post(f"/executions/{execution_id}/approve", json={}, headers=auth("alice")).status_code == 200
+    assert client.post(f"/executions/{execution_id}/pause", json={}, headers=auth("vic")).status_code == 403
+
+
+def test_the_two_person_rule_keeps_the_starter_from_approving(client: TestClient) -> None:
+    execution_id = client.post("/executions", json={"runbook": "TwoPerson"}, headers=auth("root2")).json()["id"]
+    view = _until(client, execution_id, lambda v: v["waiting"])
+    assert view["waiting"][0]["approvers"] == ["role:approver"] and view["waiting"][0]["two_person"] is True
+    own = client.post(f"/executions/{execution_id}/approve", json={}, headers=auth("root2"))
+    assert (own.status_code, own.json()["error"]) == (403, (
+        f"the two-person rule: root2 started execution {execution_id} and may not decide its step Gate; another "
+        "of role:approver must"))
+    assert client.post(f"/executions/{execution_id}/approve", json={}, headers=auth("bob")).status_code == 200
+    assert _until(client, execution_id, lambda v: v["status"] == "succeeded")["steps"][0]["outputs"] == {}
+
+
+def test_a_revoked_or_rotated_token_is_refused_at_once(client: TestClient) -> None:
+    store = client.app_state["store"]  # type: ignore[attr-defined]
+    assert client.post("/executions", json={"runbook": "Gate"}, headers=auth("ops")).status_code == 201
+    old = TOKENS["ops"]
+    TOKENS["ops"] = store.rotate("ops")
+    assert client.post("/executions", json={"runbook": "Gate"},
+                       headers={"Authorization": f"Bearer {old}"}).status_code == 401
+    assert client.post("/executions", json={"runbook": "Gate"}, headers=auth("ops")).status_code == 201
+    store.revoke("ops")
+    assert client.post("/executions", json={"runbook": "Gate"}, headers=auth("ops")).status_code == 401
+
+
+def test_every_mutation_is_audited_without_its_secrets(client: TestClient) -> None:
+    started = client.post("/executions", json={"runbook": "Gate", "parameters": {"who": "alice"}},
+                          headers=auth("ops"))
+    execution_id = started.json()["id"]
+    _until(client, execution_id, lambda v: v["waiting"])
+    client.post(f"/executions/{execution_id}/approve", json={"comment": "fine"}, headers=auth("alice"))
+    client.post("/executions", json={"runbook": "Gate"}, headers=auth("vic"))
+    client.post("/executions", json={"runbook": "Gate"}, headers={"Authorization": "Bearer nobody-at-all-123"})
+    text = client.app_state["audit"].read_text()  # type: ignore[attr-defined]
+    rows = [__import__("json").loads(line) for line in text.splitlines()]
+    assert [(r["operator"], r["action"], r["target"], r["status"]) for r in rows] == [
+        ("ops", "POST", "/executions", 201), ("alice", "POST", f"/executions/{execution_id}/approve", 200),
+        ("vic", "POST", "/executions", 403), ("(unknown)", "POST", "/executions", 401)]
+    assert rows[0]["params"] == {"runbook": "Gate", "parameters": {"who": "alice"}}
+    assert not any(token in text for token in (*TOKENS.values(), TOKEN, "nobody-at-all-123"))
 
 
 def test_bad_requests_name_the_problem(client: TestClient) -> None:
@@ -104,18 +182,18 @@ def test_validate_returns_problems_with_line_and_field(client: TestClient) -> No
 
 
 def test_an_approval_through_the_api(client: TestClient) -> None:
-    started = client.post("/executions", json={"runbook": "Gate", "actor": "ops"}, headers=AUTH)
+    started = client.post("/executions", json={"runbook": "Gate", "actor": "admin"}, headers=AUTH)
     assert started.status_code == 201
     execution_id = started.json()["id"]
     view = _until(client, execution_id, lambda v: v["waiting"])
     assert view["waiting"] == [{"execution_id": execution_id, "step": "Gate", "approvers": ["alice"],
-                                "message": "proceed?"}]
-    wrong = client.post(f"/executions/{execution_id}/approve", json={"approver": "bob"}, headers=AUTH)
-    assert (wrong.status_code, wrong.json()["error"]) == (400, "'bob' may not decide step Gate; approvers: alice")
-    no_reason = client.post(f"/executions/{execution_id}/decline", json={"approver": "alice"}, headers=AUTH)
+                                "message": "proceed?", "two_person": False}]
+    wrong = client.post(f"/executions/{execution_id}/approve", json={}, headers=AUTH)
+    assert (wrong.status_code, wrong.json()["error"]) == (403, "'admin' may not decide step Gate; approvers: alice")
+    no_reason = client.post(f"/executions/{execution_id}/decline", json={}, headers=auth("alice"))
     assert (no_reason.status_code, no_reason.json()["error"]) == (400, "comment: say why the step is declined")
     ok = client.post(f"/executions/{execution_id}/approve", json={"approver": "alice", "comment": "go"},
-                     headers=AUTH)
+                     headers=auth("alice"))
     assert ok.status_code == 200
     view = _until(client, execution_id, lambda v: v["status"] == "succeeded")
     assert [s["step"] for s in view["steps"]] == ["Gate", "Work"]
@@ -134,19 +212,19 @@ def test_an_approval_through_the_api(client: TestClient) -> None:
 def test_cancel_and_controls_through_the_api(client: TestClient) -> None:
     execution_id = client.post("/executions", json={"runbook": "Gate"}, headers=AUTH).json()["id"]
     _until(client, execution_id, lambda v: v["waiting"])
-    paused = client.post(f"/executions/{execution_id}/pause", json={"actor": "ops"}, headers=AUTH)
+    paused = client.post(f"/executions/{execution_id}/pause", json={}, headers=auth("ops"))
     assert paused.status_code == 200
     _until(client, execution_id, lambda v: v["status"] == "paused")
     step_on_pause = client.post(f"/executions/{execution_id}/resume", json={"step": "Gate"}, headers=AUTH)
     assert step_on_pause.status_code == 400
     retry = client.post(f"/executions/{execution_id}/retry", json={}, headers=AUTH)
     assert retry.status_code == 409 and "retry and skip apply to a failed execution" in retry.json()["error"]
-    resumed = client.post(f"/executions/{execution_id}/resume", json={"actor": "ops"}, headers=AUTH)
+    resumed = client.post(f"/executions/{execution_id}/resume", json={}, headers=auth("ops"))
     assert resumed.status_code == 200, resumed.text
     _until(client, execution_id, lambda v: v["waiting"])  # the approval step asks again
-    client.post(f"/executions/{execution_id}/pause", json={"actor": "ops"}, headers=AUTH)
+    client.post(f"/executions/{execution_id}/pause", json={"actor": "ops"}, headers=auth("ops"))
     _until(client, execution_id, lambda v: v["status"] == "paused")
-    cancelled = client.post(f"/executions/{execution_id}/cancel", json={"actor": "ops"}, headers=AUTH)
+    cancelled = client.post(f"/executions/{execution_id}/cancel", json={}, headers=auth("ops"))
     assert cancelled.json()["status"] == "cancelled"
     history = [e["message"] for e in client.get(f"/executions/{execution_id}/history").json()]
     assert "pause requested by ops" in history and "resumed by ops" in history and "cancelled" in history

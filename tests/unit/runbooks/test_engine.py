@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from regionctl.errors import ConflictError, InputError
+from regionctl.errors import ConflictError, Forbidden, InputError
 from regionctl.runbooks import journal as J
 from regionctl.runbooks.engine import Engine
 from tests.unit.runbooks.harness import Harness
@@ -441,7 +441,7 @@ def test_approval_waits_for_a_named_approver(h: Harness) -> None:
         ex = await engine.start("Appr", {}, "tester")
         await until(lambda: step_status(engine, ex.id, "Gate") == J.WAITING)
         assert h.recorder.calls == []
-        with pytest.raises(InputError, match="'mallory' may not decide step Gate; approvers: alice, bob"):
+        with pytest.raises(Forbidden, match="'mallory' may not decide step Gate; approvers: alice, bob"):
             engine.decide(ex.id, "mallory", True, "me")
         engine.decide(ex.id, "bob", True, "looks fine")
         with pytest.raises(ConflictError, match="step Gate of execution .* is already decided"):

@@ -160,8 +160,10 @@ class Python(Action):
 
 
 class ApproveInputs(ActionInputs):
-    approvers: list[str] = Field(min_length=1, description="any one of these names may decide")
+    approvers: list[str] = Field(min_length=1, description="operators (by name) or roles (role:approver) that may "
+                                                           "decide; the decider is the authenticated caller")
     message: str = ""
+    two_person: bool = Field(False, description="the operator who started the execution may not decide")
 
     @field_validator("approvers")
     @classmethod
@@ -195,7 +197,8 @@ class Approve(Action):
                 if not decision.approved:
                     raise ActionError(f"declined by {decision.approver}: {decision.comment or '(no comment)'}")
                 return ApproveOutputs(approver=decision.approver, comment=decision.comment, decided_at=decision.at)
-            ctx.services.mark_waiting({"approvers": inputs.approvers, "message": inputs.message})
+            ctx.services.mark_waiting({"approvers": inputs.approvers, "message": inputs.message,
+                                       "two_person": inputs.two_person})
             await ctx.services.wait_signal(5.0)
 
 
