@@ -88,6 +88,10 @@ class Engine:
         doc = document or self.catalog.get(runbook)
         values = resolve_parameters(doc.runbook, parameters, self.regions)
         spec = recovery or doc.runbook.recovery
+        declared = doc.runbook.recovery
+        if recovery is not None and declared is not None and recovery.writer is None and recovery.not_served_by is None:
+            # an override of the probe or its trigger keeps the runbook's target: which writer a write must reach
+            spec = recovery.model_copy(update={"writer": declared.writer, "not_served_by": declared.not_served_by})
         if spec is not None and spec.after is not None and spec.after not in {s.name for s in doc.runbook.steps}:
             raise InputError(f"recovery.after: runbook {runbook} has no step {spec.after!r}")
         if spec is not None:  # its target regions are fixed for the execution, like its parameters

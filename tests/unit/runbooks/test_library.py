@@ -278,3 +278,15 @@ def test_a_probe_result_names_why_it_does_not_count() -> None:
     assert ok.misses(not_served_by=PRIMARY) == f"served by {PRIMARY}, the region being left"
     assert ProbeResult(False, detail="HTTP 503").misses() == "failed: HTTP 503"
     assert ProbeResult.of(True).misses() is None and ProbeResult.of(True).misses(writer=STANDBY) is not None
+
+
+def test_a_recovery_override_keeps_the_runbooks_target_writer(tmp_path: Path) -> None:
+    from regionctl.runbooks.model import Recovery
+
+    h = _h(tmp_path)
+    _dbs(h).lose_region(PRIMARY)
+    ex = h.run("RegionFailover", {"region": PRIMARY},
+               recovery=Recovery.model_validate({"probe": "global_write", "after": "WaitWritable"}))
+    assert ex.status == J.SUCCEEDED, ex.error
+    assert ex.recovery is not None and (ex.recovery["writer"], ex.recovery["notServedBy"]) == (STANDBY, PRIMARY)
+    assert ex.recovery["after"] == "WaitWritable"
