@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from regionctl.errors import ConflictError, InputError
+from regionctl.globaldb import lease
 from regionctl.globaldb.endpoints import writer_dsn
 from regionctl.reconcile.capture import from_copy
 from tests.support.deploy import RunningDeployment
@@ -166,12 +167,15 @@ def test_restore_to_a_time_holds_exactly_the_rows_committed_before_it(deployment
     assert list_restores(cluster) == []
 
 
-def test_a_failover_that_cannot_know_the_old_writer_is_fenced_promotes_nothing(deployment: RunningDeployment) -> None:
+def test_a_failover_that_cannot_know_the_old_writer_is_fenced_promotes_nothing(
+        deployment: RunningDeployment, monkeypatch: pytest.MonkeyPatch) -> None:
     """The global plane cannot reach us-east-1, but us-east-1 still reaches us-west-2, so its etcd member keeps a
     majority and its writer keeps renewing: no fence can be known, so nothing is promoted and the intent is
     taken back."""
     gdbs = deployment.gdbs
     before = gdbs.state("orders")
+    ttl = deployment.settings.leases.ttl_s
+    monkeypatch.setattr(lease, "expiry_wait_s", lambda _ttl: ttl + 3)  # still longer than a renewed lease lives
     deployment.link.partition("us-east-1<->global")
     try:
         with pytest.raises(ConflictError, match="aborted, nothing was promoted.*did not expire"):

@@ -35,6 +35,8 @@ def run_cmd(fault: str = typer.Option("partition", "--fault", help=f"one of: {',
                                                                    "the runbook, together"),
             seed: int = typer.Option(None, "--seed", help="fixes the fault's moment and the load's choices"),
             repeat: int = typer.Option(1, "--repeat", min=1, max=100, help="run N drills, each with its own seed"),
+            approver: str = typer.Option(None, "--approver", help="an operator who approves the replay of what "
+                                         "was lost (its token in $REGIONCTL_APPROVER_TOKEN or ..._FILE)"),
             fmt: str = FormatOption) -> None:
     """Load on, inject the fault, run the runbook as an operator does, revert, optionally fail back; then account
     for every acknowledged write. Exit code 1 when a drill FAILs."""
@@ -48,7 +50,7 @@ def run_cmd(fault: str = typer.Option("partition", "--fault", help=f"one of: {',
     results = []
     for n in range(repeat):
         spec = DrillSpec(fault=fault, runbook=runbook, mode=mode, region=region, failback=failback,
-                         load_rate=load_rate, duration_s=duration, seed=base + n).checked()
+                         load_rate=load_rate, duration_s=duration, seed=base + n, approver=approver).checked()
         drill_id = records.new_drill_id()
         prefix = f"[{n + 1}/{repeat}]"
 

@@ -110,7 +110,7 @@ def check(evidence: Evidence) -> Verdict:
     for ack in evidence.ledger:
         change = LedgerChange(ack.database, ack.row, ack.version)
         present = _ledger_present(ack, evidence.ledger_on_writer.get(ack.database, {}), evidence.reported_ledger,
-                                  deleted)
+                                  evidence.replayed_ledger, deleted)
         reported = change in evidence.reported_ledger
         kind = _classify(present, reported, change in evidence.replayed_ledger)
         counts[kind] += 1
@@ -144,14 +144,16 @@ def _classify(present: bool, reported: bool, replayed: bool) -> str:
 
 
 def _ledger_present(ack: LedgerAck, rows: Mapping[str, int], reported: frozenset[LedgerChange],
-                    deleted: set[tuple[str, str]]) -> bool:
+                    replayed: frozenset[LedgerChange], deleted: set[tuple[str, str]]) -> bool:
     version = rows.get(ack.row)
     if version is not None:
         return ack.version is not None and ack.version <= version
+    delete = LedgerChange(ack.database, ack.row, None)
     if ack.op == DELETE:  # gone, as the delete left it: it survived unless a report lists it (a lost insert and
-        return LedgerChange(ack.database, ack.row, None) not in reported  # delete leave the row gone as well)
-    # gone although this step wrote it: behind a delete that survived, or lost (with the insert before it)
-    return (ack.database, ack.row) in deleted and LedgerChange(ack.database, ack.row, None) not in reported
+        return delete not in reported  # delete leave the row gone as well)
+    # gone although this step wrote it: behind a delete that survived (or was lost and replayed, which removed
+    # the row again), or lost with the insert before it
+    return (ack.database, ack.row) in deleted and (delete not in reported or delete in replayed)
 
 
 def ledger_changes(report: Mapping[str, Any]) -> set[LedgerChange]:

@@ -17,6 +17,7 @@ from regionctl.runtime.topology import Topology
 
 DRILL_ID = re.compile(r"^drill-\d{8}-\d{6}-[0-9a-f]{4}$")
 COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b")
+LAG_COLOURS = ("#000000", "#7f7f7f")
 
 
 def new_drill_id() -> str:
@@ -120,6 +121,14 @@ def timeline_svg(record: dict[str, Any], width: int = 900, height: int = 220) ->
         if value:
             parts.append(f'<rect x="{i * bar:.1f}" y="{height + 2}" width="{max(bar - 1, 1):.1f}" height="8" '
                          f'fill="#ff7f0e"><title>{value} failed purchases at +{i}s</title></rect>')
+    lag = record.get("lag_series") or {}
+    top_lag = max((row[1] or 0 for rows in lag.values() for row in rows), default=0)
+    for n, (database, rows) in enumerate(sorted(lag.items())):  # each standby's lag, scaled to the chart
+        points = " ".join(f"{row[0] * bar:.1f},{height - (row[1] or 0) / top_lag * (height - 20):.1f}"
+                          for row in rows if row[1] is not None) if top_lag else ""
+        if points:
+            parts.append(f'<polyline points="{points}" fill="none" stroke="{LAG_COLOURS[n % 2]}" stroke-width="1.5">'
+                         f'<title>{html.escape(database)} standby lag (max {top_lag} B)</title></polyline>')
     marks = [("fault", record["timeline"].get("fault_at")), ("reverted", record["timeline"].get("reverted_at")),
              ("failback", record["timeline"].get("failback_started"))]
     marks += [(f"{s['what']}: {s['step']}", s.get("ended_at")) for s in record["timeline"].get("steps", [])]
@@ -131,6 +140,7 @@ def timeline_svg(record: dict[str, Any], width: int = 900, height: int = 220) ->
     legend = " ".join(f'<span style="color:{COLOURS[n % len(COLOURS)]}">&#9632; {html.escape(r)}</span>'
                       for n, r in enumerate(sorted(series)))
     return (f'<h2>Timeline</h2><p>acknowledgements per second {legend} <span style="color:#d62728">&#9632; lost'
-            f'</span> <span style="color:#ff7f0e">&#9632; failed purchases</span>; dashed: fault, steps, revert, '
+            f'</span> <span style="color:#ff7f0e">&#9632; failed purchases</span>; lines: standby lag in bytes '
+            f'(orders black, catalog grey, scaled to its maximum); dashed: fault, steps, revert, '
             f'failback (hover for names)</p><svg width="{width}" height="{height + 12}" role="img">{"".join(parts)}'
             '</svg>')

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import random
 import threading
 import time
@@ -25,6 +26,7 @@ from regionctl.errors import InputError, OperationTimeout, RegionctlError
 from regionctl.globaldb.endpoints import writer_dsn
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.runbooks.client import RunbookClient
+from regionctl.runbooks.launch import engine_url
 from regionctl.runbooks.wiring import entry_url
 from regionctl.runtime.topology import Topology
 from regionctl.shop.loadgen import read_acks, run_load
@@ -43,6 +45,7 @@ class DrillSpec:
     load_rate: float = 4.0  # purchases per second; each ledger client runs at the same rate
     duration_s: float = 20.0  # load before the fault and after the runbook, together
     seed: int | None = None
+    approver: str | None = None  # an operator who approves the replay (its token: $REGIONCTL_APPROVER_TOKEN[_FILE])
 
     def checked(self) -> DrillSpec:
         check_fault(self.fault)
@@ -87,12 +90,20 @@ class Drill:
         self.failback_view: dict[str, Any] | None = None
         self.reports: dict[str, str] = {}  # database -> the report of what this drill's failover lost
         self.problems: list[str] = []
+        self.approver_token = approver_token() if spec.approver else None
+        if spec.approver and self.approver_token is None:
+            raise InputError(f"--approver {spec.approver}: the drill approves the replay as that operator, so it "
+                             f"needs its token in ${APPROVER_TOKEN_ENV} or the file ${APPROVER_TOKEN_ENV}_FILE names")
+        self.lag_series: dict[str, list[list[float | None]]] = {}
+        self._stop_lag = threading.Event()
 
     # --- the sequence -------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         self.dir.mkdir(parents=True, exist_ok=True)
         lag_before = self._prepare()
         shoppers = self._start_load()
+        sampler = threading.Thread(target=self._sample_lag, name="drill-lag", daemon=True)
+        sampler.start()
         injected: Injected | None = None
         try:
             warmup = self.spec.duration_s / 2 * self.rng.uniform(0.6, 1.0)  # the fault's moment: seeded
@@ -102,8 +113,10 @@ class Drill:
             self.time.fault_at = time.time()
             injected = inject(self.topo, self.spec.fault, self.region)
             self.progress(f"fault: {injected.description}")
-            self.runbook_view = self._run_runbook(self.spec.runbook, {"region": self.region, "mode": self.spec.mode},
-                                                  "runbook")
+            params = {"region": self.region, "mode": self.spec.mode}
+            if self.spec.approver:
+                params["approver"] = self.spec.approver
+            self.runbook_view = self._run_runbook(self.spec.runbook, params, "runbook")
             self.time.runbook_started = self.runbook_view.get("started_at")
             self.time.runbook_ended = self.runbook_view.get("ended_at")
             self._revert(injected)
@@ -121,6 +134,8 @@ class Drill:
             if injected is not None:
                 self._revert(injected)
             self._stop_load(shoppers)
+            self._stop_lag.set()
+            sampler.join(timeout=10)
         self.progress("collecting the evidence: writers and missing-transaction reports")
         evidence, reports = self._evidence()
         return self._record(evidence, reports, lag_before)
@@ -131,6 +146,14 @@ class Drill:
             cluster = self.gdbs.cluster(name)
             cluster.member(self.gdbs.state(name).writer).query(CREATE, dbname=name)
         return self._lag()
+
+    def _sample_lag(self) -> None:
+        """Each standby's lag once a second while the drill runs (None while it cannot be read): the timeline
+        draws it."""
+        while not self._stop_lag.wait(1.0):
+            at = round(time.time() - self.time.load_started, 1)
+            for name, lag in self._lag().items():
+                self.lag_series.setdefault(name, []).append([at, lag.get("lag_bytes"), lag.get("lag_ms")])
 
     def _lag(self) -> dict[str, Any]:
         lag: dict[str, Any] = {}
@@ -228,6 +251,8 @@ class Drill:
                         self.time.steps.append({"what": what, "step": step["step"], "started_at": step["started_at"],
                                                 "ended_at": step["ended_at"]})
                         self.progress(f"  {step['step']} done in {step['duration_s']}s")
+                if view["waiting"] and self.approver_token is not None:
+                    self._approve(execution_id)
                 if view["status"] in FINISHED:
                     self.progress(f"{what}: {view['status']}"
                                   + (f", recovery {view['recovery_s']:.3f} s" if view.get("recovery_s") else ""))
@@ -237,6 +262,21 @@ class Drill:
                 time.sleep(0.3)
         finally:
             client.close()
+
+    def _approve(self, execution_id: str) -> None:
+        """As the approver operator (never the drill's caller: the replay's approval keeps the two-person rule)."""
+        assert self.approver_token is not None
+        url = engine_url(self.topo.settings)
+        assert url is not None  # the runbook it approves was started through it
+        approver = RunbookClient(url, self.approver_token)
+        try:
+            approver.decide(execution_id, True, f"drill {self.id}: replay what was lost", None)
+            self.progress(f"  replay approved by {self.spec.approver}")
+        except RegionctlError as exc:
+            self.problems.append(f"the approval by {self.spec.approver} was refused: {exc}")
+            self.approver_token = None
+        finally:
+            approver.close()
 
     def _wait_members_back(self, timeout: float = 180.0) -> None:
         """Failback needs the old region's agent reachable again (after a kill, the region restarting); its fenced
@@ -283,7 +323,22 @@ class Drill:
                        "ledger": {f"{c.database}/{c.region}": c.errors for c in self.ledger if c.errors}},
             "series": ack_series(evidence, verdict, self.time.load_started),
             "error_series": error_series(read_errors(self.dir / "errors.jsonl"), self.time.load_started),
+            "lag_series": self.lag_series,
         }
+
+
+APPROVER_TOKEN_ENV = "REGIONCTL_APPROVER_TOKEN"
+
+
+def approver_token() -> str | None:
+    """The approver operator's token: ``$REGIONCTL_APPROVER_TOKEN``, else the file ``..._FILE`` names."""
+    given = os.environ.get(APPROVER_TOKEN_ENV, "").strip()
+    if given:
+        return given
+    file = os.environ.get(f"{APPROVER_TOKEN_ENV}_FILE", "").strip()
+    if not file or not Path(file).exists():
+        return None
+    return Path(file).read_text().strip() or None
 
 
 def collect(topo: Topology, gdbs: GlobalDatabases, directory: Path, drill_id: str, report_ids: list[str],
@@ -305,13 +360,14 @@ def collect(topo: Topology, gdbs: GlobalDatabases, directory: Path, drill_id: st
             f"select id, version from {C.LEDGER_TABLE} where id like %s", (f"{drill_id}-%",), dbname=name)}
     reports = [dataclasses.asdict(reconcile.show(topo, report_id)) for report_id in report_ids]
     reported_orders = {str(doc.get(lens.root_key)) for r in reports for doc in r["lenses"].get(lens.name, [])}
-    replayed = [r for r in reports if any(t["id"] in replayed_tx for t in r["transactions"])]
+    replayed_orders = {str(doc.get(lens.root_key)) for r in reports for doc in r["lenses"].get(lens.name, [])
+                       if set(doc.get("transactions") or ()) & replayed_tx}
+    replayed = [{**r, "transactions": [t for t in r["transactions"] if t["id"] in replayed_tx]} for r in reports]
     evidence = C.Evidence(
         orders=orders, ledger=ledger, orders_on_writer=frozenset(on_writer), ledger_on_writer=rows,
         reported_orders=frozenset(reported_orders),
         reported_ledger=frozenset(c for r in reports for c in C.ledger_changes(r)),
-        replayed_orders=frozenset(str(doc.get(lens.root_key)) for r in replayed
-                                  for doc in r["lenses"].get(lens.name, [])),
+        replayed_orders=frozenset(replayed_orders),
         replayed_ledger=frozenset(c for r in replayed for c in C.ledger_changes(r)))
     return evidence, reports
 

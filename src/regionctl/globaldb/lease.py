@@ -36,6 +36,12 @@ class Taken:
     waited_s: float
 
 
+def expiry_wait_s(ttl: float) -> float:
+    """How long a promotion waits for the old lease to expire: an etcd leader change renews every lease once
+    (so up to two TTLs), plus room for the keepalive that was in flight."""
+    return 3 * ttl + 5
+
+
 def etcd_for(topo: Topology, network: Network) -> Etcd:
     """The witness first, then each region's member through the link."""
     return Etcd(client_urls_from(topo, network, GLOBAL_PLANE))
@@ -60,7 +66,7 @@ def take(topo: Topology, network: Network, database: str, to_region: str, fence:
     ttl = topo.settings.leases.ttl_s
     etcd = etcd_for(topo, network)
     started = time.monotonic()
-    deadline = started + 3 * ttl + 5  # an etcd leader change renews every lease once: allow for it
+    deadline = started + expiry_wait_s(ttl)
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fence")
     asking: Future[bool] | None = None
     fenced = False

@@ -96,3 +96,14 @@ def test_an_insert_and_delete_both_lost_are_both_reported_not_present() -> None:
     verdict = check(_evidence(ledger=_ledger(("r5", INSERT, 1, 1.0), ("r5", DELETE, None, 2.0)),
                               ledger_on_writer={"orders": {}}, reported_ledger=frozenset(lost)))
     assert verdict.passed and (verdict.counts["reported"], verdict.counts["reported_present"]) == (3, 0)
+
+
+def test_steps_before_a_lost_delete_that_replay_applied_again_are_present() -> None:
+    """Insert and update reached the new writer, the delete was lost, replay applied it: the row is gone because
+    of the replayed delete, not because the insert was lost (found by a drill with an approver)."""
+    delete = LedgerChange("orders", "r6", None)
+    verdict = check(_evidence(ledger=_ledger(("r6", INSERT, 1, 1.0), ("r6", UPDATE, 2, 1.5), ("r6", DELETE, None, 2.0)),
+                              ledger_on_writer={"orders": {}}, reported_ledger=frozenset({delete}),
+                              replayed_ledger=frozenset({delete})))
+    assert verdict.passed, verdict.reason
+    assert (verdict.counts["replayed"], verdict.counts["unreported"]) == (1, 0)
