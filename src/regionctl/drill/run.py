@@ -95,6 +95,7 @@ class Drill:
             raise InputError(f"--approver {spec.approver}: the drill approves the replay as that operator, so it "
                              f"needs its token in ${APPROVER_TOKEN_ENV} or the file ${APPROVER_TOKEN_ENV}_FILE names")
         self.lag_series: dict[str, list[list[float | None]]] = {}
+        self._approved: set[str] = set()
         self._stop_lag = threading.Event()
 
     # --- the sequence -------------------------------------------------------------------------------------
@@ -251,7 +252,8 @@ class Drill:
                         self.time.steps.append({"what": what, "step": step["step"], "started_at": step["started_at"],
                                                 "ended_at": step["ended_at"]})
                         self.progress(f"  {step['step']} done in {step['duration_s']}s")
-                if view["waiting"] and self.approver_token is not None:
+                if view["waiting"] and self.approver_token is not None and execution_id not in self._approved:
+                    self._approved.add(execution_id)  # once: the engine may still show the step waiting a moment
                     self._approve(execution_id)
                 if view["status"] in FINISHED:
                     self.progress(f"{what}: {view['status']}"
