@@ -72,6 +72,19 @@ class Evidence:
     replayed_ledger: frozenset[LedgerChange] = frozenset()
 
 
+@dataclass(frozen=True)
+class Classified:
+    """One acknowledgement, its class, and when and where it was acknowledged."""
+
+    kind: str
+    at: float
+    region: str
+
+    @property
+    def lost(self) -> bool:
+        return self.kind in LOST
+
+
 @dataclass
 class Verdict:
     passed: bool
@@ -79,7 +92,12 @@ class Verdict:
     counts: dict[str, int]
     unreported: list[str] = field(default_factory=list)
     reported_present: list[str] = field(default_factory=list)
-    lost_at: list[float] = field(default_factory=list)  # when each lost write was acknowledged
+    classified: list[Classified] = field(default_factory=list)  # every acknowledgement, in evidence order
+
+    @property
+    def lost_at(self) -> list[float]:
+        """When each lost write was acknowledged."""
+        return sorted(c.at for c in self.classified if c.lost)
 
     def as_dict(self) -> dict[str, Any]:
         return {"verdict": "PASS" if self.passed else "FAIL", "reason": self.reason, "counts": self.counts,
@@ -87,40 +105,28 @@ class Verdict:
 
 
 CLASSES = ("present", "reported", "replayed", "unreported", "reported_present")
+LOST = ("reported", "replayed", "unreported")
 
 
 def check(evidence: Evidence) -> Verdict:
-    counts = dict.fromkeys(CLASSES, 0)
-    unreported: list[str] = []
-    reported_present: list[str] = []
-    lost_at: list[float] = []
-    for order in evidence.orders:
-        present = order.order_id in evidence.orders_on_writer
-        reported = order.order_id in evidence.reported_orders
-        replayed = order.order_id in evidence.replayed_orders
-        kind = _classify(present, reported, replayed)
-        counts[kind] += 1
-        if kind == "unreported":
-            unreported.append(f"order {order.order_id} (acknowledged via {order.region})")
-        if kind == "reported_present":
-            reported_present.append(f"order {order.order_id}")
-        if kind in ("reported", "replayed", "unreported"):
-            lost_at.append(order.at)
     deleted = {(a.database, a.row) for a in evidence.ledger if a.op == DELETE}
+    found: list[tuple[str, str, Classified]] = []  # (label, how it was acknowledged, its class)
+    for order in evidence.orders:
+        kind = _classify(order.order_id in evidence.orders_on_writer, order.order_id in evidence.reported_orders,
+                         order.order_id in evidence.replayed_orders)
+        found.append((f"order {order.order_id}", order.region, Classified(kind, order.at, order.region)))
     for ack in evidence.ledger:
         change = LedgerChange(ack.database, ack.row, ack.version)
         present = _ledger_present(ack, evidence.ledger_on_writer.get(ack.database, {}), evidence.reported_ledger,
                                   evidence.replayed_ledger, deleted)
-        reported = change in evidence.reported_ledger
-        kind = _classify(present, reported, change in evidence.replayed_ledger)
-        counts[kind] += 1
-        if kind == "unreported":
-            unreported.append(f"ledger {ack.name} (acknowledged via {ack.region})")
-        if kind == "reported_present":
-            reported_present.append(f"ledger {ack.name}")
-        if kind in ("reported", "replayed", "unreported"):
-            lost_at.append(ack.at)
-    counts["acknowledged"] = len(evidence.orders) + len(evidence.ledger)
+        kind = _classify(present, change in evidence.reported_ledger, change in evidence.replayed_ledger)
+        found.append((f"ledger {ack.name}", ack.region, Classified(kind, ack.at, ack.region)))
+    counts = dict.fromkeys(CLASSES, 0)
+    for _, _, c in found:
+        counts[c.kind] += 1
+    counts["acknowledged"] = len(found)
+    unreported = [f"{label} (acknowledged via {region})" for label, region, c in found if c.kind == "unreported"]
+    reported_present = [label for label, _, c in found if c.kind == "reported_present"]
     problems = []
     if unreported:
         problems.append(f"{len(unreported)} acknowledged writes lost without a trace (first: {unreported[0]})")
@@ -130,7 +136,7 @@ def check(evidence: Evidence) -> Verdict:
     reason = "; ".join(problems) or (f"every one of {counts['acknowledged']} acknowledged writes is on the writer "
                                      f"or in a report ({counts['reported']} reported lost, {counts['replayed']} "
                                      "replayed)")
-    return Verdict(not problems, reason, counts, unreported, reported_present, sorted(lost_at))
+    return Verdict(not problems, reason, counts, unreported, reported_present, [c for _, _, c in found])
 
 
 def _classify(present: bool, reported: bool, replayed: bool) -> str:

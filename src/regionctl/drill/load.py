@@ -10,8 +10,10 @@ import json
 import random
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -105,14 +107,17 @@ def _apply(conn: psycopg.Connection[tuple[object, ...]], op: str, row: str, vers
     return cur.rowcount == 1
 
 
-def read_ledger(path: Path) -> list[LedgerAck]:
-    """Acknowledged ledger operations (a torn last line from a killed run is skipped)."""
-    acks: list[LedgerAck] = []
+def json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of one of the drill's JSONL logs; a torn last line from a killed run is skipped."""
     if not path.exists():
-        return acks
+        return
     for line in path.read_text().splitlines():
         try:
-            acks.append(LedgerAck(**json.loads(line)))
-        except (ValueError, TypeError):
+            yield json.loads(line)
+        except ValueError:
             continue
-    return acks
+
+
+def read_ledger(path: Path) -> list[LedgerAck]:
+    """Acknowledged ledger operations."""
+    return [LedgerAck(**row) for row in json_lines(path)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import random
 import threading
@@ -21,7 +20,7 @@ from typing import Any
 from regionctl.config import LensSettings
 from regionctl.drill import check as C
 from regionctl.drill.faults import Injected, check_fault, inject
-from regionctl.drill.load import CREATE, LedgerClient, read_ledger
+from regionctl.drill.load import CREATE, LedgerClient, json_lines, read_ledger
 from regionctl.errors import InputError, OperationTimeout, RegionctlError
 from regionctl.globaldb.endpoints import writer_dsn
 from regionctl.globaldb.service import GlobalDatabases
@@ -304,7 +303,7 @@ class Drill:
     def _record(self, evidence: C.Evidence, reports: list[dict[str, Any]], lag_before: dict[str, Any]
                 ) -> dict[str, Any]:
         verdict = C.check(evidence)
-        figures = drill_figures(evidence, verdict, self.time, self.runbook_view, reports)
+        figures = drill_figures(verdict, self.time, self.runbook_view, reports)
         figures |= self._promotion_figures()
         problems = ([verdict.reason] if not verdict.passed else []) + self.problems
         if self.runbook_view is not None and self.runbook_view["status"] != "succeeded":
@@ -323,7 +322,7 @@ class Drill:
             "reports": [r["id"] for r in reports], "replayed": sorted(_replayed(self.runbook_view or {})),
             "errors": {"shoppers": self.shopper_errors,
                        "ledger": {f"{c.database}/{c.region}": c.errors for c in self.ledger if c.errors}},
-            "series": ack_series(evidence, verdict, self.time.load_started),
+            "series": ack_series(verdict, self.time.load_started),
             "error_series": error_series(read_errors(self.dir / "errors.jsonl"), self.time.load_started),
             "lag_series": self.lag_series,
         }
@@ -405,14 +404,13 @@ def _execution_brief(view: dict[str, Any] | None) -> dict[str, Any] | None:
                                      "error")}
 
 
-def drill_figures(evidence: C.Evidence, verdict: C.Verdict, t: Timeline, runbook: dict[str, Any] | None,
+def drill_figures(verdict: C.Verdict, t: Timeline, runbook: dict[str, Any] | None,
                   reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Recovery from the fault and from the runbook's start, the clients' write outage, rates per phase, the
     reports' lost window, the failback's losses."""
-    lost = set(verdict.lost_at)
-    acks = sorted([(a.at, a.region) for a in evidence.orders] + [(a.at, a.region) for a in evidence.ledger])
-    surviving = [at for at, _ in acks if at not in lost]
-    figures: dict[str, Any] = {"acknowledged": len(acks), "lost": len(lost)}
+    lost = verdict.lost_at
+    surviving = sorted(c.at for c in verdict.classified if not c.lost)
+    figures: dict[str, Any] = {"acknowledged": len(verdict.classified), "lost": len(lost)}
     recovered_at = (runbook or {}).get("recovery", {}) or {}
     if recovered_at.get("recovered_at") and t.fault_at:
         figures["recovery_from_fault_s"] = round(recovered_at["recovered_at"] - t.fault_at, 3)
@@ -438,14 +436,12 @@ def drill_figures(evidence: C.Evidence, verdict: C.Verdict, t: Timeline, runbook
     return figures
 
 
-def ack_series(evidence: C.Evidence, verdict: C.Verdict, start: float) -> dict[str, dict[str, list[int]]]:
+def ack_series(verdict: C.Verdict, start: float) -> dict[str, dict[str, list[int]]]:
     """Acknowledgements per second since ``start``, per region: surviving and lost (for the timeline plot)."""
-    lost = set(verdict.lost_at)
     series: dict[str, dict[str, list[int]]] = {}
-    for at, region in [(a.at, a.region) for a in evidence.orders] + [(a.at, a.region) for a in evidence.ledger]:
-        second = max(0, int(at - start))
-        kind = "lost" if at in lost else "surviving"
-        bucket = series.setdefault(region, {"surviving": [], "lost": []})[kind]
+    for c in verdict.classified:
+        second = max(0, int(c.at - start))
+        bucket = series.setdefault(c.region, {"surviving": [], "lost": []})["lost" if c.lost else "surviving"]
         bucket.extend([0] * (second + 1 - len(bucket)))
         bucket[second] += 1
     return series
@@ -453,15 +449,7 @@ def ack_series(evidence: C.Evidence, verdict: C.Verdict, start: float) -> dict[s
 
 def read_errors(path: Path) -> list[dict[str, Any]]:
     """The shoppers' failed purchases (started, ts, kind)."""
-    if not path.exists():
-        return []
-    found = []
-    for line in path.read_text().splitlines():
-        try:
-            found.append(json.loads(line))
-        except ValueError:
-            continue
-    return found
+    return list(json_lines(path))
 
 
 def error_series(errors: list[dict[str, Any]], start: float) -> list[int]:

@@ -107,3 +107,14 @@ def test_steps_before_a_lost_delete_that_replay_applied_again_are_present() -> N
                               replayed_ledger=frozenset({delete})))
     assert verdict.passed, verdict.reason
     assert (verdict.counts["replayed"], verdict.counts["unreported"]) == (1, 0)
+
+
+def test_figures_count_each_acknowledgement_even_when_timestamps_coincide() -> None:
+    """A lost and a surviving write acknowledged in the same millisecond are two writes, one of each."""
+    from regionctl.drill.run import Timeline, ack_series, drill_figures
+
+    verdict = check(_evidence(orders=(OrderAck("o1", 2.0, EAST), OrderAck("o2", 2.0, EAST)),
+                              ledger=(), orders_on_writer=frozenset({"o1"}), reported_orders=frozenset({"o2"})))
+    figures = drill_figures(verdict, Timeline(load_started=0.0), None, [])
+    assert (figures["acknowledged"], figures["lost"]) == (2, 1)
+    assert ack_series(verdict, 0.0) == {EAST: {"surviving": [0, 0, 1], "lost": [0, 0, 1]}}
