@@ -120,6 +120,8 @@ def test_turning_east_off_moves_entry_and_dns_to_west_within_one_interval(plane:
 def test_killing_the_control_api_leaves_routing_as_it_was(plane: Plane) -> None:
     turn_east_off(plane)
     wait_until(lambda: plane.new_requests_go_to() == {WEST}, INTERVAL_S, "entry to serve only us-west-2")
+    # the DNS reads the controls on its own schedule: it must have seen the change before its source goes away
+    wait_until(lambda: plane.dns_addresses() == {"127.0.2.1"}, INTERVAL_S, "DNS to answer only us-west-2")
     plane.kill("routing-api")
     wait_until(lambda: not plane.entry_get("/_entry/status").json()["controls_source_up"], 5,
                "the entry to notice the control API is gone")
