@@ -56,7 +56,8 @@ def isolated_failover(dep: RunningDeployment) -> None:
     """Isolate us-east-1 while a client in it commits to its writer; fail over; time the fence and the promotion."""
     gdbs = dep.gdbs
     host, port = dep.topo.pg_address(EAST, "orders")
-    writer = AckingWriter(f"host={host} port={port} user=postgres dbname=orders", "bench_isolation")
+    writer = AckingWriter(f"host={host} port={port} user=postgres dbname=orders passfile={dep.topo.login.passfile}",
+                          "bench_isolation")
     writer.create_table()
     writer.start().wait_for(50)
     dep.link.isolate(EAST)

@@ -16,6 +16,7 @@ import asyncio
 import multiprocessing
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -31,6 +32,7 @@ from pathlib import Path
 from regionctl.config import load_settings
 from regionctl.regionalstore import RegionalStore, replication_status
 from regionctl.runtime.osuser import ensure_runas, make_owned_dir
+from regionctl.runtime.pgpass import ensure_login
 from regionctl.runtime.postgres import PgBinaries, PgInstance
 
 REGIONS = ("us-east-1", "us-west-2")
@@ -46,10 +48,11 @@ def start_instances(root: Path) -> dict[str, PgInstance]:
     settings = load_settings()
     runas = ensure_runas(settings.postgres.os_user)
     bins = PgBinaries.locate(settings.postgres.bin_dir)
+    login = ensure_login(root / "pgpass" / "superuser", secrets.token_urlsafe(24), runas)
     instances = {}
     for region in REGIONS:
         pg = PgInstance(f"regional-{region}", make_owned_dir(root / region, runas), "127.0.0.1", free_port(),
-                        root / f"{region}.log", bins, runas)
+                        root / f"{region}.log", bins, runas, login)
         pg.initdb()
         pg.start({"archive_mode": "off"})
         pg.query("create database regional")

@@ -420,3 +420,18 @@ class Paths:
     @property
     def state(self) -> Path:
         return self.root / "state"
+
+    @property
+    def operators(self) -> Path:
+        """Who may call the control plane (``operators.store``): token hashes and roles, mode 0600."""
+        return self.state / "operators.json"
+
+    @property
+    def superuser_passfile(self) -> Path:
+        """libpq's password file with the superuser's SCRAM password (``runtime.pgpass``), mode 0600."""
+        return self.root / "pgpass" / "superuser"
+
+    @property
+    def audit(self) -> Path:
+        """Every mutating call on every plane, one JSON line each (``operators.audit``)."""
+        return self.state / "audit.jsonl"

@@ -14,16 +14,20 @@
         └── Unreachable             a region's agent cannot be reached (isolated, down, cut off): nothing is
                                     known about it, which is not the same as "down"
 
-``http_status`` and ``error_for_status`` are the one mapping between this tree and HTTP status codes.
+``http_status`` and ``error_for_status`` are the one mapping between this tree and HTTP status codes; every
+service answers errors as ``{"code": status, "message": ..., "field"?: ...}`` (``runtime.httperrors``). Bad input
+is 400 everywhere, whether our code or the request schema found it: the reference catalog's contract answers 400,
+and one status per kind of problem matters more than WebDAV's finer 422.
 """
 
 from __future__ import annotations
 
 
 class RegionctlError(Exception):
-    """Base of every error regionctl raises on purpose."""
+    """Base of every error regionctl raises on purpose. ``field`` names the input at fault, when one is."""
 
     exit_code = 1
+    field: str | None = None
 
 
 class ConfigError(RegionctlError):
@@ -32,6 +36,10 @@ class ConfigError(RegionctlError):
 
 class InputError(RegionctlError):
     exit_code = 2
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ConflictError(RegionctlError):
@@ -93,22 +101,28 @@ class Forbidden(Unauthorized):
 
 _STATUSES: tuple[tuple[type[RegionctlError], int], ...] = (
     (InputError, 400), (ConfigError, 400), (Forbidden, 403), (Unauthorized, 401), (NotFoundError, 404),
-    (ConflictError, 409),
-    (OperationTimeout, 504), (Unreachable, 502), (ExternalError, 502), (RegionctlError, 500),
+    (ConflictError, 409), (OperationTimeout, 504), (ExternalError, 503), (RegionctlError, 500),
 )
+_KINDS: dict[int, type[RegionctlError]] = {400: InputError, 401: Unauthorized, 403: Forbidden, 404: NotFoundError,
+                                           409: ConflictError, 504: OperationTimeout}
 
 
-def http_status(exc: RegionctlError) -> int:
-    """The HTTP status a service answers ``exc`` with (subclasses map like their parents)."""
-    return next(code for kind, code in _STATUSES if isinstance(exc, kind))
+def http_status(exc: BaseException) -> int:
+    """The HTTP status a service answers ``exc`` with: subclasses map like their parents, an error that carries
+    its own ``answer_status`` (a refusal relayed from another service) answers with it, anything else is 500."""
+    own = getattr(exc, "answer_status", None)
+    if isinstance(own, int):
+        return own
+    return next((code for kind, code in _STATUSES if isinstance(exc, kind)), 500)
 
 
-def error_for_status(status: int, message: str) -> RegionctlError:
+def error_for_status(status: int, message: str, field: str | None = None, retry_after_s: float | None = None
+                     ) -> RegionctlError:
     """The exception a client raises for an error answer, so callers catch the same types either side."""
-    kind: type[RegionctlError] = {400: InputError, 422: InputError, 401: Unauthorized, 403: Forbidden,
-                                  404: NotFoundError, 409: ConflictError, 504: OperationTimeout}.get(
-        status, ExternalError)
-    return kind(message)
+    if status == 409 and retry_after_s is not None:
+        return RetryLater(message, retry_after_s)
+    kind = _KINDS.get(status, InputError if 400 <= status < 500 else ExternalError)
+    return InputError(message, field) if kind is InputError else kind(message)
 
 
 def first_line(exc: BaseException) -> str:

@@ -28,7 +28,7 @@ def at_risk_over_http(deployment: RunningDeployment, database: str) -> dict[str,
     assert httpx.get(f"{url}/{database}", timeout=30).status_code == 401
     auth = {"Authorization": f"Bearer {control_token(deployment.settings)}"}
     unknown = httpx.get(f"{url}/nosuchdb", headers=auth, timeout=30)
-    assert unknown.status_code == 400 and "unknown global database 'nosuchdb'" in unknown.json()["detail"]
+    assert unknown.status_code == 400 and "unknown global database 'nosuchdb'" in unknown.json()["message"]
     answer = httpx.get(f"{url}/{database}", headers=auth, timeout=30)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())

@@ -46,7 +46,7 @@ def wait_up(env: dict[str, str], proc: subprocess.Popen[bytes], log: Path, timeo
             dbs = cli(env, "db", "status", "--format", "json", check=False)  # fails until the databases exist
             if dbs.returncode == 0 and all(db["healthy"] for db in json.loads(dbs.stdout)):
                 return cli_json(env, "status")
-        time.sleep(1)
+        time.sleep(3)  # each poll is two CLI processes: polling faster only takes CPU from the `up` it waits for
     raise AssertionError("the deployment did not come up healthy")
 
 
@@ -60,7 +60,8 @@ def connect_writer(env: dict[str, str], root: Path, timeout: float = 20.0) -> ps
         writer = next(m for m in dbs["orders"]["members"] if m["role"] == "writer")
         host, port = writer["address"].split(":")
         try:
-            return psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True)
+            return psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True,
+                                   passfile=str(root / "data" / "pgpass" / "superuser"))
         except psycopg.OperationalError as exc:
             if time.monotonic() > deadline:
                 logs = sorted((root / "data").rglob("*.log"))
@@ -93,7 +94,9 @@ def test_up_status_link_down_and_a_second_up_reusing_the_data() -> None:
         dbs = {db["name"]: db for db in cli_json(env, "db", "status")}
         writer = next(m for m in dbs["orders"]["members"] if m["role"] == "writer")
         host, port = writer["address"].split(":")
-        with psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True) as conn:
+        passfile = str(root / "data" / "pgpass" / "superuser")  # SCRAM: `up` wrote the password there
+        with psycopg.connect(host=host, port=int(port), user="postgres", dbname="orders", autocommit=True,
+                             passfile=passfile) as conn:
             conn.execute("create table kept (id int primary key)")
             conn.execute("insert into kept values (42)")
 

@@ -27,7 +27,7 @@ REGIONCTL = str(Path(sys.executable).with_name("regionctl"))
 
 def superuser(deployment: RunningDeployment, database: str, region: str | None = None) -> psycopg.Connection[Any]:
     member = deployment.gdbs.cluster(database).member(region or deployment.gdbs.state(database).writer)
-    return psycopg.connect(host=member.host, port=member.port, user="postgres", dbname=database, autocommit=True)
+    return psycopg.connect(member.conninfo(database), autocommit=True)
 
 
 def place_order(deployment: RunningDeployment, region: str) -> None:

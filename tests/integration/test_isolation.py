@@ -66,7 +66,8 @@ class Drill:
 
 def run_drill(deployment: RunningDeployment, tmp: Path, kill_agent: bool) -> Drill:
     east_host, east_port = deployment.topo.pg_address(EAST, "orders")
-    direct = AckingWriter(f"host={east_host} port={east_port} user=postgres dbname=orders", TABLE)
+    direct = AckingWriter(f"host={east_host} port={east_port} user=postgres dbname=orders "
+                          f"passfile={deployment.topo.login.passfile}", TABLE)
     direct.create_table()
     east = Shoppers(deployment.ui(EAST), tmp / "east.jsonl", rate=3.0)
     west = Shoppers(deployment.ui(WEST), tmp / "west.jsonl", rate=3.0)

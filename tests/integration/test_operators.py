@@ -1,11 +1,14 @@
 """Operators through the CLI against the running engine: a token per operator, roles that allow and refuse, a
-revoked token refused at once, and an audit log with one entry per mutation and no token in it."""
+revoked token refused at once, an audit log with one entry per mutation and no token in it, and a superuser
+that only the deployment's own password opens."""
 
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 
+import psycopg
 import pytest
 
 from tests.support.deploy import RunningDeployment
@@ -32,7 +35,8 @@ def test_roles_revocation_and_the_audit_log_through_the_cli(deployment: RunningD
     assert refused.returncode == 7 and "operator ops-vic (viewer) may not start" in said(refused)
     assert "needs the operate permission" in said(refused)
     no_admin = run_as(deployment, tokens["ops-olga"], "operators", "add", "ops-eve", "--role", "admin")
-    assert no_admin.returncode == 7 and "may not manage operators: that needs the admin role" in said(no_admin)
+    assert no_admin.returncode == 7
+    assert "may not manage operators and secrets: that needs the admin permission" in said(no_admin)
     started = run_as(deployment, tokens["ops-olga"], "runbook", "start", "EnableApplication", "-p", f"region={EAST}")
     assert started.returncode == 0, started.stderr
     view = json.loads(started.stdout)
@@ -51,3 +55,33 @@ def test_roles_revocation_and_the_audit_log_through_the_cli(deployment: RunningD
     assert ("admin", "operators revoke", 200) in [(e["operator"], e["action"], e["status"]) for e in entries]
     audit_text = (deployment.topo.paths.state / "audit.jsonl").read_text()
     assert not any(token in audit_text for token in tokens.values())
+
+
+def test_the_superuser_is_not_open_to_every_local_user(deployment: RunningDeployment) -> None:
+    """Every instance of the deployment (both members of each global database, both regional stores) refuses
+    the superuser from loopback without the password, or with a wrong one, replication connections too; the
+    platform's own login (the 0600 password file) gets in, and an admin's way in is `regionctl db psql`."""
+    topo = deployment.topo
+    passfile = topo.login.passfile
+    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600 and stat.S_IMODE(passfile.parent.stat().st_mode) == 0o700
+    instances = [topo.pg(region, name) for region in deployment.settings.regions
+                 for name in (*deployment.gdbs.names, "regional")]
+    for instance in instances:
+        for extra in ({"passfile": "/nonexistent"}, {"password": "not-the-password"},
+                      {"passfile": "/nonexistent", "replication": "database"}):
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(host=instance.host, port=instance.port, user="postgres", dbname="postgres",
+                                connect_timeout=5, **extra).close()
+        assert instance.scalar("select current_user") == "postgres"  # with the deployment's password file
+
+    viewer = regionctl(deployment, "operators", "add", "ops-psql-vic", "--role", "viewer")["token"]
+    refused = run_as(deployment, viewer, "db", "psql", "orders", "--", "-tAc", "select 1")
+    assert refused.returncode == 7 and "needs the admin permission" in said(refused)
+    session = subprocess.run([REGIONCTL, "db", "psql", "orders", "--", "-tAc", "select current_user, "
+                              "pg_is_in_recovery()"], env=deployment.cli_env, capture_output=True, text=True,
+                             timeout=60)
+    assert session.returncode == 0, session.stderr
+    assert session.stdout.strip() == "postgres|f"  # the writer
+    audit = regionctl(deployment, "audit", "--since", "120")
+    assert ("admin", "db psql", 200) in [(e["operator"], e["action"], e["status"]) for e in audit]
+    assert ("ops-psql-vic", "db psql", 403) in [(e["operator"], e["action"], e["status"]) for e in audit]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from regionctl.operators.store import OperatorStore
 from regionctl.runtime.link import status_from_json
 from regionctl.runtime.link_api import create_app, parse_args
 from regionctl.runtime.link_engine import STATE_FILE, LinkEngine
@@ -127,7 +128,7 @@ def test_bad_requests_get_4xx_naming_the_field(
 ) -> None:
     answer = TestClient(create_app(engine)).request(method.upper(), path, json=body)
     assert 400 <= answer.status_code < 500
-    assert named in answer.json()["detail"]
+    assert named in answer.json()["message"]
     assert not any(d.partitioned for d in engine.status().directions)
 
 
@@ -152,10 +153,10 @@ def test_a_unix_socket_route_is_added_shown_and_removed_with_its_socket_file(
 
 
 def test_with_a_token_changes_need_it_and_reads_do_not(engine: LinkEngine) -> None:
-    api = TestClient(create_app(engine, token=TOKEN))
+    api = TestClient(create_app(engine, OperatorStore(None, TOKEN)))
     assert api.get("/status").status_code == 200
     refused = api.post("/partition", json={"direction": "both"})
-    assert refused.status_code == 401 and "token" in refused.json()["detail"]
+    assert refused.status_code == 401 and "token" in refused.json()["message"]
     wrong = api.post("/partition", json={"direction": "both"}, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     assert not any(d.partitioned for d in engine.status().directions)

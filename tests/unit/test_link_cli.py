@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from regionctl.cli import context
 from regionctl.cli.link import status_table
 from regionctl.cli.main import app
-from regionctl.config import load_settings
+from regionctl.config import Paths, load_settings
 from regionctl.errors import ConfigError, ExternalError, InputError
 from regionctl.runtime.link import (
     CONTROL_PORT_KEY,
@@ -124,7 +124,8 @@ def test_the_process_spec_runs_serve_with_the_settings_latency() -> None:
     args = dict(zip(spec.argv[4::2], spec.argv[5::2], strict=True))
     assert args == {"--state-dir": "/data/state/link", "--control": "127.0.0.1:17999",
                     "--regions": "us-east-1,us-west-2", "--latency-ms": "45.0", "--jitter-ms": "3.0",
-                    "--control-latency-ms": "1.5", "--control-jitter-ms": "0.0"}
+                    "--control-latency-ms": "1.5", "--control-jitter-ms": "0.0",
+                    "--operators": str(Paths(settings.root).operators), "--audit": str(Paths(settings.root).audit)}
     assert spec.health_url == "http://127.0.0.1:17999/health"
     assert "x" * 20 not in " ".join(spec.argv)  # the token goes in the environment, not on the command line
     assert "x" * 20 in spec.env.values()

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from regionctl.agent import backups, members, scratch
@@ -25,8 +25,9 @@ from regionctl.agent.client import AgentClient
 from regionctl.agent.host import RegionHost, check_database
 from regionctl.agent.lease import LeaseKeeper
 from regionctl.agent.members import Done, Role
-from regionctl.errors import ConflictError, RegionctlError, http_status
-from regionctl.runtime.httperrors import install_validation_handler
+from regionctl.errors import ConflictError, RegionctlError
+from regionctl.runtime import httperrors
+from regionctl.runtime.httperrors import error_response
 from regionctl.runtime.topology import REGIONAL_DB
 
 LSN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
@@ -152,14 +153,10 @@ def _install_errors(app: FastAPI, token: str) -> None:
         if request.url.path.startswith("/v1"):
             given = request.headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-                return JSONResponse({"detail": "a valid agent token is required"}, status_code=401)
+                return error_response(401, "a valid agent token is required", headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
-    install_validation_handler(app, 400)
-
-    @app.exception_handler(RegionctlError)
-    async def _refused(request: Request, exc: RegionctlError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=http_status(exc))
+    httperrors.install(app)
 
 
 def _done(result: Done) -> dict[str, Any]:

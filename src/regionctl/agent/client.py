@@ -2,7 +2,7 @@
 
 An agent that does not answer raises ``Unreachable``: nothing is known about its region then, which callers
 must not confuse with "stopped". Error answers come back as the exception family of their HTTP status
-(``errors.error_for_status``): input, conflict, not found, timeout; anything the agent could not do itself
+(``runtime.httperrors.raise_for_error``): input, conflict, not found, timeout; anything the agent could not do itself
 (including its own calls to another agent that failed) is an ``ExternalError``.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import httpx
 
-from regionctl.errors import Unreachable, error_for_status, first_line
-from regionctl.runtime.httperrors import response_detail
+from regionctl.errors import Unreachable, first_line
+from regionctl.runtime.httperrors import raise_for_error
 
 LONG_CALL_S = 3600.0  # rewinds, clones, snapshots, restores
 PROBE_S = 2.0  # a cut-off region holds bytes instead of refusing: a long call first checks the agent answers
@@ -48,8 +48,7 @@ class AgentClient:
             response = self._http.request(method, path, json=body, timeout=timeout or self.timeout)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
-        if response.status_code >= 400:
-            raise error_for_status(response.status_code, f"agent of {self.region}: {response_detail(response)}")
+        raise_for_error(response, f"agent of {self.region}: ")
         return response.json()
 
     def probe(self) -> None:
@@ -69,7 +68,7 @@ class AgentClient:
                     as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise error_for_status(response.status_code, f"agent of {self.region}: {response_detail(response)}")
+                    raise_for_error(response, f"agent of {self.region}: ")
                 yield from response.iter_bytes()
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None

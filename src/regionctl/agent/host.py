@@ -74,7 +74,7 @@ class RegionHost:
         return PgInstance(
             name=name, datadir=directory / "data", host=self.address,
             port=self.topo.ports.get(f"{kind}/{name}", self.address), log_file=directory / "postgres.log",
-            bins=self.topo.bins, runas=self.topo.runas,
+            bins=self.topo.bins, runas=self.topo.runas, login=self.topo.login,
         )
 
     def scratch_root(self, kind: str) -> Path:

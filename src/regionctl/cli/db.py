@@ -53,6 +53,29 @@ def status(
     emit([gdbs.status(n) for n in names], fmt, _status_table)
 
 
+@db_app.command("psql", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context, name: str = typer.Argument(..., help="orders or catalog"),
+         region: str = typer.Option(None, "--region", help="a member other than the writer (read only)")) -> None:
+    """psql as PostgreSQL's superuser on the writer (or ``--region``'s member): the documented way in, for an
+    admin. The password stays in the deployment's file (SCRAM; nothing else on the machine gets in), the session
+    is audited; arguments after the name go to psql (``-- -c 'select 1'``)."""
+    import os
+
+    from regionctl.operators.caller import audit_log, cli_caller
+    from regionctl.operators.roles import ADMIN
+
+    topo = context.topology()
+    gdbs = _gdbs()
+    cluster = gdbs.cluster(name)
+    member = cluster.member(region or gdbs.state(cluster.name).writer)
+    who = cli_caller(topo.settings, ADMIN, "db psql", f"db/{cluster.name}")
+    audit_log(topo.settings).append(who.name, who.role, "db psql", f"db/{cluster.name}/{member.region}",
+                                    {"psql_arguments": len(ctx.args)}, "session opened", 200)  # never their text
+    binary = topo.bins("psql")
+    os.execv(binary, [binary, "--no-psqlrc", member.conninfo(cluster.name, application_name="regionctl-psql"),
+                      *ctx.args])
+
+
 @db_app.command("switchover")
 def switchover(name: str, to: str = ToOption, fmt: str = FormatOption) -> None:
     """Planned move of the writer with RPO 0; the old writer rejoins as a standby."""

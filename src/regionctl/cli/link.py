@@ -12,6 +12,7 @@ from rich.table import Table
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit
 from regionctl.errors import InputError
+from regionctl.operators.caller import caller_token
 from regionctl.runtime.link import LinkClient, LinkStatus, link_client
 from regionctl.runtime.link_model import check_isolate_region
 
@@ -25,7 +26,9 @@ link_app = typer.Typer(no_args_is_help=True, help="The emulated network between 
 
 
 def _client() -> LinkClient:
-    return link_client(context.settings())
+    """As the caller (``$REGIONCTL_TOKEN[_FILE]``): a change is audited under the operator who made it."""
+    settings = context.settings()
+    return link_client(settings, token=caller_token(settings))
 
 
 @link_app.command("status")

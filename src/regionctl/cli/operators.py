@@ -14,9 +14,9 @@ import typer
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit, err_console
-from regionctl.errors import Forbidden, InputError, Unauthorized
-from regionctl.operators.caller import audit_log, caller_token, operator_store
-from regionctl.operators.roles import ADMIN, ROLES, permits
+from regionctl.errors import InputError
+from regionctl.operators.caller import audit_log, cli_caller, operator_store
+from regionctl.operators.roles import ADMIN, ROLES
 from regionctl.operators.store import Operator, OperatorStore
 
 operators_app = typer.Typer(no_args_is_help=True, help="Operators: a token and a role each (viewer, operator, "
@@ -30,14 +30,7 @@ def register(app: typer.Typer) -> None:
 
 def _as_admin(action: str) -> tuple[OperatorStore, Operator]:
     settings = context.settings()
-    store = operator_store(settings)
-    who = store.authenticate(caller_token(settings))
-    if who is None:
-        raise Unauthorized("the caller's token ($REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE) belongs to no operator")
-    if not permits(who.role, ADMIN):
-        audit_log(settings).append(who.name, who.role, action, "operators", {}, "refused: needs admin", 403)
-        raise Forbidden(f"operator {who.name} ({who.role}) may not manage operators: that needs the admin role")
-    return store, who
+    return operator_store(settings), cli_caller(settings, ADMIN, action, "operators")
 
 
 def _record(who: Operator, action: str, name: str, params: dict[str, Any]) -> None:

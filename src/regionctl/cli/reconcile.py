@@ -11,9 +11,9 @@ from rich.table import Table
 
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, check_format, emit, err_console, rows_table
-from regionctl.errors import Forbidden, InputError, Unauthorized
-from regionctl.operators.caller import audit_log, caller_token, operator_store
-from regionctl.operators.roles import APPROVE, permits, roles_with
+from regionctl.errors import InputError
+from regionctl.operators.caller import audit_log, cli_caller
+from regionctl.operators.roles import APPROVE
 from regionctl.operators.store import Operator
 from regionctl.reconcile import external, lens, service
 from regionctl.reconcile.model import Report
@@ -127,15 +127,7 @@ def list_reports(database: str = typer.Argument(None, help="only this database's
 
 def _approver(topo: Topology) -> Operator:
     """The caller, who must hold the approve permission: a replay changes the writer's data."""
-    store = operator_store(topo.settings)
-    who = store.authenticate(caller_token(topo.settings))
-    if who is None:
-        raise Unauthorized("the caller's token ($REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE) belongs to no operator")
-    if not permits(who.role, APPROVE):
-        audit_log(topo.settings).append(who.name, who.role, "reconcile replay", "reconcile", {}, "refused", 403)
-        raise Forbidden(f"operator {who.name} ({who.role}) may not approve a replay: that needs the approve "
-                        f"permission (roles: {', '.join(roles_with(APPROVE))})")
-    return who
+    return cli_caller(topo.settings, APPROVE, "reconcile replay", "reconcile")
 
 
 @reconcile_app.command("replay")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-import socket
 import time
 from typing import Any
 
@@ -14,6 +12,7 @@ from rich.table import Table
 from regionctl.cli import context
 from regionctl.cli.render import FormatOption, emit, err_console, rows_table
 from regionctl.errors import ExternalError, InputError, RetryLater
+from regionctl.operators.caller import caller_token
 from regionctl.routing.client import ControlClient, entry_status
 from regionctl.routing.model import parse_state
 
@@ -22,7 +21,8 @@ rules_app = typer.Typer(help="List (default), put or delete safety rules.", invo
 routing_app.add_typer(rules_app, name="rules")
 
 WAIT_MARGIN_S = 0.1  # retry just after the wait period ends
-ActorOption = typer.Option(None, "--actor", help="who you are, for the audit log (default user@host)")
+ActorOption = typer.Option(None, "--actor", help="on whose behalf (a ticket, say): recorded after your operator "
+                           "name, which comes from your token ($REGIONCTL_TOKEN[_FILE])")
 ReasonOption = typer.Option("", "--reason", help="why, for the audit log")
 
 
@@ -31,11 +31,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _client() -> ControlClient:
-    return ControlClient.from_settings(context.settings())
-
-
-def _actor(actor: str | None) -> str:
-    return actor or f"{getpass.getuser()}@{socket.gethostname()}"
+    """As the caller: the control API records the token's operator as the actor of a change."""
+    settings = context.settings()
+    return ControlClient.from_settings(settings, caller_token(settings))
 
 
 def parse_assignments(pairs: list[str]) -> dict[str, bool]:
@@ -100,7 +98,7 @@ def set_controls(
     controls = parse_assignments(assignments)
     while True:
         try:
-            result = _client().change(controls, actor=_actor(actor), reason=reason)
+            result = _client().change(controls, actor=actor, reason=reason)
             break
         except RetryLater as exc:
             if not wait:
@@ -123,7 +121,7 @@ def override(
     controls = parse_assignments(assignments)
     if not yes and not typer.confirm(f"Bypass {', '.join(rule)} to set {', '.join(assignments)}?"):
         raise typer.Abort()
-    emit(_client().change(controls, override=rule, actor=_actor(actor), reason=reason), fmt, table=_change_table)
+    emit(_client().change(controls, override=rule, actor=actor, reason=reason), fmt, table=_change_table)
 
 
 @rules_app.callback()
@@ -149,7 +147,7 @@ def put_rule(
     """Create or replace a safety rule."""
     body = {"kind": kind, "controls": [c for c in controls.split(",") if c],
             "targets": [t for t in targets.split(",") if t], "type": rule_type.upper(), "threshold": threshold,
-            "inverted": inverted, "wait_period_s": wait, "actor": _actor(actor)}
+            "inverted": inverted, "wait_period_s": wait, "actor": actor}
     emit(_client().put_rule(name, body), fmt)
 
 
@@ -163,7 +161,7 @@ def delete_rule(
     """Delete a safety rule."""
     if not yes and not typer.confirm(f"Delete safety rule {name}?"):
         raise typer.Abort()
-    emit(_client().delete_rule(name, actor=_actor(actor)), fmt)
+    emit(_client().delete_rule(name, actor=actor), fmt)
 
 
 @routing_app.command("audit")

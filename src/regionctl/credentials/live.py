@@ -26,7 +26,8 @@ class PgRoleAdmin:
         member = cluster.member(self.gdbs.state(database).writer)
         try:
             return psycopg.connect(host=member.host, port=member.port, user="postgres", dbname=database,
-                                   autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+                                   passfile=str(cluster.topo.login.passfile), autocommit=True,
+                                   connect_timeout=CONNECT_TIMEOUT_S)
         except psycopg.Error as exc:
             raise DatabaseError(f"{database}: the writer {member.name} cannot be reached: {exc}".strip()) from None
 

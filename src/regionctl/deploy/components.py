@@ -45,7 +45,8 @@ def regional_dsn(topo: Topology, network: Network, src_region: str, dst_region: 
     pg = topo.pg(dst_region, REGIONAL_DB)
     host, port = (pg.host, pg.port) if src_region == dst_region else network.reach(
         src_region, dst_region, f"pg/{REGIONAL_DB}", (pg.host, pg.port))
-    return f"host={host} port={port} user=postgres dbname={REGIONAL_DB} connect_timeout=5"
+    return (f"host={host} port={port} user=postgres dbname={REGIONAL_DB} connect_timeout=5 "
+            f"passfile={topo.paths.superuser_passfile}")
 
 
 def regional_store_replicators(topo: Topology, network: Network) -> Iterable[ProcessSpec]:

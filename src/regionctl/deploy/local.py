@@ -26,7 +26,7 @@ from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.member import AgentMember, Agents
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
-from regionctl.runtime import etcd
+from regionctl.runtime import etcd, pgpass
 from regionctl.runtime.network import deployment_network
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, pid_alive
 from regionctl.runtime.supervisor import RegionMarks, Supervisor, kill_groups, read_processes
@@ -37,8 +37,8 @@ log = logging.getLogger("regionctl.up")
 
 def regional_store_member(agents: Agents, topo: Topology, region: str) -> AgentMember:
     host, port = topo.pg_address(region, REGIONAL_DB)
-    return AgentMember(name=f"{REGIONAL_DB}-{region}", host=host, port=port, region=region, database=REGIONAL_DB,
-                       agent=agents.client(region))
+    return AgentMember(name=f"{REGIONAL_DB}-{region}", host=host, port=port, passfile=str(topo.login.passfile),
+                       region=region, database=REGIONAL_DB, agent=agents.client(region))
 
 
 def regional_store_instance_ready(agents: Agents, topo: Topology, region: str) -> None:
@@ -93,7 +93,8 @@ class Deployment:
         effective = write_effective_settings(self.topo.settings, self.state_dir / "effective-settings.json")
         supervisor = Supervisor(self.state_dir, self.topo.paths.root / "logs", {
             EFFECTIVE_SETTINGS_ENV: str(effective),
-            credentials.SERVICE_FILE_ENV: str(credentials.service_file(self.topo.settings))})
+            credentials.SERVICE_FILE_ENV: str(credentials.service_file(self.topo.settings)),
+            pgpass.ENV: str(self.topo.login.passfile)})
         from regionctl.runtime.link import link_process_spec
 
         progress("link emulator")

@@ -47,7 +47,8 @@ class Cluster:
     def member(self, region: str) -> AgentMember:
         region = self.topo.settings.require_region(region)
         host, port = self.address_from(GLOBAL_PLANE, region)
-        return AgentMember(name=f"{self.name}-{region}", host=host, port=port, region=region, database=self.name,
+        return AgentMember(name=f"{self.name}-{region}", host=host, port=port,
+                           passfile=str(self.topo.login.passfile), region=region, database=self.name,
                            agent=self.agents.client(region))
 
     # ----- how members reach each other -------------------------------------------------------------------

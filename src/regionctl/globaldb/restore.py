@@ -98,7 +98,7 @@ def _endpoint(cluster: Cluster, raw: dict[str, Any]) -> PgEndpoint:
     """A restored instance as the global plane reaches it (through the link, like a member)."""
     host, port = cluster.network.reach(GLOBAL_PLANE, raw["region"], f"restore/{raw['id']}",
                                        (raw["host"], int(raw["port"])))
-    return PgEndpoint(raw["id"], host, port)
+    return PgEndpoint(raw["id"], host, port, str(cluster.topo.login.passfile))
 
 
 def restored_instance(cluster: Cluster, restore_id: str) -> PgEndpoint:

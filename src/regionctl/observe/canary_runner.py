@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from regionctl.config import CanarySettings
 from regionctl.observe.canaries import Board, Canary, Run, Summary, by_state, judge
+from regionctl.runtime import httperrors
 
 PLAN_ENV = "REGIONCTL_CANARY_PLAN"
 log = logging.getLogger("regionctl.observe.canaries")
@@ -120,6 +121,7 @@ def summary_json(summary: Summary) -> dict[str, Any]:
 
 def create_app(runner: CanaryRunner) -> FastAPI:
     app = FastAPI(title=f"regionctl canaries ({runner.region})", docs_url=None, redoc_url=None)
+    httperrors.install(app)
 
     @app.get("/health")
     async def health() -> JSONResponse:

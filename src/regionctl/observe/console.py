@@ -3,7 +3,8 @@
 A global-plane process (it outlives either region). ``/`` is the page (it polls ``/api/overview``), ``/metrics``
 exposes the reference's "System dashboard" as Prometheus gauges (database lag and writer per region, regional
 store backlog, canaries by state, attention flags): the gaps the reference listed (catalog lag, reverse-direction
-lag, routing state, alarms) included. Reads only: the console changes nothing, so it needs no credential.
+lag, routing state, alarms) included. Reading needs no credential; acting (``acting``: start a runbook, decide a
+waiting step, change routing) relays the signed-in operator's own token to the planes, which authorize and audit.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from regionctl.errors import InputError, NotFoundError
+from regionctl.observe import acting
 from regionctl.observe.overview import Sources, collect
+from regionctl.runtime import httperrors
 
 PAGE = "console.html"
 
@@ -107,8 +110,12 @@ def system_metrics(overview: dict[str, Any]) -> bytes:
     return generate_latest(registry)
 
 
-def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str], str] | None = None) -> FastAPI:
+def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str], str] | None = None,
+               relay: acting.Relay | None = None) -> FastAPI:
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
+    httperrors.install(app)
+    if relay is not None:
+        acting.install(app, relay)
     page = resources.files("regionctl.observe").joinpath(PAGE).read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)
@@ -143,8 +150,9 @@ def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str],
 
 def build(sources: Sources, regions: tuple[str, ...], title: str, ttl_s: float = 1.0,
           now: Callable[[], float] = time.monotonic) -> FastAPI:
+    targets = getattr(sources, "acting_targets", None)
     return create_app(CachedOverview(lambda: collect(sources, regions), ttl_s, now), title,
-                      getattr(sources, "drill_page", None))
+                      getattr(sources, "drill_page", None), acting.Relay(targets()) if targets else None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

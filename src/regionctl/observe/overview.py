@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import httpx
 
 from regionctl.config import Settings
+from regionctl.errors import ConfigError
 from regionctl.jsonable import to_jsonable
 from regionctl.observe.launch import canary_url
 from regionctl.runtime.topology import Topology
@@ -228,6 +229,19 @@ class LiveSources:
         from regionctl.drill import records
 
         return records.stored_page(self.topo, drill_id)
+
+    def acting_targets(self) -> dict[str, Callable[[], str | None]]:
+        """Where the console relays an operator's calls: the runbook API and the routing control API."""
+        from regionctl.routing.client import api_url
+        from regionctl.runbooks.launch import engine_url
+
+        def routing() -> str | None:
+            try:
+                return api_url(self.settings)
+            except ConfigError:
+                return None
+
+        return {"runbooks": lambda: engine_url(self.settings), "routing": routing}
 
     def runbooks(self) -> Any:
         from regionctl.runbooks.client import RunbookClient

@@ -8,9 +8,11 @@ import os
 from pathlib import Path
 
 from regionctl.config import Paths, Settings
-from regionctl.errors import ConfigError
+from regionctl.errors import ConfigError, Forbidden, Unauthorized
 from regionctl.operators.audit import AuditLog
-from regionctl.operators.store import OperatorStore
+from regionctl.operators.gate import refusal
+from regionctl.operators.roles import permits
+from regionctl.operators.store import Operator, OperatorStore
 from regionctl.runtime.secrets import control_token
 
 TOKEN_ENV, TOKEN_FILE_ENV = "REGIONCTL_TOKEN", "REGIONCTL_TOKEN_FILE"
@@ -32,9 +34,22 @@ def caller_token(settings: Settings) -> str:
     return control_token(settings)
 
 
+def cli_caller(settings: Settings, permission: str, action: str, target: str) -> Operator:
+    """The CLI's caller, when its role permits ``permission``; a refusal is audited and names what is missing,
+    as the planes' gate does for an API call."""
+    who = operator_store(settings).authenticate(caller_token(settings))
+    if who is None:
+        raise Unauthorized("the caller's token ($REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE) belongs to no operator")
+    if not permits(who.role, permission):
+        why = refusal(who, permission)
+        audit_log(settings).append(who.name, who.role, action, target, {}, why, 403)
+        raise Forbidden(why)
+    return who
+
+
 def operator_store(settings: Settings) -> OperatorStore:
-    return OperatorStore(Paths(settings.root).state / "operators.json", control_token(settings))
+    return OperatorStore(Paths(settings.root).operators, control_token(settings))
 
 
 def audit_log(settings: Settings) -> AuditLog:
-    return AuditLog(Paths(settings.root).state / "audit.jsonl")
+    return AuditLog(Paths(settings.root).audit)

@@ -40,12 +40,15 @@ def digest(token: str) -> str:
 
 
 class OperatorStore:
-    def __init__(self, path: Path, control_token: str) -> None:
+    def __init__(self, path: Path | None, control_token: str) -> None:
+        """``path`` None: a process that knows only the control token (a component started on its own)."""
         self.path = path
         self._control = digest(control_token)
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, dict[str, Any]]]:
+        if self.path is None:
+            raise InputError("this process knows only the control token; manage operators with `regionctl`")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path.with_suffix(".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -58,7 +61,7 @@ class OperatorStore:
             tmp.replace(self.path)
 
     def _read(self) -> dict[str, dict[str, Any]]:
-        if not self.path.exists():
+        if self.path is None or not self.path.exists():
             return {}
         table: dict[str, dict[str, Any]] = json.loads(self.path.read_text())
         return table

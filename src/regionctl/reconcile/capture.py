@@ -84,7 +84,8 @@ def from_copy(cluster: Any, copy: PreservedCopy) -> CaptureSource:
     host, port = cluster.network.reach(GLOBAL_PLANE, copy.region, f"recon/{name}", (started["host"],
                                                                                     int(started["port"])))
     return CaptureSource(
-        kind="preserved_copy", name=copy.name, instance=PgEndpoint(name, host, port),
+        kind="preserved_copy", name=copy.name,
+        instance=PgEndpoint(name, host, port, str(cluster.topo.login.passfile)),
         waldump=lambda start, timeline: member.waldump(RECON, name, copy.name, format_lsn(start), timeline),
         wal_end=parse_lsn(started["wal_end"]), details={"copy_path": copy.path, "promotion_id": copy.promotion_id},
         drop=lambda: None if member.drop_scratch(RECON, name) else None,

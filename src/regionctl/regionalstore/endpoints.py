@@ -25,7 +25,8 @@ def registry_dsn(settings: Settings, region: str) -> str:
         raise NotFoundError(f"no regional store is allocated for {region} in {settings.root} "
                             f"(port registry key {key!r}); is the deployment up?")
     _, port = known
-    return f"host={settings.region_address(region)} port={port} user=postgres dbname={REGIONAL_DB}"
+    return (f"host={settings.region_address(region)} port={port} user=postgres dbname={REGIONAL_DB} "
+            f"passfile={Paths(settings.root).superuser_passfile}")
 
 
 _resolver: Resolver = registry_dsn

@@ -1,4 +1,7 @@
-"""The control API (FastAPI): reads are open, every mutation needs the bearer token; every change is audited.
+"""The control API (FastAPI): reads are open; every mutation needs an operator whose role permits ``operate``
+(``operators.gate``), is recorded under that operator's name in the routing audit, and lands in the deployment's
+audit log. Errors follow the platform's contract (``runtime.httperrors``); a change the safety rules refuse is a
+409 that also carries the rules' verdicts.
 
 Run as a global-plane process: ``python -m regionctl.routing.api --plane <plane.json>``.
 """
@@ -8,20 +11,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import Depends, FastAPI, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Path, Query, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from regionctl.errors import ConflictError, InputError, NotFoundError, RegionctlError
+from regionctl.errors import InputError
+from regionctl.operators.audit import AuditLog
+from regionctl.operators.gate import Authenticator, Gate
+from regionctl.operators.roles import OPERATE
+from regionctl.operators.store import Operator, OperatorStore
 from regionctl.routing import schemas
 from regionctl.routing.health import HealthMonitor, HealthState
 from regionctl.routing.metrics import CONTENT_TYPE_LATEST, PlaneMetrics, render
@@ -30,24 +34,18 @@ from regionctl.routing.rules import rule_statuses
 from regionctl.routing.service import ControlService
 from regionctl.routing.store import AuditEntry, rule_to_dict
 from regionctl.routing.view import routing_view
+from regionctl.runtime import httperrors
+from regionctl.runtime.httperrors import documented
 
-MUTATING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 RULE_NAME = Path(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="lower-case letters, digits and dashes")
-bearer = HTTPBearer(auto_error=False, description="the control token (`regionctl` keeps it in secrets/control-token)")
-AUTH: dict[int | str, dict[str, Any]] = {
-    401: {"model": schemas.ErrorOut, "description": "missing or wrong bearer token"},
-}
-BAD: dict[int | str, dict[str, Any]] = {
-    400: {"model": schemas.ErrorOut, "description": "the body cannot be parsed at all"},
-    422: {"model": schemas.ErrorOut, "description": "malformed request; the detail names the problem"},
-}
-
-
+bearer = HTTPBearer(auto_error=False, description="an operator's token (`regionctl operators add`)")
+AUTH = documented(401, 403)
+BAD = documented(400)
 _BEARER = Depends(bearer)
 
 
 def _documented_auth(_: HTTPAuthorizationCredentials | None = _BEARER) -> None:
-    """Declares the bearer scheme in OpenAPI; the check itself runs first, in the middleware."""
+    """Declares the bearer scheme in OpenAPI; the gate does the check."""
 
 
 def _state(on: bool) -> schemas.State:
@@ -81,63 +79,17 @@ def _controls_out(panel: Panel) -> list[schemas.ControlOut]:
     ]
 
 
-def _error_text(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ())) or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
-    return "malformed request: " + "; ".join(parts)
-
-
-def _install_errors(app: FastAPI) -> None:
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
-        return JSONResponse({"detail": _error_text(exc), "errors": errors}, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = str(exc.detail)
-        if exc.status_code == 400 and "parsing the body" in detail:
-            detail = "malformed request: the body is not JSON (or not UTF-8)"
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RegionctlError)
-    async def _ours(_: Request, exc: RegionctlError) -> JSONResponse:
-        status = 422 if isinstance(exc, InputError) else 404 if isinstance(exc, NotFoundError) else 409 if isinstance(
-            exc, ConflictError) else 503
-        return JSONResponse({"detail": str(exc)}, status_code=status)
-
-
-def _install_auth(app: FastAPI, token: str) -> None:
-    expected = token.encode()
-
-    @app.middleware("http")
-    async def _require_token(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Checked before the body is read, so an unauthenticated mutation is a 401 whatever it carries."""
-        if request.method in MUTATING:
-            header = request.headers.get("authorization", "")
-            scheme, _, given = header.partition(" ")
-            if scheme.lower() != "bearer" or not given.strip():
-                return JSONResponse(
-                    {"detail": "this call changes routing and needs 'Authorization: Bearer <control token>'"},
-                    status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            if not hmac.compare_digest(given.strip().encode(), expected):
-                return JSONResponse({"detail": "the bearer token was not accepted"}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        return await call_next(request)
-
-
 HealthReader = Callable[[], Mapping[str, HealthState]]
 
 
 def create_app(
     service: ControlService,
-    token: str,
+    operators: Authenticator,
     regions: Sequence[str],
     health: HealthReader = dict,
     monitor: HealthMonitor | None = None,
     metrics: PlaneMetrics | None = None,
+    audit: AuditLog | None = None,
 ) -> FastAPI:
     """The control API over ``service``. ``monitor``, when given, runs in the background for the status view."""
     plane_metrics = metrics or PlaneMetrics("routing-api")
@@ -151,12 +103,13 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    app = FastAPI(title="regionctl routing control API", version="1", lifespan=lifespan, responses={**BAD},
+    app = FastAPI(title="regionctl routing control API", version="1", lifespan=lifespan, responses=BAD,
                   description="Routing controls, safety rules and their audit log for the global plane.")
-    _install_errors(app)
-    _install_auth(app, token)
+    httperrors.install(app)
+    gate = Gate("routing", operators, audit)
+    gate.install(app)
     _add_read_routes(app, service, regions, health, plane_metrics)
-    _add_write_routes(app, service, plane_metrics)
+    _add_write_routes(app, service, plane_metrics, Depends(gate.requires(OPERATE)))
     return app
 
 
@@ -210,14 +163,16 @@ def _add_read_routes(app: FastAPI, service: ControlService, regions: Sequence[st
         return [_audit_out(e) for e in service.audit(limit=limit, before_id=before_id)]
 
 
-def _add_write_routes(app: FastAPI, service: ControlService, metrics: PlaneMetrics) -> None:
-    @app.post("/changes", response_model=schemas.ChangeOut, dependencies=[Depends(_documented_auth)],
+def _add_write_routes(app: FastAPI, service: ControlService, metrics: PlaneMetrics, operate: Any) -> None:
+    documented_auth = Depends(_documented_auth)
+
+    @app.post("/changes", response_model=schemas.ChangeOut, dependencies=[documented_auth],
               responses={**AUTH, **BAD, 409: {"model": schemas.RefusalOut, "description": "refused by a rule"}})
-    def change(body: schemas.ChangeBody) -> Any:
+    def change(body: schemas.ChangeBody, who: Operator = operate) -> Any:
         """Set one or more routing controls in one transaction, checked against the safety rules."""
         request = ChangeRequest(
             states={name: state == "On" for name, state in body.controls.items()},
-            override=frozenset(body.override), actor=body.actor, reason=body.reason,
+            override=frozenset(body.override), actor=_actor(who, body.actor), reason=body.reason,
         )
         result = service.change(request)
         metrics.changes.labels(result.outcome).inc()
@@ -225,7 +180,8 @@ def _add_write_routes(app: FastAPI, service: ControlService, metrics: PlaneMetri
                     for v in result.decision.verdicts]
         if not result.decision.allowed:
             wait = result.decision.retry_after_s
-            refusal = schemas.RefusalOut(detail=result.decision.reason, blocking=list(result.decision.blocking),
+            refusal = schemas.RefusalOut(code=409, message=result.decision.reason,
+                                         blocking=list(result.decision.blocking),
                                          verdicts=verdicts, audit_id=result.audit_id, retry_after_s=wait)
             headers = {} if wait is None else {"Retry-After": str(max(1, math.ceil(wait)))}
             return JSONResponse(refusal.model_dump(), status_code=409, headers=headers)
@@ -236,9 +192,9 @@ def _add_write_routes(app: FastAPI, service: ControlService, metrics: PlaneMetri
             after={k: _state(v) for k, v in d.after.items()}, verdicts=verdicts, audit_id=result.audit_id,
         )
 
-    @app.put("/rules/{name}", response_model=schemas.AuditOut, dependencies=[Depends(_documented_auth)],
+    @app.put("/rules/{name}", response_model=schemas.AuditOut, dependencies=[documented_auth],
              responses={**AUTH, **BAD})
-    def put_rule(body: schemas.RuleBody, name: str = RULE_NAME) -> schemas.AuditOut:
+    def put_rule(body: schemas.RuleBody, name: str = RULE_NAME, who: Operator = operate) -> schemas.AuditOut:
         """Create or replace a safety rule."""
         kind = RuleKind(body.kind)
         if kind is RuleKind.ASSERTION and body.targets:
@@ -246,14 +202,22 @@ def _add_write_routes(app: FastAPI, service: ControlService, metrics: PlaneMetri
         rule = SafetyRule(name=name, kind=kind, watched=tuple(body.controls), targets=tuple(body.targets),
                           config=RuleConfig(RuleType(body.type), body.threshold, body.inverted),
                           wait_period_s=body.wait_period_s)
-        return _audit_out(service.put_rule(rule, body.actor))
+        return _audit_out(service.put_rule(rule, _actor(who, body.actor)))
 
-    @app.delete("/rules/{name}", response_model=schemas.AuditOut, dependencies=[Depends(_documented_auth)],
-                responses={**AUTH, **BAD, 404: {"model": schemas.ErrorOut, "description": "no such rule"}})
-    def delete_rule(name: str = RULE_NAME, actor: str = Query("api", min_length=1, max_length=100)) -> (
-            schemas.AuditOut):
+    @app.delete("/rules/{name}", response_model=schemas.AuditOut, dependencies=[documented_auth],
+                responses={**AUTH, **BAD, **documented(404)})
+    def delete_rule(name: str = RULE_NAME, actor: str | None = Query(None, min_length=1, max_length=100),
+                    who: Operator = operate) -> schemas.AuditOut:
         """Delete a safety rule (audited)."""
-        return _audit_out(service.delete_rule(name, actor))
+        return _audit_out(service.delete_rule(name, _actor(who, actor)))
+
+
+def _actor(who: Operator, on_behalf_of: str | None) -> str:
+    """The audited actor: the authenticated operator, with what the caller said it acts for (a runbook
+    execution, say) after it in parentheses; a name in a body proves nothing, so it never replaces the caller."""
+    if not on_behalf_of or on_behalf_of == who.name:
+        return who.name
+    return f"{who.name} ({on_behalf_of})"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -269,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     metrics = PlaneMetrics("routing-api")
     monitor = HealthMonitor(plane.endpoints(), plane.health_config(), listener=metrics.observe_health)
     service = ControlService(open_store(plane))
-    app = create_app(service, plane.read_token(), plane.region_names(), lambda: monitor.states, monitor, metrics)
+    operators = OperatorStore(plane.operators_file, plane.read_token())
+    audit = AuditLog(plane.audit_file) if plane.audit_file else None
+    app = create_app(service, operators, plane.region_names(), lambda: monitor.states, monitor, metrics, audit)
     uvicorn.run(app, host=plane.api.host, port=plane.api.port, log_level="warning", access_log=False)
 
 

@@ -13,14 +13,10 @@ import httpx
 from regionctl.config import Paths, Settings
 from regionctl.errors import (
     ConfigError,
-    ConflictError,
     ExternalError,
-    InputError,
-    NotFoundError,
-    RegionctlError,
-    RetryLater,
 )
 from regionctl.routing.plane import HOST, PORT_KEYS
+from regionctl.runtime.httperrors import raise_for_error
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.secrets import control_token
 
@@ -63,23 +59,6 @@ def api_url(settings: Settings) -> str:
     return f"http://{host or HOST}:{port}"
 
 
-def _raise_for(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    try:
-        body = response.json()
-        detail = str(body.get("detail", response.text))
-    except ValueError:
-        body, detail = {}, response.text.strip() or response.reason_phrase
-    if response.status_code == 409 and body.get("retry_after_s") is not None:
-        raise RetryLater(detail, float(body["retry_after_s"]))
-    error: type[RegionctlError] = {401: ConfigError, 404: NotFoundError, 409: ConflictError}.get(
-        response.status_code, InputError if response.status_code < 500 else ExternalError)
-    if response.status_code == 401:
-        detail = f"the control API refused the credential: {detail}"
-    raise error(detail)
-
-
 class ControlClient:
     def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 5.0,
                  http: httpx.Client | None = None) -> None:
@@ -88,8 +67,9 @@ class ControlClient:
         self._http = http or httpx.Client(base_url=base_url, timeout=timeout_s, trust_env=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ControlClient:
-        return cls(api_url(settings), control_token(settings))
+    def from_settings(cls, settings: Settings, token: str | None = None) -> ControlClient:
+        """A client carrying ``token`` (an operator's; by default the control token, the first admin)."""
+        return cls(api_url(settings), token or control_token(settings))
 
     def close(self) -> None:
         self._http.close()
@@ -101,7 +81,7 @@ class ControlClient:
         except httpx.HTTPError as exc:
             raise ExternalError(f"the routing control API at {self.base_url} is not reachable ({type(exc).__name__});"
                                 " is the global plane up?") from None
-        _raise_for(response)
+        raise_for_error(response)
         return response.json()
 
     def status(self) -> dict[str, Any]:
@@ -110,10 +90,13 @@ class ControlClient:
     def state(self) -> dict[str, Any]:
         return dict(self._call("GET", "/state"))
 
-    def change(self, controls: Mapping[str, bool], override: Sequence[str] = (), actor: str = "cli",
+    def change(self, controls: Mapping[str, bool], override: Sequence[str] = (), actor: str | None = None,
                reason: str = "") -> dict[str, Any]:
+        """``actor``: on whose behalf, recorded after the token's operator (a runbook execution, say)."""
         body = {"controls": {k: "On" if v else "Off" for k, v in controls.items()}, "override": list(override),
-                "actor": actor, "reason": reason}
+                "reason": reason}
+        if actor:
+            body["actor"] = actor
         return dict(self._call("POST", "/changes", auth=True, json=body))
 
     def rules(self) -> list[dict[str, Any]]:
@@ -122,8 +105,8 @@ class ControlClient:
     def put_rule(self, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
         return dict(self._call("PUT", f"/rules/{name}", auth=True, json=dict(body)))
 
-    def delete_rule(self, name: str, actor: str = "cli") -> dict[str, Any]:
-        return dict(self._call("DELETE", f"/rules/{name}", auth=True, params={"actor": actor}))
+    def delete_rule(self, name: str, actor: str | None = None) -> dict[str, Any]:
+        return dict(self._call("DELETE", f"/rules/{name}", auth=True, params={"actor": actor} if actor else {}))
 
     def audit(self, limit: int = 50, before_id: int | None = None) -> list[dict[str, Any]]:
         params: dict[str, int] = {"limit": limit}

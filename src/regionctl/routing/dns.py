@@ -149,8 +149,10 @@ def admin_app(plane: DataPlane, metrics: PlaneMetrics) -> Any:
     from fastapi import FastAPI, Response
 
     from regionctl.routing.metrics import CONTENT_TYPE_LATEST, render
+    from regionctl.runtime import httperrors
 
     app = FastAPI(title="regionctl DNS admin")
+    httperrors.install(app)
 
     @app.get("/health")
     def health() -> dict[str, str]:

@@ -58,6 +58,8 @@ class PlaneConfig(BaseModel):
     wait_period_s: float
     state_dir: Path
     token_file: Path
+    operators_file: Path | None = None
+    audit_file: Path | None = None
 
     def region_names(self) -> list[str]:
         return [r.region for r in self.regions]
@@ -103,6 +105,7 @@ def build_plane(settings: Settings, ports: PortRegistry, paths: Paths) -> PlaneC
         dns_name=settings.dns_name, dns_ttl_s=r.dns_ttl_s, health_interval_s=r.health_interval_s,
         health_timeout_s=r.health_timeout_s, failure_threshold=r.failure_threshold, control_poll_s=r.control_poll_s,
         wait_period_s=r.wait_period_s, state_dir=plane_dir(paths), token_file=plane_dir(paths) / "api-token",
+        operators_file=paths.operators, audit_file=paths.audit,
     )
 
 

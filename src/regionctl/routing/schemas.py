@@ -21,7 +21,8 @@ class ChangeBody(BaseModel):
 
     controls: dict[Name, State] = Field(min_length=1, max_length=20, description='e.g. {"us-east-1": "Off"}')
     override: list[Name] = Field(default_factory=list, max_length=20, description="rules to bypass for this change")
-    actor: Actor = Field("api", description="who asks (recorded in the audit log)")
+    actor: Actor | None = Field(None, description="on whose behalf (a runbook execution, say): recorded after the "
+                                "caller's operator name, never instead of it")
     reason: str = Field("", max_length=500, description="why (recorded in the audit log)")
 
 
@@ -40,12 +41,7 @@ class RuleBody(BaseModel):
     threshold: int = Field(1, ge=1, le=20, description="ATLEAST only")
     inverted: bool = False
     wait_period_s: float = Field(5.0, ge=0, le=3600)
-    actor: Actor = "api"
-
-
-class ErrorOut(BaseModel):
-    detail: str
-    errors: list[dict[str, Any]] | None = None
+    actor: Actor | None = Field(None, description="on whose behalf: recorded after the caller's operator name")
 
 
 class ControlOut(BaseModel):
@@ -82,7 +78,10 @@ class ChangeOut(BaseModel):
 
 
 class RefusalOut(BaseModel):
-    detail: str
+    """The error contract's body (``code``, ``message``) with the rules' answer."""
+
+    code: int
+    message: str
     blocking: list[str]
     verdicts: list[VerdictOut]
     audit_id: int

@@ -13,30 +13,33 @@ a body that names another is refused. Every mutation, refused or not, lands in t
     GET  /executions/{id}/history?after=   the journal's events
     POST /executions/{id}/{approve|decline|pause|resume|cancel|retry|skip}
 
-Errors are ``{"error": "...", "problems": [...]}`` with 400 (bad input), 401 (no or unknown token), 403 (the
-role does not permit it, or the two-person rule), 404, 409 (not now), 422 (invalid document or body), 502 (a
-port failed).
+    GET  /whoami                           the caller's operator, role and permissions (token needed)
+
+Errors follow the platform's contract (``runtime.httperrors``): 400 (bad input; an invalid runbook adds
+``problems``, each ``file:line: field: message``), 401 (no or unknown token), 403 (the role does not permit it,
+or the two-person rule), 404, 409 (not now), 503 (a port failed).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from regionctl.errors import ConflictError, ExternalError, Forbidden, InputError, NotFoundError, RegionctlError
+from regionctl.errors import InputError, NotFoundError
 from regionctl.operators.audit import AuditLog
-from regionctl.operators.roles import APPROVE, OPERATE, WHAT, permits, roles_with
+from regionctl.operators.gate import Authenticator, Gate
+from regionctl.operators.roles import ADMIN, APPROVE, OPERATE, READ, permits
 from regionctl.operators.store import Operator
 from regionctl.runbooks.engine import Engine
 from regionctl.runbooks.loader import DocumentError
 from regionctl.runbooks.model import Recovery
 from regionctl.runbooks.views import event_view, execution_summary, execution_view, runbook_view
+from regionctl.runtime import httperrors
 
 
 class _Body(BaseModel):
@@ -67,18 +70,6 @@ class ValidateRequest(_Body):
     name: str | None = None
 
 
-STATUS = {InputError: 400, Forbidden: 403, NotFoundError: 404, ConflictError: 409, ExternalError: 502}
-
-
-def _status_of(exc: RegionctlError) -> int:
-    if isinstance(exc, DocumentError):
-        return 422
-    for kind, code in STATUS.items():
-        if isinstance(exc, kind):
-            return code
-    return 500
-
-
 def create_app(build_engine: Callable[[], Engine], operators: Authenticator, audit: AuditLog | None = None
                ) -> FastAPI:
     """The app; ``build_engine`` runs inside the server's event loop at startup (then resumes executions)."""
@@ -94,51 +85,30 @@ def create_app(build_engine: Callable[[], Engine], operators: Authenticator, aud
 
     # every engine route is ``async def``: it runs on the engine's event loop (sync routes would run in a thread
     # pool, and the engine's tasks and signals belong to the loop); the mounted report routes never touch it
-    app = FastAPI(title="regionctl runbooks", lifespan=lifespan)
+    app = FastAPI(title="regionctl runbooks", lifespan=lifespan,
+                  responses=httperrors.documented(400, 401, 403, 404, 409, 503, 504))
     _errors(app)
 
     def engine_of(request: Request) -> Engine:
         engine: Engine = request.app.state.engine
         return engine
 
-    def caller(permission: str) -> Callable[..., Awaitable[Operator]]:
-        async def authenticated(request: Request, authorization: str | None = Header(None)) -> Operator:
-            scheme, _, given = (authorization or "").partition(" ")
-            found = operators.authenticate(given) if scheme.lower() == "bearer" and given.strip() else None
-            if found is None:
-                _audit(request, None, 401, "no or unknown bearer token")
-                raise _Unauthorized()
-            if not permits(found.role, permission):
-                why = (f"operator {found.name} ({found.role}) may not {WHAT[permission]}: that needs the "
-                       f"{permission} permission (roles: {', '.join(roles_with(permission))})")
-                _audit(request, found, 403, why)
-                raise Forbidden(why)
-            request.state.operator = found
-            return found
-
-        return authenticated
-
-    def _audit(request: Request, who: Operator | None, status: int, result: str) -> None:
-        if audit is not None:
-            audit.append(who.name if who else "(unknown)", who.role if who else "-", request.method,
-                         request.url.path, getattr(request.state, "body", None), result, status)
-
-    @app.middleware("http")
-    async def audit_mutations(request: Request, call_next: Callable[[Request], Any]) -> Any:
-        """One audit entry per mutation that got past authentication, with its answer."""
-        response = await call_next(request)
-        who = getattr(request.state, "operator", None)
-        if request.method != "GET" and who is not None:
-            _audit(request, who, response.status_code, "ok" if response.status_code < 400 else "refused")
-        return response
-
-    operate = Depends(caller(OPERATE))
-    approve_ = Depends(caller(APPROVE))
+    gate = Gate("runbooks", operators, audit)
+    gate.install(app)
+    app.state.gate = gate  # the mounted report routes use it too
+    operate = Depends(gate.requires(OPERATE))
+    approve_ = Depends(gate.requires(APPROVE))
+    reader = Depends(gate.requires(READ))
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
         engine = engine_of(request)
         return {"ok": True, "running": len(engine.journal.unfinished())}
+
+    @app.get("/whoami")
+    async def whoami(who: Operator = reader) -> dict[str, Any]:
+        return {"operator": who.name, "role": who.role,
+                "permissions": sorted(p for p in (READ, OPERATE, APPROVE, ADMIN) if permits(who.role, p))}
 
     @app.get("/runbooks")
     async def list_runbooks(request: Request) -> list[dict[str, Any]]:
@@ -156,7 +126,6 @@ def create_app(build_engine: Callable[[], Engine], operators: Authenticator, aud
 
     @app.post("/executions", status_code=201)
     async def start(body: StartRequest, request: Request, who: Operator = operate) -> dict[str, Any]:
-        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
         recovery = None
         if body.recovery_probe:
@@ -187,7 +156,6 @@ def create_app(build_engine: Callable[[], Engine], operators: Authenticator, aud
     @app.post("/executions/{execution_id}/approve")
     async def approve(execution_id: str, body: DecisionRequest, request: Request,
                       who: Operator = approve_) -> dict[str, Any]:
-        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
         engine.decide(execution_id, _as_caller(who, body.approver, "approver"), True, body.comment, body.step,
                       role=who.role)
@@ -196,7 +164,6 @@ def create_app(build_engine: Callable[[], Engine], operators: Authenticator, aud
     @app.post("/executions/{execution_id}/decline")
     async def decline(execution_id: str, body: DecisionRequest, request: Request,
                       who: Operator = approve_) -> dict[str, Any]:
-        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
         if not body.comment.strip():
             raise InputError("comment: say why the step is declined")
@@ -207,7 +174,6 @@ def create_app(build_engine: Callable[[], Engine], operators: Authenticator, aud
     @app.post("/executions/{execution_id}/{control}")
     async def control(execution_id: str, control: str, body: ControlRequest, request: Request,
                       who: Operator = operate) -> dict[str, Any]:
-        request.state.body = body.model_dump(exclude_none=True)
         engine = engine_of(request)
         actor = _as_caller(who, body.actor, "actor")
         if control in ("pause", "resume", "cancel"):
@@ -223,14 +189,6 @@ def create_app(build_engine: Callable[[], Engine], operators: Authenticator, aud
     return app
 
 
-class _Unauthorized(Exception):
-    pass
-
-
-class Authenticator(Protocol):
-    def authenticate(self, token: str) -> Operator | None: ...
-
-
 def _as_caller(who: Operator, named: str | None, field: str) -> str:
     """The caller's name; a body naming someone else is refused, never believed."""
     if named is not None and named != who.name:
@@ -239,22 +197,9 @@ def _as_caller(who: Operator, named: str | None, field: str) -> str:
 
 
 def _errors(app: FastAPI) -> None:
-    @app.exception_handler(RegionctlError)
-    async def regionctl_error(_request: Request, exc: RegionctlError) -> JSONResponse:
-        body: dict[str, Any] = {"error": str(exc)}
-        if isinstance(exc, DocumentError):
-            body = {"error": f"{len(exc.problems)} problem(s) in the runbook",
-                    "problems": [{"file": p.file, "line": p.line, "field": p.field, "message": p.message}
-                                 for p in exc.problems]}
-        return JSONResponse(body, status_code=_status_of(exc))
+    httperrors.install(app)
 
-    @app.exception_handler(_Unauthorized)
-    async def unauthorized(_request: Request, _exc: _Unauthorized) -> JSONResponse:
-        return JSONResponse({"error": "missing or unknown bearer token (Authorization: Bearer <operator token>)"},
-                            status_code=401, headers={"WWW-Authenticate": "Bearer"})
-
-    @app.exception_handler(RequestValidationError)
-    async def bad_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()]
-        return JSONResponse({"error": "; ".join(problems), "problems": problems}, status_code=422)
-
+    @app.exception_handler(DocumentError)
+    async def invalid_document(_request: Request, exc: DocumentError) -> JSONResponse:
+        return httperrors.error_response(400, f"{len(exc.problems)} problem(s) in the runbook", problems=[
+            f"{p.file}:{p.line}: {p.field}: {p.message}" for p in exc.problems])

@@ -7,9 +7,10 @@ from typing import Any
 import httpx
 
 from regionctl.config import Settings
-from regionctl.errors import ExternalError, error_for_status
+from regionctl.errors import ExternalError
 from regionctl.operators.caller import caller_token
 from regionctl.runbooks.launch import engine_url
+from regionctl.runtime.httperrors import raise_for_error
 
 
 class RunbookClient:
@@ -29,23 +30,14 @@ class RunbookClient:
         self._http.close()
 
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, Any] | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {self._token}"} if self._token and method != "GET" else {}
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             response = self._http.request(method, path, json=body, params=params, headers=headers)
         except httpx.HTTPError as exc:
             raise ExternalError(f"the runbook engine at {self.base_url} is not reachable ({type(exc).__name__}); "
                                 "is `regionctl up` running?") from None
-        if response.is_success:
-            return response.json()
-        try:
-            data = response.json()
-            message = data.get("error", response.text)
-            if data.get("problems") and isinstance(data["problems"][0], dict):
-                message += ":\n  " + "\n  ".join(
-                    f"{p['file']}:{p['line']}: {p['field']}: {p['message']}" for p in data["problems"])
-        except ValueError:
-            message = response.text[:500]
-        raise error_for_status(response.status_code, message)
+        raise_for_error(response, extra=("problems",))
+        return response.json()
 
     def runbooks(self) -> Any:
         return self._call("GET", "/runbooks")

@@ -22,6 +22,7 @@ from fastapi import FastAPI
 from regionctl.config import Paths, Settings, load_settings
 from regionctl.errors import ConfigError
 from regionctl.operators.caller import audit_log, operator_store
+from regionctl.operators.roles import READ
 from regionctl.reconcile.api import router as reconcile_router
 from regionctl.runbooks.actions import default_registry
 from regionctl.runbooks.api import create_app
@@ -29,7 +30,6 @@ from regionctl.runbooks.engine import Engine
 from regionctl.runbooks.journal import Journal
 from regionctl.runbooks.loader import LIBRARY, RunbookCatalog
 from regionctl.runbooks.ports import Ports
-from regionctl.runtime.secrets import control_token
 
 DEFAULT_BIND = "regionctl.runbooks.wiring:bind"
 
@@ -53,9 +53,9 @@ def build_app(settings: Settings, bind: str = DEFAULT_BIND) -> FastAPI:
         journal = Journal(paths.state / "runbooks.sqlite")
         return Engine(journal, catalog, binder(settings), settings.regions, registry)
 
-    token = control_token(settings)
     app = create_app(build_engine, operator_store(settings), audit_log(settings))
-    app.include_router(reconcile_router(paths.root, token, _at_risk(settings)))  # the runbooks' reports, at-risk
+    reader = app.state.gate.requires(READ)
+    app.include_router(reconcile_router(paths.root, reader, _at_risk(settings)))  # the runbooks' reports, at-risk
     return app
 
 

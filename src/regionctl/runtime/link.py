@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from regionctl.config import Paths, Settings
-from regionctl.errors import ConflictError, ExternalError, InputError, NotFoundError
-from regionctl.runtime.httperrors import response_detail
+from regionctl.errors import ExternalError
+from regionctl.runtime.httperrors import raise_for_error
 from regionctl.runtime.link_api import TOKEN_ENV
 from regionctl.runtime.link_model import (
     DirectionState,
@@ -121,16 +121,8 @@ class LinkClient:
             raise ExternalError(f"the link emulator at {self.control_url} did not answer in time") from None
         except httpx.HTTPError as exc:
             raise ExternalError(f"the link emulator at {self.control_url} failed: {exc}") from None
-        if response.status_code < 400:
-            return response.json()
-        detail = response_detail(response)
-        if response.status_code == 409:
-            raise ConflictError(f"link emulator refused: {detail}")
-        if response.status_code == 404:
-            raise NotFoundError(f"link emulator: {detail}")
-        if response.status_code < 500:
-            raise InputError(f"link emulator refused: {detail}")
-        raise ExternalError(f"the link emulator failed ({response.status_code}): {detail}")
+        raise_for_error(response, "link emulator: ")
+        return response.json()
 
 
 def status_from_json(data: dict[str, Any]) -> LinkStatus:
@@ -149,10 +141,10 @@ def link_control_url(settings: Settings) -> str:
     return f"http://{CONTROL_HOST}:{ports.get(CONTROL_PORT_KEY, CONTROL_HOST)}"
 
 
-def link_client(settings: Settings, timeout: float = 5.0) -> LinkClient:
-    """A client for this deployment's emulator, carrying the deployment's control token."""
-    token = control_token(settings)
-    return LinkClient(link_control_url(settings), timeout=timeout, token=token)
+def link_client(settings: Settings, timeout: float = 5.0, token: str | None = None) -> LinkClient:
+    """A client for this deployment's emulator, carrying ``token`` (an operator's; by default the deployment's
+    control token, the first admin)."""
+    return LinkClient(link_control_url(settings), timeout=timeout, token=token or control_token(settings))
 
 
 def link_process_spec(
@@ -164,6 +156,7 @@ def link_process_spec(
     The token travels in the environment, never on the command line (visible to ``ps``).
     """
     env = {TOKEN_ENV: control_token(settings)}
+    paths = Paths(settings.root)
     return ProcessSpec(
         name="link",
         region=GLOBAL_PLANE,
@@ -176,6 +169,7 @@ def link_process_spec(
             "--jitter-ms", repr(float(settings.link.jitter_ms)),
             "--control-latency-ms", repr(float(settings.link.control_latency_ms)),
             "--control-jitter-ms", repr(float(settings.link.control_jitter_ms)),
+            "--operators", str(paths.operators), "--audit", str(paths.audit),
         ),
         env=env,
         health_url=f"http://{control_host}:{control_port}/health",

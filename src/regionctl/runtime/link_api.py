@@ -1,7 +1,8 @@
 """The link emulator's HTTP control API and its ``serve`` entry point (one asyncio loop runs both).
 
-Handlers are ``async def`` on purpose: they touch the engine, which lives in the event loop and is not
-thread-safe, so none may run in FastAPI's thread pool.
+Changes need an operator whose role permits ``operate`` (``operators.gate``) and land in the deployment's audit
+log; reads are open. Handlers are ``async def`` on purpose: they touch the engine, which lives in the event
+loop and is not thread-safe, so none may run in FastAPI's thread pool.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import logging
 import os
 import signal
@@ -19,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from regionctl.errors import ConflictError, InputError, NotFoundError, RegionctlError
-from regionctl.runtime.httperrors import install_validation_handler
+from regionctl.errors import RegionctlError
+from regionctl.operators.audit import AuditLog
+from regionctl.operators.gate import Authenticator, Gate
+from regionctl.operators.roles import OPERATE
+from regionctl.operators.store import OperatorStore
+from regionctl.runtime import httperrors
 from regionctl.runtime.link_engine import LinkEngine
 from regionctl.runtime.link_model import MAX_DELAY_MS, LinkStatus, Route
 
@@ -75,22 +78,18 @@ def _status_json(status: LinkStatus) -> dict[str, Any]:
     return asdict(status)
 
 
-def create_app(engine: LinkEngine, token: str | None = None) -> FastAPI:
-    app = FastAPI(title="regionctl link emulator", version="1")
-
-    def authorize(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise _Unauthorized()
-
-    install_validation_handler(app, 422)
-
-    @app.exception_handler(RegionctlError)
-    async def _refused(request: Request, exc: RegionctlError) -> JSONResponse:
-        code = {InputError: 422, ConflictError: 409, NotFoundError: 404, _Unauthorized: 401}.get(type(exc), 500)
-        return JSONResponse({"detail": str(exc)}, status_code=code)
+def create_app(engine: LinkEngine, operators: Authenticator | None = None, audit: AuditLog | None = None
+               ) -> FastAPI:
+    """``operators`` None: every call is open (an emulator started by hand or by a test, with no token)."""
+    app = FastAPI(title="regionctl link emulator", version="1",
+                  responses=httperrors.documented(400, 401, 403, 404, 409))
+    httperrors.install(app)
+    if operators is None:
+        changes: list[Any] = []
+    else:
+        gate = Gate("link", operators, audit)
+        gate.install(app)
+        changes = [Depends(gate.requires(OPERATE))]
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -100,47 +99,35 @@ def create_app(engine: LinkEngine, token: str | None = None) -> FastAPI:
     async def status() -> dict[str, Any]:
         return _status_json(engine.status())
 
-    @app.put("/directions")
-    async def set_directions(body: DirectionChange, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.put("/directions", dependencies=changes)
+    async def set_directions(body: DirectionChange) -> dict[str, Any]:
         return _status_json(engine.set(body.direction, body.latency_ms, body.jitter_ms))
 
-    @app.put("/directions/{src}/{dst}")
-    async def set_direction(src: str, dst: str, body: DirectionSettings, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.put("/directions/{src}/{dst}", dependencies=changes)
+    async def set_direction(src: str, dst: str, body: DirectionSettings) -> dict[str, Any]:
         return _status_json(engine.set(f"{src}->{dst}", body.latency_ms, body.jitter_ms))
 
-    @app.post("/partition")
-    async def partition(body: PartitionRequest, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.post("/partition", dependencies=changes)
+    async def partition(body: PartitionRequest) -> dict[str, Any]:
         return _status_json(engine.partition(body.direction, body.reset))
 
-    @app.post("/isolate")
-    async def isolate(body: IsolateRequest, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.post("/isolate", dependencies=changes)
+    async def isolate(body: IsolateRequest) -> dict[str, Any]:
         return _status_json(engine.isolate(body.region, body.reset))
 
-    @app.post("/heal")
-    async def heal(body: HealRequest, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.post("/heal", dependencies=changes)
+    async def heal(body: HealRequest) -> dict[str, Any]:
         return _status_json(engine.heal(body.direction))
 
-    @app.post("/routes")
-    async def add_route(body: RouteRequest, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.post("/routes", dependencies=changes)
+    async def add_route(body: RouteRequest) -> dict[str, Any]:
         return asdict(await engine.ensure_route(Route(**body.model_dump())))
 
-    @app.delete("/routes/{name:path}")
-    async def remove_route(name: str, request: Request) -> dict[str, Any]:
-        authorize(request)
+    @app.delete("/routes/{name:path}", dependencies=changes)
+    async def remove_route(name: str) -> dict[str, Any]:
         return {"name": name, "removed": await engine.remove_route(name)}
 
     return app
-
-
-class _Unauthorized(RegionctlError):
-    def __init__(self) -> None:
-        super().__init__("a valid bearer token is required to change the link")
 
 
 class _Server(uvicorn.Server):
@@ -157,7 +144,8 @@ async def serve(args: argparse.Namespace) -> None:
                         args.control_latency_ms, args.control_jitter_ms)
     await engine.start()
     config = uvicorn.Config(
-        create_app(engine, os.environ.get(TOKEN_ENV) or None), host=host, port=port, log_level="warning",
+        create_app(engine, _operators(args), AuditLog(Path(args.audit)) if args.audit else None), host=host,
+        port=port, log_level="warning",
         access_log=False, lifespan="off", timeout_graceful_shutdown=2,
     )
     server = _Server(config)
@@ -171,6 +159,15 @@ async def serve(args: argparse.Namespace) -> None:
     if not server.started:
         raise SystemExit(f"link emulator: cannot serve the control API on {host}:{port}")
     log.info("link emulator stopped")
+
+
+def _operators(args: argparse.Namespace) -> OperatorStore | None:
+    """Who may change the link: the deployment's operators when a token is set (``$REGIONCTL_LINK_TOKEN`` is
+    the control token, ``--operators`` their file), nobody checked when it is not."""
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        return None
+    return OperatorStore(Path(args.operators) if args.operators else None, token)
 
 
 def _stopper(server: uvicorn.Server) -> Callable[[], None]:
@@ -206,6 +203,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--control-latency-ms", type=float, default=0.0,
                      help="initial one-way latency between the global plane and each region (no state yet)")
     run.add_argument("--control-jitter-ms", type=float, default=0.0, help="initial jitter of the control path")
+    run.add_argument("--operators", help="the deployment's operators file (tokens of operators who may change it)")
+    run.add_argument("--audit", help="the deployment's audit log (one line per change, with who made it)")
     run.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop", help="event loop implementation")
     run.add_argument("--log-level", default="INFO")
     return parser.parse_args(argv)

@@ -18,12 +18,17 @@ from regionctl.errors import DatabaseError
 
 @dataclass(frozen=True)
 class PgEndpoint:
+    """``passfile``: the libpq password file holding the superuser's SCRAM password (``runtime.pgpass``)."""
+
     name: str
     host: str
     port: int
+    passfile: str | None = None
 
     def conninfo(self, dbname: str = "postgres", **extra: Any) -> str:
         parts = {"host": self.host, "port": self.port, "user": "postgres", "dbname": dbname, **extra}
+        if self.passfile:
+            parts["passfile"] = self.passfile
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
     def connect(self, dbname: str = "postgres", connect_timeout: float = 5, **kw: Any) -> psycopg.Connection[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from regionctl.errors import ConfigError, DatabaseError, OperationTimeout, ProcessError
 from regionctl.runtime.osuser import RunAs
+from regionctl.runtime.pgpass import ENV as PASSFILE_ENV
+from regionctl.runtime.pgpass import SuperuserLogin
 from regionctl.runtime.pgsql import PgEndpoint
 from regionctl.runtime.process import pid_alive
 from regionctl.runtime.tethered import run_tethered
@@ -55,13 +59,13 @@ COMMON_SETTINGS = {
     "unix_socket_directories": "''",
     "password_encryption": "'scram-sha-256'",
 }
-HBA = """# regionctl: loopback only. The platform's superuser is trusted on loopback (see docs/credentials.md);
-# every other role (the workload's login users) must present its SCRAM password.
-local   all             all                                     trust
-host    all             postgres        127.0.0.0/8             trust
-host    replication     all             127.0.0.0/8             trust
+HBA = """# regionctl: loopback only, and every role presents its SCRAM password: the platform's superuser too
+# (runtime/pgpass.py), since any user of the machine can reach a loopback port.
+local   all             all                                     scram-sha-256
+host    replication     all             127.0.0.0/8             scram-sha-256
 host    all             all             127.0.0.0/8             scram-sha-256
 """
+TRUSTING = re.compile(r"^\s*(local|host)\s.*\btrust\s*$", re.MULTILINE)  # an HBA written before SCRAM
 COPIES_DATA = frozenset({"pg_basebackup", "pg_rewind"})  # run tethered: see runtime/tethered.py
 STOP_SIGNALS = {"smart": signal.SIGTERM, "fast": signal.SIGINT, "immediate": signal.SIGQUIT}
 
@@ -100,6 +104,7 @@ class PgInstance:
     log_file: Path
     bins: PgBinaries
     runas: RunAs = field(default_factory=RunAs)
+    login: SuperuserLogin | None = None
 
     # ----- running binaries -------------------------------------------------------------------------------
     def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -108,6 +113,8 @@ class PgInstance:
         with their caller (``runtime/tethered.py``)."""
         name = Path(argv[0]).name
         env, identity = self.runas.env(), self.runas.popen_kwargs()
+        if self.login is not None:  # its clients (pg_basebackup, pg_rewind) and a server's WAL receiver read it
+            env[PASSFILE_ENV] = str(self.login.passfile)
         try:
             if name in COPIES_DATA:
                 result = run_tethered(argv, timeout, env=env, cwd="/", **identity)
@@ -122,8 +129,19 @@ class PgInstance:
 
     # ----- lifecycle --------------------------------------------------------------------------------------
     def initdb(self) -> None:
-        self.run([self.bins("initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth=trust",
-                  "-E", "UTF8", "--locale=C", "--no-instructions"])
+        """A new cluster whose superuser authenticates with SCRAM from the first start on."""
+        if self.login is None:
+            raise ConfigError(f"{self.name}: initdb needs the superuser's login (runtime/pgpass.py)")
+        pwfile = self.login.passfile.with_name(f".initdb-{self.name}")
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(self.login.password() + "\n")
+        self.runas.chown(pwfile)
+        try:
+            self.run([self.bins("initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth=scram-sha-256",
+                      f"--pwfile={pwfile}", "-E", "UTF8", "--locale=C", "--no-instructions"])
+        finally:
+            pwfile.unlink(missing_ok=True)
         conf = "\n# regionctl common settings (node-specific ones are passed on the command line)\n"
         conf += "".join(f"{k} = {v}\n" for k, v in COMMON_SETTINGS.items())
         with open(self.datadir / "postgresql.conf", "a") as handle:
@@ -166,6 +184,19 @@ class PgInstance:
         self.run([self.bins("pg_ctl"), "-D", str(self.datadir), "-l", str(self.log_file), "-o", opts,
                   "-W", "start"], timeout=timeout)
         self.wait_accepting(timeout)
+        self._stop_trusting()
+
+    def _stop_trusting(self) -> None:
+        """A data directory made before SCRAM trusted the superuser from loopback: give the superuser its
+        password (a writer; a standby receives it by replication) and the SCRAM-only HBA, then reload."""
+        hba = self.datadir / "pg_hba.conf"
+        if self.login is None or not TRUSTING.search(hba.read_text()):
+            return
+        with self.connect() as conn:
+            if not self.endpoint.in_recovery():
+                conn.execute(sql.SQL("alter role postgres password {}").format(sql.Literal(self.login.password())))
+            hba.write_text(HBA)
+            conn.execute("select pg_reload_conf()")
 
     def wait_accepting(self, timeout: float = 60.0) -> None:
         started = time.monotonic()
@@ -219,7 +250,8 @@ class PgInstance:
     # ----- SQL (runtime/pgsql.py) ----------------------------------------------------------------------
     @property
     def endpoint(self) -> PgEndpoint:
-        return PgEndpoint(self.name, self.host, self.port)
+        return PgEndpoint(self.name, self.host, self.port,
+                          None if self.login is None else str(self.login.passfile))
 
     def conninfo(self, dbname: str = "postgres", **extra: Any) -> str:
         return self.endpoint.conninfo(dbname, **extra)

@@ -1,5 +1,6 @@
 """The deployment's bearer tokens (invariant 6): the control token of mutating control-plane calls (from
-settings, else generated) and the agent token every call to a region's agent carries. Each is generated once per
+settings, else generated), the agent token every call to a region's agent carries, and the password of
+PostgreSQL's superuser. Each is generated once per
 deployment into ``<root>/secrets/<name>`` (mode 0600) and reused by every process and the CLI."""
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ def agent_token(settings: Settings) -> str:
     if settings.agents.token is not None:
         return settings.agents.token.get_secret_value()
     return deployment_token(settings, "agent-token")
+
+
+def superuser_password(settings: Settings) -> str:
+    """The SCRAM password of PostgreSQL's superuser in every member of the deployment (``runtime.pgpass``)."""
+    return deployment_token(settings, "postgres-password")
 
 
 def deployment_token(settings: Settings, name: str) -> str:

@@ -14,9 +14,11 @@ from typing import Protocol
 from regionctl.config import Paths, Settings
 from regionctl.errors import ConflictError
 from regionctl.runtime.osuser import RunAs, ensure_runas
+from regionctl.runtime.pgpass import SuperuserLogin, ensure_login
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.postgres import PgBinaries, PgInstance
 from regionctl.runtime.process import GLOBAL_PLANE
+from regionctl.runtime.secrets import superuser_password
 
 GLOBAL_HOST = "127.0.0.1"
 REGIONAL_DB = "regional"
@@ -75,6 +77,11 @@ class Topology:
     def bins(self) -> PgBinaries:
         return PgBinaries.locate(self.settings.postgres.bin_dir)
 
+    @cached_property
+    def login(self) -> SuperuserLogin:
+        """How every instance of the deployment is entered as its superuser (SCRAM, ``runtime.pgpass``)."""
+        return ensure_login(self.paths.superuser_passfile, superuser_password(self.settings), self.runas)
+
     def site_address(self, site: str) -> str:
         """The address a site's processes listen on: a region's loopback address, or GLOBAL_HOST for the global
         plane."""
@@ -94,6 +101,7 @@ class Topology:
             log_file=self.paths.logs(region) / f"pg-{name}.log",
             bins=self.bins,
             runas=self.runas,
+            login=self.login,
         )
 
     def pg_address(self, region: str, name: str) -> tuple[str, int]:

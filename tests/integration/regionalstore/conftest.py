@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -20,6 +21,7 @@ import pytest
 from regionctl.config import load_settings
 from regionctl.regionalstore import RegionalStore, replication_status
 from regionctl.runtime.osuser import ensure_runas, make_owned_dir
+from regionctl.runtime.pgpass import ensure_login
 from regionctl.runtime.postgres import PgBinaries, PgInstance
 
 REGIONS = ("us-east-1", "us-west-2")
@@ -39,10 +41,13 @@ def pg_instances() -> Iterator[dict[str, PgInstance]]:
     root = Path(tempfile.mkdtemp(prefix="regionalstore-it-"))
     root.chmod(0o755)
     bins = PgBinaries.locate(settings.postgres.bin_dir)
+    password = secrets.token_urlsafe(24)
     instances = {}
     for region in REGIONS:
         datadir = make_owned_dir(root / region, runas)
-        pg = PgInstance(f"regional-{region}", datadir, "127.0.0.1", _free_port(), root / f"{region}.log", bins, runas)
+        login = ensure_login(root / "pgpass" / "superuser", password, runas)
+        pg = PgInstance(f"regional-{region}", datadir, "127.0.0.1", _free_port(), root / f"{region}.log", bins, runas,
+                        login)
         pg.initdb()
         pg.start({"archive_mode": "off", "fsync": "off"})  # tests assert logic, not disk durability
         pg.query("create database regional")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import socket
 import tempfile
 from pathlib import Path
 
 from regionctl.runtime.osuser import RunAs, ensure_runas, make_owned_dir
+from regionctl.runtime.pgpass import ensure_login
 from regionctl.runtime.postgres import PgBinaries, PgInstance
 
+TEST_SUPERUSER_PASSWORD = secrets.token_urlsafe(24)  # SCRAM like a deployment: no instance trusts loopback
 TEST_SETTINGS = {"archive_mode": "off", "fsync": "off", "synchronous_commit": "off", "max_connections": "100"}
 
 
@@ -32,7 +35,9 @@ def new_instance(root: Path, name: str, runas: RunAs | None = None, host: str = 
     logs = root / "logs"
     logs.mkdir(exist_ok=True)
     logs.chmod(0o777)
-    return PgInstance(name, datadir, host, free_port(host), logs / f"{name}.log", PgBinaries.locate(None), runas)
+    login = ensure_login(root / "pgpass" / "superuser", TEST_SUPERUSER_PASSWORD, runas)
+    return PgInstance(name, datadir, host, free_port(host), logs / f"{name}.log", PgBinaries.locate(None), runas,
+                      login)
 
 
 def start_primary(root: Path, name: str, databases: tuple[str, ...] = ()) -> PgInstance:
@@ -51,7 +56,9 @@ def dsn(instance: PgInstance, dbname: str, **extra: object) -> str:
 def multi_host_dsn(instances: list[PgInstance], dbname: str) -> str:
     hosts = ",".join(i.host for i in instances)
     ports = ",".join(str(i.port) for i in instances)
-    return f"host={hosts} port={ports} user=postgres dbname={dbname} target_session_attrs=read-write"
+    login = instances[0].login
+    passfile = f" passfile={login.passfile}" if login else ""
+    return f"host={hosts} port={ports} user=postgres dbname={dbname} target_session_attrs=read-write{passfile}"
 
 
 def destroy(instances: list[PgInstance], root: Path) -> None:

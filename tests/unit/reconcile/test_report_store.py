@@ -121,11 +121,16 @@ def test_the_api_lists_and_serves_reports_and_renderings(tmp_path: Path) -> None
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
+    from regionctl.operators.gate import Gate
+    from regionctl.operators.roles import READ
+    from regionctl.operators.store import OperatorStore
     from regionctl.reconcile.api import router
+    from regionctl.runtime import httperrors
 
     ReportStore(tmp_path).save(report())
     app = FastAPI()
-    app.include_router(router(tmp_path, "s3cret-token"))
+    httperrors.install(app)
+    app.include_router(router(tmp_path, Gate("runbooks", OperatorStore(None, "s3cret-token")).requires(READ)))
     client = TestClient(app)
     auth = {"Authorization": "Bearer s3cret-token"}
     assert [r["report_id"] for r in client.get("/reconcile/reports", params={"database": "orders"}).json()] == \
@@ -142,4 +147,4 @@ def test_the_api_lists_and_serves_reports_and_renderings(tmp_path: Path) -> None
     assert csv_response.headers["content-type"].startswith("text/csv") and "tl1:0/100" in csv_response.text
     assert "<html" in client.get("/reconcile/reports/report-x/html", headers=auth).text
     assert client.get("/reconcile/reports/nope").status_code == 404
-    assert client.get("/reconcile/reports/report-x/pdf", headers=auth).status_code == 422
+    assert client.get("/reconcile/reports/report-x/pdf", headers=auth).status_code == 400

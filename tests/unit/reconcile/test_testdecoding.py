@@ -161,7 +161,7 @@ def same_shape_rows(draw: st.DrawFn) -> tuple[list[tuple[str, str, object]], lis
 _shape_tables = iter(range(10**9))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(same_shape_rows(), st.sampled_from(["INSERT", "UPDATE", "DELETE"]))
 def test_a_learned_table_shape_decodes_like_the_general_scanner(
         pair: tuple[list[tuple[str, str, object]], list[tuple[str, str, object]]], action: str) -> None:

@@ -27,7 +27,8 @@ def test_dsn_comes_from_the_port_registry_without_allocating(settings: Settings)
         endpoints.dsn(settings, EAST)
     assert registry.all() == {}  # the failed lookup allocated nothing
     port = registry.get(f"{WEST}/pg/regional", settings.region_address(WEST))
-    assert endpoints.dsn(settings, WEST) == f"host=127.0.2.1 port={port} user=postgres dbname=regional"
+    assert endpoints.dsn(settings, WEST) == (f"host=127.0.2.1 port={port} user=postgres dbname=regional "
+                                             f"passfile={settings.root / 'pgpass' / 'superuser'}")
     with pytest.raises(InputError, match="unknown region"):
         endpoints.dsn(settings, "eu-west-1")
 

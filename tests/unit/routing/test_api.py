@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from regionctl.operators.store import OperatorStore
 from regionctl.routing.api import create_app
 from regionctl.routing.health import HealthState
 from regionctl.routing.model import AT_LEAST_ONE_REGION_RULE, AUTOMATION_GATE_RULE, default_spec
@@ -38,7 +38,7 @@ def client(clock: FakeClock) -> Iterator[TestClient]:
     service = ControlService(MemoryControlStore(default_spec([EAST, WEST])), clock=clock)
     health = {EAST: HealthState(healthy=True, last_ok=True, last_detail="HTTP 200"),
               WEST: HealthState(healthy=False, last_ok=False, last_detail="HTTP 503")}
-    with TestClient(create_app(service, TOKEN, [EAST, WEST], lambda: health)) as test_client:
+    with TestClient(create_app(service, OperatorStore(None, TOKEN), [EAST, WEST], lambda: health)) as test_client:
         yield test_client
 
 
@@ -72,23 +72,23 @@ def test_unauthenticated_mutations_get_401_and_change_nothing(client: TestClient
 
 
 @pytest.mark.parametrize(("body", "named"), [
-    ({"controls": {EAST: "off"}}, "body.controls.us-east-1"),
-    ({"controls": {}}, "body.controls"),
-    ({"controls": {EAST: "Off"}, "bogus": 1}, "body.bogus"),
+    ({"controls": {EAST: "off"}}, "controls.us-east-1: Input should be 'On' or 'Off'"),
+    ({"controls": {}}, "controls: Dictionary should have at least 1 item"),
+    ({"controls": {EAST: "Off"}, "bogus": 1}, "bogus: Extra inputs are not permitted"),
     ({"controls": {"eu-west-9": "Off"}}, "unknown routing control 'eu-west-9'"),
     ({"controls": {EAST: "Off"}, "override": ["no-such-rule"]}, "cannot override unknown rule 'no-such-rule'"),
 ])
-def test_malformed_changes_get_422_naming_the_problem(client: TestClient, body: dict, named: str) -> None:
+def test_malformed_changes_get_400_naming_the_problem(client: TestClient, body: dict, named: str) -> None:
     response = client.post("/changes", json=body, headers=AUTH)
-    assert response.status_code == 422
-    assert named in response.json()["detail"]
+    assert response.status_code == 400
+    assert named in response.json()["message"]
     assert client.get("/state").json()["version"] == 0
 
 
 def test_invalid_json_is_named(client: TestClient) -> None:
     response = client.post("/changes", content=b"{not json", headers={**AUTH, "content-type": "application/json"})
-    assert response.status_code == 422
-    assert "JSON" in response.json()["detail"]
+    assert response.status_code == 400
+    assert "JSON" in response.json()["message"]
 
 
 def test_failover_then_last_region_off_is_refused_naming_the_rule(client: TestClient, clock: FakeClock) -> None:
@@ -100,15 +100,16 @@ def test_failover_then_last_region_off_is_refused_naming_the_rule(client: TestCl
     refused = client.post("/changes", json={"controls": {WEST: "Off"}, "actor": "bob"}, headers=AUTH)
     assert refused.status_code == 409
     assert refused.json()["blocking"] == [AT_LEAST_ONE_REGION_RULE]
-    assert f"rule '{AT_LEAST_ONE_REGION_RULE}'" in refused.json()["detail"]
+    assert f"rule '{AT_LEAST_ONE_REGION_RULE}'" in refused.json()["message"]
     assert client.get("/state").json()["controls"] == {EAST: "Off", WEST: "On", "automation": "On"}
 
     audit = client.get("/audit").json()
     assert [e["outcome"] for e in audit[:2]] == ["refused", "applied"]
     refusal, applied = audit[0], audit[1]
-    assert refusal["actor"] == "bob" and refusal["detail"]["after"] == refusal["detail"]["before"]
+    # the token's operator is the actor; what the body claimed is only a note after it
+    assert refusal["actor"] == "admin (bob)" and refusal["detail"]["after"] == refusal["detail"]["before"]
     assert refusal["detail"]["proposed"][WEST] == "Off"
-    assert applied["actor"] == "alice" and applied["detail"]["reason_given"] == "drill"
+    assert applied["actor"] == "admin (alice)" and applied["detail"]["reason_given"] == "drill"
     assert applied["detail"]["before"][EAST] == "On" and applied["detail"]["after"][EAST] == "Off"
     verdicts = {v["rule"]: v["outcome"] for v in applied["detail"]["verdicts"]}
     assert verdicts == {AT_LEAST_ONE_REGION_RULE: "pass", AUTOMATION_GATE_RULE: "pass"}
@@ -128,7 +129,7 @@ def test_wait_period_refusal_then_success(client: TestClient, clock: FakeClock) 
     assert client.post("/changes", json={"controls": {EAST: "Off"}}, headers=AUTH).status_code == 200
     clock.now += 1
     refused = client.post("/changes", json={"controls": {EAST: "On"}}, headers=AUTH)
-    assert refused.status_code == 409 and "wait period" in refused.json()["detail"]
+    assert refused.status_code == 409 and "wait period" in refused.json()["message"]
     assert refused.json()["retry_after_s"] == 4.0 and refused.headers["retry-after"] == "4"
     clock.now += 5
     assert client.post("/changes", json={"controls": {EAST: "On"}}, headers=AUTH).status_code == 200
@@ -144,10 +145,10 @@ def test_rules_can_be_added_and_deleted_with_audit(client: TestClient, clock: Fa
     refused = client.post("/changes", json={"controls": {WEST: "On"}}, headers=AUTH)
     assert refused.status_code == 409 and refused.json()["blocking"] == ["active-passive"]
     bad = client.put("/rules/r2", json={**rule, "controls": [EAST, "nope"]}, headers=AUTH)
-    assert bad.status_code == 422 and "unknown control 'nope'" in bad.json()["detail"]
+    assert bad.status_code == 400 and "unknown control 'nope'" in bad.json()["message"]
     assert client.delete("/rules/active-passive", headers=AUTH).status_code == 200
     missing = client.delete("/rules/active-passive", headers=AUTH)
-    assert missing.status_code == 404 and "no safety rule named 'active-passive'" in missing.json()["detail"]
+    assert missing.status_code == 404 and "no safety rule named 'active-passive'" in missing.json()["message"]
     actions = [e["action"] for e in client.get("/audit").json()]
     assert actions[:4] == ["rule-delete", "change", "change", "rule-put"]
 
@@ -157,15 +158,3 @@ def test_metrics_is_a_plain_route(client: TestClient) -> None:
     assert response.status_code == 200
     assert 'regionctl_routing_control_on{control="us-east-1"} 1.0' in response.text
     assert 'regionctl_routing_region_routable{region="us-west-2"} 0.0' in response.text
-
-
-def test_the_client_turns_a_wait_period_refusal_into_retry_later() -> None:
-    from regionctl.errors import ConflictError, RetryLater
-    from regionctl.routing.client import _raise_for
-
-    with pytest.raises(RetryLater) as waiting:
-        _raise_for(httpx.Response(409, json={"detail": "wait period running", "retry_after_s": 2.5}))
-    assert waiting.value.retry_after_s == 2.5 and "wait period" in str(waiting.value)
-    with pytest.raises(ConflictError) as refused:
-        _raise_for(httpx.Response(409, json={"detail": "would leave no region On", "retry_after_s": None}))
-    assert not isinstance(refused.value, RetryLater)

@@ -16,6 +16,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from regionctl.operators.store import OperatorStore
 from regionctl.routing.api import create_app
 from regionctl.routing.model import default_spec
 from regionctl.routing.service import ControlService
@@ -29,7 +30,8 @@ def _clock() -> float:
     return 1_000_000.0 + 3.0 * next(_ticks)  # time moves on, so wait periods both block and expire
 
 
-app = create_app(ControlService(MemoryControlStore(default_spec(["us-east-1", "us-west-2"])), clock=_clock), TOKEN,
+app = create_app(ControlService(MemoryControlStore(default_spec(["us-east-1", "us-west-2"])), clock=_clock),
+                 OperatorStore(None, TOKEN),
                  ["us-east-1", "us-west-2"])
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 _auth = itertools.cycle([True, False])

@@ -18,6 +18,7 @@ from regionctl.cli import routing as routing_cli
 from regionctl.cli.main import app
 from regionctl.config import load_settings
 from regionctl.errors import InputError
+from regionctl.operators.store import OperatorStore
 from regionctl.routing.api import create_app
 from regionctl.routing.client import ControlClient
 from regionctl.routing.model import AT_LEAST_ONE_REGION_RULE, default_spec
@@ -34,7 +35,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     ticks = iter(range(0, 10_000_000, 100))  # every read of the clock is 100 s later: no wait period in the way
     service = ControlService(MemoryControlStore(default_spec(["us-east-1", "us-west-2"])),
                              clock=lambda: float(next(ticks)))
-    with TestClient(create_app(service, TOKEN, ["us-east-1", "us-west-2"])) as http:
+    with TestClient(create_app(service, OperatorStore(None, TOKEN), ["us-east-1", "us-west-2"])) as http:
         monkeypatch.setattr(routing_cli, "_client", lambda: ControlClient("http://testserver", TOKEN, http=http))
         yield http
 
@@ -117,7 +118,7 @@ def test_set_inside_a_wait_period_says_how_long_and_can_wait_it_out(monkeypatch:
         now[0] += seconds
 
     monkeypatch.setattr(routing_cli.time, "sleep", sleep)
-    with TestClient(create_app(service, TOKEN, ["us-east-1", "us-west-2"])) as http:
+    with TestClient(create_app(service, OperatorStore(None, TOKEN), ["us-east-1", "us-west-2"])) as http:
         monkeypatch.setattr(routing_cli, "_client", lambda: ControlClient("http://testserver", TOKEN, http=http))
         assert run("routing", "set", "us-east-1=off")[0] == 0
         now[0] += 2

@@ -9,8 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import errors as pgerrors
 
-from regionctl.errors import ConfigError, ConflictError, DatabaseError, InputError, NotFoundError, OperationTimeout
-from regionctl.shop.kit.app import ServiceKit, create_app, status_for
+from regionctl.errors import (
+    ConfigError,
+    ConflictError,
+    DatabaseError,
+    InputError,
+    NotFoundError,
+    OperationTimeout,
+    http_status,
+)
+from regionctl.shop.kit.app import ServiceKit, create_app
 from regionctl.shop.kit.db import describe_dsn
 from regionctl.shop.kit.http import ServiceCallError
 from regionctl.shop.kit.migrate import Migration, pending
@@ -83,13 +91,13 @@ def test_readiness_runs_checks_and_caches_them_briefly() -> None:
 
 
 def test_errors_map_to_statuses() -> None:
-    assert status_for(InputError("x")) == 400
-    assert status_for(NotFoundError("x")) == 404
-    assert status_for(ConflictError("x")) == 409
-    assert status_for(DatabaseError("x")) == 503
-    assert status_for(ServiceCallError("orders", "down")) == 503
-    assert status_for(ServiceCallError("orders", "refused", 409)) == 502
-    assert status_for(ValueError("x")) == 500
+    assert http_status(InputError("x")) == 400
+    assert http_status(NotFoundError("x")) == 404
+    assert http_status(ConflictError("x")) == 409
+    assert http_status(DatabaseError("x")) == 503
+    assert http_status(ServiceCallError("orders", "down")) == 503
+    assert http_status(ServiceCallError("orders", "refused", 409)) == 502
+    assert http_status(ValueError("x")) == 500
 
 
 def test_an_unexpected_error_is_a_500_without_its_details() -> None:

@@ -10,9 +10,10 @@ from typing import Annotated
 from fastapi import FastAPI, Path, Query
 from fastapi.responses import PlainTextResponse
 
+from regionctl.runtime.httperrors import documented
 from regionctl.shop.carts import cart as carts
 from regionctl.shop.carts.models import ID_PATTERN, Cart, Item
-from regionctl.shop.kit.app import ServiceKit, create_app, errors
+from regionctl.shop.kit.app import ServiceKit, create_app
 from regionctl.shop.kit.background import StartupTask
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
@@ -49,36 +50,36 @@ def create_carts_app(kit: ServiceKit, store: GuardedStore) -> FastAPI:
     app = create_app(kit, title="carts", description="Shopping carts, one per customer.", health_paths=HEALTH_PATHS)
     app.state.chaos = chaos
 
-    @app.get("/carts/{customerId}", response_model=Cart, responses=errors(400, 503))
+    @app.get("/carts/{customerId}", response_model=Cart, responses=documented(400, 503))
     def get_cart(customerId: CustomerId) -> Cart:
         return carts.cart(store, customerId)
 
-    @app.delete("/carts/{customerId}", response_model=Cart, status_code=202, responses=errors(400, 503))
+    @app.delete("/carts/{customerId}", response_model=Cart, status_code=202, responses=documented(400, 503))
     def delete_cart(customerId: CustomerId) -> Cart:
         carts.clear(store, customerId)
         return Cart(customerId=customerId, items=[])
 
-    @app.get("/carts/{customerId}/merge", response_model=Cart, status_code=202, responses=errors(400, 503))
+    @app.get("/carts/{customerId}/merge", response_model=Cart, status_code=202, responses=documented(400, 503))
     def merge(customerId: CustomerId, sessionId: Annotated[str, Query(pattern=ID_PATTERN)]) -> Cart:
         return carts.merge(store, customerId, sessionId)
 
-    @app.get("/carts/{customerId}/items", response_model=list[Item], responses=errors(400, 503))
+    @app.get("/carts/{customerId}/items", response_model=list[Item], responses=documented(400, 503))
     def list_items(customerId: CustomerId) -> list[Item]:
         return carts.items(store, customerId)
 
-    @app.get("/carts/{customerId}/items/{itemId}", response_model=Item, responses=errors(400, 404, 503))
+    @app.get("/carts/{customerId}/items/{itemId}", response_model=Item, responses=documented(400, 404, 503))
     def get_item(customerId: CustomerId, itemId: ItemId) -> Item:
         return carts.item(store, customerId, itemId)
 
-    @app.post("/carts/{customerId}/items", response_model=Item, status_code=201, responses=errors(400, 503))
+    @app.post("/carts/{customerId}/items", response_model=Item, status_code=201, responses=documented(400, 503))
     def add_item(customerId: CustomerId, item: Item) -> Item:
         return carts.add(store, customerId, item)
 
-    @app.patch("/carts/{customerId}/items", response_model=Item, status_code=202, responses=errors(400, 404, 503))
+    @app.patch("/carts/{customerId}/items", response_model=Item, status_code=202, responses=documented(400, 404, 503))
     def update_item(customerId: CustomerId, item: Item) -> Item:
         return carts.replace(store, customerId, item)
 
-    @app.delete("/carts/{customerId}/items/{itemId}", status_code=202, responses=errors(400, 404, 503))
+    @app.delete("/carts/{customerId}/items/{itemId}", status_code=202, responses=documented(400, 404, 503))
     def delete_item(customerId: CustomerId, itemId: ItemId) -> None:
         carts.remove(store, customerId, itemId)
 

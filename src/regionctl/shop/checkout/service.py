@@ -12,11 +12,12 @@ import httpx
 from fastapi import FastAPI, Header, Path
 
 from regionctl.errors import NotFoundError
+from regionctl.runtime.httperrors import documented
 from regionctl.shop.carts.models import ID_PATTERN
 from regionctl.shop.carts.service import regional_store
 from regionctl.shop.checkout.models import Checkout, CheckoutRequest, CheckoutSubmitted
 from regionctl.shop.checkout.rules import order_payload, price, require_complete
-from regionctl.shop.kit.app import ServiceKit, create_app, errors
+from regionctl.shop.kit.app import ServiceKit, create_app
 from regionctl.shop.kit.http import CLIENT_LIMITS, SyncServiceClient, timeouts
 from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
@@ -77,7 +78,7 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
         stored = store.get(TABLE, customer_id)
         return CheckoutState(stored.value) if stored is not None else None
 
-    @app.get("/checkout/{customerId}", response_model=Checkout, responses=errors(400, 404, 503))
+    @app.get("/checkout/{customerId}", response_model=Checkout, responses=documented(400, 404, 503))
     def get_checkout(customerId: CustomerId) -> Checkout:
         state = load(customerId)
         if state is None or state.submitted:
@@ -85,14 +86,14 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
         return state.checkout
 
     @app.post("/checkout/{customerId}/update", response_model=Checkout, status_code=201,
-              responses=errors(400, 503))
+              responses=documented(400, 503))
     def update(customerId: CustomerId, request: CheckoutRequest) -> Checkout:
         checkout = price(request, shipping_prefix, rng)
         store.put(TABLE, customerId, CheckoutState.fresh(checkout))
         return checkout
 
     @app.post("/checkout/{customerId}/submit", response_model=CheckoutSubmitted, status_code=201,
-              responses=errors(400, 404, 409, 502, 503))
+              responses=documented(400, 404, 409, 502, 503))
     def submit(
         customerId: CustomerId,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,

@@ -1,5 +1,5 @@
 """The app factory every service uses: health (readiness) at the reference's path names, liveness, Prometheus
-metrics, errors as ``{code, message}`` with the right status, an access log and an ``X-Region`` header."""
+metrics, errors by the platform's one contract (``runtime.httperrors``), an access log and an ``X-Region`` header."""
 
 from __future__ import annotations
 
@@ -8,42 +8,21 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from regionctl.errors import ConflictError, ExternalError, InputError, NotFoundError, OperationTimeout
-from regionctl.shop.kit.http import ServiceCallError
+from regionctl.runtime import httperrors
 from regionctl.shop.kit.metrics import CONTENT_TYPE, ServiceMetrics
 from regionctl.shop.kit.readiness import Readiness
 
 log = logging.getLogger("regionctl.shop.access")
 lifecycle = logging.getLogger("regionctl.shop.service")
-HANDLED_ERRORS = (InputError, NotFoundError, ConflictError, ExternalError, OperationTimeout)
 PROBE_PATHS = ("/health", "/actuator/health", "/health.html", "/livez", "/metrics")  # polled: never at info
 QUIET_PREFIXES = ("/static/", "/assets/")  # at info only when they fail
-
-
-class ErrorBody(BaseModel):
-    """Every error of the JSON services (the reference catalog's shape)."""
-
-    code: int
-    message: str
-
-
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the error statuses a route may answer with."""
-    text = {400: "invalid request", 404: "not found", 409: "conflicts with the current state",
-            502: "another service refused the call", 503: "a dependency is unavailable; retry later"}
-    return {code: {"model": ErrorBody, "description": text.get(code, "error")} for code in codes}
 
 
 @dataclass
@@ -88,10 +67,8 @@ def create_app(kit: ServiceKit, *, title: str, description: str, health_paths: S
                   openapi_url="/openapi.json" if json_api else None)
     app.state.kit = kit
     app.add_middleware(ObserveMiddleware, kit=kit)
-    _install_error_handlers(app)
+    httperrors.install(app)
     _install_kit_routes(app, kit, health_paths)
-    if json_api:
-        app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
@@ -111,82 +88,6 @@ def _install_kit_routes(app: FastAPI, kit: ServiceKit, health_paths: Sequence[st
         app.add_api_route(path, health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/livez", livez, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
-
-
-def error_response(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"code": status, "message": message}, status_code=status)
-
-
-def status_for(exc: Exception) -> int:
-    """The HTTP status of an error raised by service code (pure; the table of the exception tree)."""
-    if isinstance(exc, InputError):
-        return 400
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError):
-        return 409
-    if isinstance(exc, ServiceCallError):
-        return 503 if exc.unavailable else 502
-    if isinstance(exc, (ExternalError, OperationTimeout)):
-        return 503
-    return 500
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    async def validation(_: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        return error_response(400, describe_validation(exc.errors()))
-
-    async def http(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        response = error_response(exc.status_code, str(exc.detail))
-        if exc.headers:
-            response.headers.update(exc.headers)
-        return response
-
-    async def ours(request: Request, exc: Exception) -> JSONResponse:
-        status = status_for(exc)
-        if status >= 500:
-            log.warning("%s %s failed: %s", request.method, request.url.path, exc)
-        return error_response(status, str(exc))
-
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return error_response(500, "internal error")
-
-    app.add_exception_handler(RequestValidationError, validation)
-    app.add_exception_handler(StarletteHTTPException, http)
-    for kind in HANDLED_ERRORS:
-        app.add_exception_handler(kind, ours)
-    app.add_exception_handler(Exception, unexpected)
-
-
-def describe_validation(problems: Sequence[Any]) -> str:
-    """FastAPI's validation errors as one line naming each bad field."""
-    parts = []
-    for problem in problems:
-        loc = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{loc}: {problem.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The generated schema, with FastAPI's 422 replaced by the 400 ``{code, message}`` we really answer."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-    error_ref = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            if responses.pop("422", None) is not None:
-                responses.setdefault("400", {"description": "invalid request", **error_ref})
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
-    components.pop("HTTPValidationError", None)
-    components.pop("ValidationError", None)
-    components.setdefault("ErrorBody", ErrorBody.model_json_schema())
-    app.openapi_schema = schema
-    return schema
 
 
 class ObserveMiddleware:

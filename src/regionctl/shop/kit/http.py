@@ -33,6 +33,11 @@ class ServiceCallError(ExternalError):
     def unavailable(self) -> bool:
         return self.status is None or self.status >= 500
 
+    @property
+    def answer_status(self) -> int:
+        """503 when the other service was unavailable (retry later), 502 when it refused the call."""
+        return 503 if self.unavailable else 502
+
 
 def timeouts(read_s: float, connect_s: float = 1.0) -> httpx.Timeout:
     return httpx.Timeout(read_s, connect=connect_s)

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import FastAPI, Header, Path, Query, Response
 
 from regionctl.errors import NotFoundError
-from regionctl.shop.kit.app import ServiceKit, create_app, errors
+from regionctl.runtime.httperrors import documented
+from regionctl.shop.kit.app import ServiceKit, create_app
 from regionctl.shop.kit.db import open_global_database
 from regionctl.shop.kit.migrate import migration_task
 from regionctl.shop.kit.readiness import Check
@@ -40,7 +41,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
     app = create_app(kit, title="orders", description="Orders, their items and order events.",
                      health_paths=HEALTH_PATHS)
 
-    @app.post("/orders", response_model=ExistingOrder, responses=errors(400, 409, 503))
+    @app.post("/orders", response_model=ExistingOrder, responses=documented(400, 409, 503))
     def create_order(
         order: OrderIn, response: Response,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
@@ -55,7 +56,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
             on_created()
         return created
 
-    @app.get("/orders", response_model=list[ExistingOrder], responses=errors(400, 503))
+    @app.get("/orders", response_model=list[ExistingOrder], responses=documented(400, 503))
     def list_orders(
         response: Response,
         email: Annotated[str | None, Query(max_length=254)] = None,
@@ -66,20 +67,20 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
         response.headers["X-Total-Count"] = str(total)
         return orders
 
-    @app.get("/orders/{order_id}", response_model=ExistingOrder, responses=errors(400, 404, 503))
+    @app.get("/orders/{order_id}", response_model=ExistingOrder, responses=documented(400, 404, 503))
     def get_order(order_id: Annotated[str, Path(pattern=UUID_PATTERN)]) -> ExistingOrder:
         found = repo.get(order_id.lower())
         if found is None:
             raise NotFoundError(f"order {order_id} not found")
         return found
 
-    @app.post("/events/order-created", response_model=ConsumeResult, responses=errors(400, 503))
+    @app.post("/events/order-created", response_model=ConsumeResult, responses=documented(400, 503))
     def consume(event: OrderCreatedEvent) -> ConsumeResult:
         fresh = repo.consume(event, kit.region)
         consumed.labels(kit.name, kit.region, "new" if fresh else "duplicate").inc()
         return ConsumeResult(eventId=event.eventId, duplicate=not fresh)
 
-    @app.get("/sales", response_model=list[ProductSales], responses=errors(503))
+    @app.get("/sales", response_model=list[ProductSales], responses=documented(503))
     def sales() -> list[ProductSales]:
         """The consumer's projection: orders, units and revenue per product (the reference's watch.* metrics)."""
         return repo.sales()

@@ -12,7 +12,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from regionctl.errors import RegionctlError
-from regionctl.shop.kit.app import HANDLED_ERRORS, ServiceKit, create_app, describe_validation, status_for
+from regionctl.runtime.httperrors import error_of
+from regionctl.shop.kit.app import ServiceKit, create_app
 from regionctl.shop.kit.http import CLIENT_LIMITS, ServiceCallError, timeouts
 from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
@@ -47,30 +48,22 @@ def _install_error_pages(app: FastAPI) -> None:
         except Exception:  # rendering must not fail the error page itself
             return HTMLResponse(f"<h1>Oops! Sorry.</h1><p>{status}</p>", status_code=status)
 
-    async def ours(request: Request, exc: Exception) -> HTMLResponse:
-        status = status_for(exc)
+    async def answer(request: Request, exc: Exception) -> HTMLResponse:
+        """The platform's error contract (``runtime.httperrors``) rendered as a page."""
+        status, body, _ = error_of(exc)
         if isinstance(exc, ServiceCallError) and exc.status is not None and 400 <= exc.status < 500:
             status = exc.status
         if status >= 500:
             log.warning("%s %s failed: %s", request.method, request.url.path, exc)
             message = "Part of the store is unavailable right now. Please try again in a moment."
+        elif status == 404 and isinstance(exc, StarletteHTTPException):
+            message = "Page not found."
         else:
-            message = str(exc)
+            message = body["message"]
         return await page(request, status, message)
 
-    async def http(request: Request, exc: Exception) -> HTMLResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        message = "Page not found." if exc.status_code == 404 else str(exc.detail)
-        return await page(request, exc.status_code, message)
-
-    async def invalid(request: Request, exc: Exception) -> HTMLResponse:
-        assert isinstance(exc, RequestValidationError)
-        return await page(request, 400, describe_validation(exc.errors()))
-
-    for kind in (RegionctlError, *HANDLED_ERRORS):  # replace the kit's JSON handlers, class by class
-        app.add_exception_handler(kind, ours)
-    app.add_exception_handler(StarletteHTTPException, http)
-    app.add_exception_handler(RequestValidationError, invalid)
+    for kind in (RegionctlError, StarletteHTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(kind, answer)  # replace the kit's JSON answers, class by class
 
 
 def backend_check(name: str, base_url: str, client: httpx.Client) -> Check:
