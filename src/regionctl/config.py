@@ -196,6 +196,70 @@ class WorkloadSettings(BaseModel):
         return value
 
 
+MERGES = ("manual", "delta", "keep-new", "keep-lost", "lww", "skip")  # reconcile/merge.py says what each does
+
+
+class MergePolicySettings(BaseModel):
+    """How replay resolves a lost change that meets a row the new writer changed since, for one table or some of
+    its columns (``reconcile/merge.py``). Column types are checked against the writer when a replay starts."""
+
+    model_config = {"extra": "forbid"}
+
+    database: str = Field(description="the global database")
+    table: str = Field(pattern=TABLE_NAME, description="table, optionally schema.table")
+    columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME)], ...] = Field(
+        default=(), description="the columns this rule is for; none: the table's rule for every other column")
+    merge: str = Field(description=", ".join(MERGES))
+    timestamp: str | None = Field(default=None, pattern=COLUMN_NAME, description="lww: the column ordering both sides")
+
+    @field_validator("database")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value not in GLOBAL_DATABASES:
+            raise ValueError(f"must be one of {', '.join(GLOBAL_DATABASES)}")
+        return value
+
+    @field_validator("merge")
+    @classmethod
+    def _known_merge(cls, value: str) -> str:
+        if value not in MERGES:
+            raise ValueError(f"{value!r} is not a merge policy; choose one of {', '.join(MERGES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MergePolicySettings:
+        if (self.merge == "lww") != (self.timestamp is not None):
+            raise ValueError("timestamp: lww needs the column that orders both sides, and only lww takes one")
+        if self.merge == "skip" and self.columns:
+            raise ValueError("columns: skip is for a whole table (the application re-derives it)")
+        if self.timestamp is not None and self.timestamp in self.columns:
+            raise ValueError("timestamp: the ordering column cannot be one of the merged columns")
+        return self
+
+
+class ReconcileSettings(BaseModel):
+    """What replay does with conflicts: per table or column merge policies; a table without one is refused on
+    conflict (``manual``), as every table is by default."""
+
+    model_config = {"extra": "forbid"}
+
+    policies: tuple[MergePolicySettings, ...] = ()
+
+    @field_validator("policies")
+    @classmethod
+    def _one_rule_per_column(cls, value: tuple[MergePolicySettings, ...]) -> tuple[MergePolicySettings, ...]:
+        seen: dict[tuple[str, str, str], int] = {}
+        for i, policy in enumerate(value):
+            table = policy.table if "." in policy.table else f"public.{policy.table}"
+            for column in policy.columns or ("*",):
+                where = (policy.database, table, column)
+                if where in seen:
+                    raise ValueError(f"[{i}] repeats the rule of [{seen[where]}] for {policy.database} {table} "
+                                     f"{'(the table)' if column == '*' else column}")
+                seen[where] = i
+        return value
+
+
 class RoutingSettings(BaseModel):
     """The global entry point, DNS and endpoint health checks (Route 53's knobs, with local defaults)."""
 
@@ -288,6 +352,7 @@ class Settings(BaseSettings):
     agents: AgentSettings = AgentSettings()
     leases: LeaseSettings = LeaseSettings()
     replication: ReplicationSettings = ReplicationSettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod

@@ -136,30 +136,52 @@ def replay(
     yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
     new_dsn: str = typer.Option(None, "--new-dsn", envvar="REGIONCTL_NEW_DSN",
                                 help="replay to this writer instead of the deployment's (a report from 'compare')"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="print exactly what would be written, keep nothing"),
     fmt: str = FormatOption,
 ) -> None:
-    """Re-apply the report's lost transactions that do not conflict; idempotent, recorded with the approver: the
-    caller (the operator whose token is in $REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE, else the admin), who needs
-    the approve permission."""
+    """Re-apply the report's lost transactions that do not conflict, and those the merge policies
+    (``reconcile.policies``) resolve; idempotent (each replayed transaction is recorded on the writer), recorded
+    with the approver: the caller (the operator whose token is in $REGIONCTL_TOKEN or $REGIONCTL_TOKEN_FILE, else
+    the admin), who needs the approve permission."""
     check_format(fmt)
     topo = context.topology()
     loaded = service.show(topo, report_id)
     caller = _approver(topo)
     who = caller.name
+    if dry_run:
+        with err_console.status(f"dry run of {report_id}"):
+            outcome = (external.replay_to(new_dsn, topo.paths.root, report_id, who, topo.settings.reconcile.policies,
+                                          True) if new_dsn
+                       else service.replay(topo, deployment_network(topo), report_id, who, dry_run=True))
+        emit(outcome if fmt == "json" else _would_write(outcome), fmt)
+        return
     if not yes and not typer.confirm(
         f"replay {len(loaded.transactions)} lost transaction(s) of {report_id} onto the {loaded.database} writer "
         f"as {who}? ({len(loaded.conflicts)} conflict(s) will be refused)"
     ):
         raise typer.Abort()
     with err_console.status(f"replaying {report_id}"):
-        outcome = (external.replay_to(new_dsn, topo.paths.root, report_id, who) if new_dsn
-                   else service.replay(topo, deployment_network(topo), report_id, who))
+        outcome = (external.replay_to(new_dsn, topo.paths.root, report_id, who, topo.settings.reconcile.policies)
+                   if new_dsn else service.replay(topo, deployment_network(topo), report_id, who))
     audit_log(topo.settings).append(who, caller.role, "reconcile replay", f"reconcile/{report_id}",
                                     {"new_dsn": new_dsn} if new_dsn else {}, "ok", 200)
     summary = {k: v for k, v in outcome.items() if k != "transactions"}
-    summary["applied"] = len(outcome["applied"])
-    summary["already_applied"] = len(outcome["already_applied"])
+    for counted in ("applied", "resolved", "already_applied"):
+        summary[counted] = len(outcome[counted])
     emit(outcome if fmt == "json" else summary, fmt)
+
+
+def _would_write(outcome: dict[str, Any]) -> Table:
+    """Per transaction and change: what the replay would do, the values it would write, and why."""
+    table = Table("transaction", "status", "table", "key", "would", "values", "why", title="dry run: nothing kept")
+    for tx in outcome["transactions"]:
+        if not tx["resolutions"]:
+            table.add_row(tx["id"], tx["status"], "", "", "", "", "; ".join(tx["reasons"]))
+        for r in tx["resolutions"]:
+            table.add_row(tx["id"], tx["status"], r["table"], str(r["key"]),
+                          r["action"] if r["outcome"] == "apply" else r["outcome"],
+                          ", ".join(f"{k}={v}" for k, v in r["write"].items()), "; ".join(r["why"]))
+    return table
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from regionctl.reconcile.testdecoding import qualified, split_qualified
 
-SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast", "regionctl")  # regionctl: replay's own record
 SESSION_SETTINGS = {
     # Values print the same in decoding, in the copy and on the new writer only under the same settings.
     "TimeZone": "UTC", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres", "extra_float_digits": "1",

@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from regionctl.config import MergePolicySettings
 from regionctl.errors import ConflictError, DatabaseError, InputError, first_line
 from regionctl.globaldb.state import PromotionRecord
 from regionctl.reconcile import catalog, lens
@@ -101,8 +102,10 @@ def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence
     return result
 
 
-def replay_to(new_dsn: str, root: Path, report_id: str, approved_by: str) -> dict[str, Any]:
-    """Apply a stored report's lost transactions that do not conflict to the writer at ``new_dsn``."""
+def replay_to(new_dsn: str, root: Path, report_id: str, approved_by: str,
+              policies: Sequence[MergePolicySettings] = (), dry_run: bool = False) -> dict[str, Any]:
+    """Apply a stored report's lost transactions that do not conflict (or that ``policies`` merge) to the writer
+    at ``new_dsn``; ``dry_run`` keeps nothing and returns what it would have written."""
     if not approved_by or not approved_by.strip():
         raise InputError("a replay needs the name of the operator who approved it (--approver)")
     store = ReportStore(root)
@@ -110,7 +113,8 @@ def replay_to(new_dsn: str, root: Path, report_id: str, approved_by: str) -> dic
     with store.locked(report_id), _connect(new_dsn, NEW) as conn:
         if conn.execute("select pg_is_in_recovery() as standby").fetchone()["standby"]:  # type: ignore[index]
             raise ConflictError(f"{describe_dsn(new_dsn)} is a standby: replay needs the writer")
-        target = replay_mod.PgTarget(conn, catalog.read_tables(conn))
-        outcome = replay_mod.replay(loaded, target, approved_by.strip(), describe_dsn(new_dsn)).to_dict()
-        store.save_replay(report_id, outcome)
+        outcome = replay_mod.replay_on(conn, loaded, approved_by.strip(), describe_dsn(new_dsn), policies,
+                                       dry_run).to_dict()
+        if not dry_run:
+            store.save_replay(report_id, outcome)
     return outcome

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from regionctl.config import MergePolicySettings
 from regionctl.errors import ConflictError, InputError, RegionctlError
 from regionctl.globaldb.lsn import parse_lsn
 from regionctl.globaldb.members import RECON_SLOT
@@ -218,8 +219,11 @@ def _wal(source: CaptureSource, record: PromotionRecord, divergence: int, copy_c
     return _Found("wal", list(found.captured), source.kind == "preserved_copy" and found.manual == 0, trail, warnings)
 
 
-def replay(topo: Topology, network: Network, report_id: str, approved_by: str) -> dict[str, Any]:
-    """Apply a report's lost transactions that do not conflict; record who approved it and what happened."""
+def replay(topo: Topology, network: Network, report_id: str, approved_by: str, dry_run: bool = False,
+           policies: Sequence[MergePolicySettings] | None = None) -> dict[str, Any]:
+    """Apply a report's lost transactions that do not conflict or that merge policies resolve (the settings'
+    ``reconcile.policies`` unless ``policies`` says otherwise); record who approved it and what happened
+    (``dry_run``: nothing kept, nothing recorded)."""
     from regionctl.globaldb.service import GlobalDatabases
 
     if not approved_by or not approved_by.strip():
@@ -232,9 +236,10 @@ def replay(topo: Topology, network: Network, report_id: str, approved_by: str) -
     if not writer.running:
         raise ConflictError(f"the {loaded.database} writer {writer.name} is not running; nothing can be replayed")
     with store.locked(report_id), catalog.connect(writer.conninfo(loaded.database)) as conn:
-        target = replay_mod.PgTarget(conn, catalog.read_tables(conn))
-        outcome = replay_mod.replay(loaded, target, approved_by.strip(), state.writer).to_dict()
-        store.save_replay(report_id, outcome)
+        rules = topo.settings.reconcile.policies if policies is None else policies
+        outcome = replay_mod.replay_on(conn, loaded, approved_by.strip(), state.writer, rules, dry_run).to_dict()
+        if not dry_run:
+            store.save_replay(report_id, outcome)
     return outcome
 
 

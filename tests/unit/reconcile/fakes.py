@@ -58,6 +58,7 @@ class FakeTarget:
     data: dict[str, dict[Key, Row]] = field(default_factory=dict)
     sequences: dict[str, int] = field(default_factory=dict)
     writes: int = 0
+    recorded: set[tuple[str, str]] = field(default_factory=set)  # (report, transaction): the writer's record
 
     def columns(self, table: str) -> tuple[str, ...] | None:
         return self.tables[table][0] if table in self.tables else None
@@ -66,12 +67,24 @@ class FakeTarget:
         return tuple(row[c] for c in self.tables[table][1])
 
     @contextmanager
+    def session(self, dry_run: bool) -> Iterator[None]:
+        kept = ({t: dict(rows) for t, rows in self.data.items()}, set(self.recorded), dict(self.sequences),
+                self.writes)
+        yield
+        if dry_run:
+            self.data, self.recorded, self.sequences, self.writes = kept
+
+    @contextmanager
     def transaction(self) -> Iterator[_FakeTx]:
         work = {t: dict(rows) for t, rows in self.data.items()}
         tx = _FakeTx(self, work)
         yield tx
         self.data = work
         self.writes += tx.writes
+        self.recorded |= tx.recorded
+
+    def replayed(self, report_id: str) -> set[str]:
+        return {t for r, t in self.recorded if r == report_id}
 
     def advance_sequence(self, name: str, value: int) -> bool:
         if self.sequences.get(name, 0) >= value:
@@ -85,6 +98,10 @@ class _FakeTx:
     target: FakeTarget
     work: dict[str, dict[Key, Row]]
     writes: int = 0
+    recorded: set[tuple[str, str]] = field(default_factory=set)
+
+    def record(self, report_id: str, transaction_id: str, approved_by: str) -> None:
+        self.recorded.add((report_id, transaction_id))
 
     def read(self, table: str, key: Row) -> Row | None:
         row = self.work.get(table, {}).get(self.target._key(table, key))
