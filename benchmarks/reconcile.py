@@ -16,6 +16,10 @@ copy. Then, each timed with its peak memory (RSS growth of this process, sampled
 The reference and the floor run against a reconciliation instance already started, so compare them with our
 report's analysis time (total minus capture); the capture time is printed too.
 
+Then replay throughput on the new writer, as ``replay --dry-run`` (every write made, then rolled back, so each run
+starts from the same state): without policies (conflicts refused) and with merge policies (orders keep the new
+writer's values, item quantities add up), next to its floor: reading each changed row by key once.
+
     .venv/bin/python benchmarks/reconcile.py               # 1,000,000 orders, 1% lost
     .venv/bin/python benchmarks/reconcile.py --orders 20000
 """
@@ -39,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.deploy import running_deployment  # noqa: E402
 
+from regionctl.config import MergePolicySettings  # noqa: E402
 from regionctl.globaldb.members import RECON_SLOT  # noqa: E402
 from regionctl.reconcile import service  # noqa: E402
 from regionctl.reconcile.capture import from_copy  # noqa: E402
@@ -211,6 +216,27 @@ def python_bound(copy_dsn: str, divergence_lsn: str) -> int:
     return len(changes)
 
 
+POLICIES = [MergePolicySettings(database="orders", table="customer_order", merge="keep-new"),
+            MergePolicySettings(database="orders", table="customer_order_item", columns=("quantity",), merge="delta")]
+
+
+def key_reads(new_dsn: str, report: Report) -> int:
+    """The replay's floor: each changed row read once by its key on the new writer, in one transaction."""
+    n = 0
+    with psycopg.connect(new_dsn) as conn:
+        for tx in report.transactions:
+            for ch in tx.changes:
+                if ch.key:
+                    where = " and ".join(f'"{c}" = %s' for c in ch.key)
+                    conn.execute(f"select 1 from {ch.table} where {where}", list(ch.key.values())).fetchall()
+                    n += 1
+    return n
+
+
+def replay_dry(topo: Any, network: Any, report: Report, policies: list[MergePolicySettings]) -> dict[str, Any]:
+    return service.replay(topo, network, report.id, "benchmark", dry_run=True, policies=policies)
+
+
 def wait_caught_up(gdbs: Any, timeout: float = 1800) -> None:
     """Standby replayed everything and the reconciliation slot followed it."""
     deadline = time.monotonic() + timeout
@@ -274,6 +300,9 @@ def main() -> None:
                                                 args.repeat)
         finally:
             source.drop()
+        manual, manual_s, _, _ = best(lambda i: replay_dry(topo, network, ours, []), args.repeat)
+        merged, merged_s, _, _ = best(lambda i: replay_dry(topo, network, ours, POLICIES), args.repeat)
+        reads, reads_s, _, _ = best(lambda i: key_reads(new_dsn, ours), args.repeat)
     fastest = min(reports, key=lambda r: r.seconds["analysis"]).seconds  # capture varies apart from analysis
     analysis = fastest["analysis"]
     counts = ours.counts.get("public.customer_order", {})
@@ -297,6 +326,12 @@ def main() -> None:
     print(f"{'reference: set difference of order ids':<44} {ref_s:>8.2f} {ref_mb:>8.1f}  "
           f"{ref:,} missing orders (inserts only)")
     print(f"{'floor: count(*) of both tables, both sides':<44} {floor_s:>8.2f} {floor_mb:>8.1f}  {rows:,} rows")
+    for label, outcome, seconds in (("replay (dry run), no policies", manual, manual_s),
+                                    ("replay (dry run), merge policies", merged, merged_s)):
+        print(f"{label:<44} {seconds:>8.2f} {'':>8}  {ours.change_count / seconds:,.0f} changes/s: "
+              f"{len(outcome['applied']):,} applied, {len(outcome['resolved']):,} resolved, "
+              f"{len(outcome['refused']):,} refused")
+    print(f"{'floor: read each changed row by key':<44} {reads_s:>8.2f} {'':>8}  {reads / reads_s:,.0f} rows/s")
     print()
     print(f"analysis / floor = {analysis / floor_s:.2f}x (target <= 2x; the bound alone is "
           f"{bound_s / floor_s:.2f}x); "
