@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from regionctl.config import MergePolicySettings
-from regionctl.reconcile import service
+from regionctl.reconcile import merge, service
 from regionctl.runtime.network import deployment_network
 from tests.support.deploy import RunningDeployment
 
@@ -73,12 +73,18 @@ def test_counters_incremented_on_both_sides_add_up_after_a_delta_replay(deployme
         report = service.report(topo, network, DB, EAST)
         touching = [tx for tx in report.transactions if any(ch.table == TABLE for ch in tx.changes)]
         assert len(touching) == 40 and report.complete
+        counted = [c for c in report.conflicts if c.table == TABLE]
+        assert {int(c.key["id"]) for c in counted} == {r for r in range(ROWS) if lost[r] and new[r]}
+        assert all(c.resolution and c.resolution["outcome"] == "refused" for c in counted)  # manual by default
+        proposed = merge.propose(report.transactions, counted, merge.policies_for(DELTA, DB))
+        expected = {r: 100 + lost[r] + new[r] for r in range(ROWS)}
+        assert {int(c.key["id"]): int(c.resolution["write"]["hits"]) for c in proposed  # type: ignore[index]
+                } == {int(c.key["id"]): expected[int(c.key["id"])] for c in counted}
 
         manual = service.replay(topo, network, report.id, "first-approver", policies=[])
         assert {r["id"] for r in manual["refused"]} >= {tx.id for tx in touching}
         assert counters(west.conninfo(DB)) == {r: 100 + new[r] for r in range(ROWS)}  # nothing merged
 
-        expected = {r: 100 + lost[r] + new[r] for r in range(ROWS)}
         shown = service.replay(topo, network, report.id, "second-approver", dry_run=True, policies=DELTA)
         last_write: dict[int, int] = {}
         for tx in shown["transactions"]:

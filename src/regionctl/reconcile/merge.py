@@ -21,13 +21,14 @@ the table's rule decides (keep-new, keep-lost, lww on the timestamp; delta and m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from regionctl.config import MergePolicySettings
 from regionctl.errors import InputError
-from regionctl.reconcile.model import DELETE, INSERT, Row
+from regionctl.reconcile.model import DELETE, INSERT, Conflict, LostTransaction, Row, RowChange
 
 MANUAL, DELTA, KEEP_NEW, KEEP_LOST, LWW, SKIP = "manual", "delta", "keep-new", "keep-lost", "lww", "skip"
 MERGES = (MANUAL, DELTA, KEEP_NEW, KEEP_LOST, LWW, SKIP)
@@ -238,6 +239,52 @@ def _instant(text: str | None) -> Decimal | datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def propose(transactions: Sequence[LostTransaction], conflicts: Sequence[Conflict],
+            policies: Mapping[str, TablePolicy]) -> tuple[Conflict, ...]:
+    """Each conflict with the resolution replay would make of it now: its row's lost changes resolved in commit
+    order from the new writer's row (``policy``, ``outcome``, the values it would ``write``, ``why``)."""
+    changes: dict[tuple[str, str], list[RowChange]] = {}
+    for tx in transactions:
+        for ch in tx.changes:
+            key = ch.old_key or ch.key
+            if ch.action == "apply" and key is not None:
+                changes.setdefault((ch.table, repr(sorted(key.items()))), []).append(ch)
+    out = []
+    for conflict in conflicts:
+        policy = policies.get(conflict.table, TablePolicy())
+        steps = changes.get((conflict.table, repr(sorted(conflict.key.items()))), [])
+        out.append(replace(conflict, resolution=_proposal(steps, conflict.new_row, policy)))
+    return tuple(out)
+
+
+def _proposal(steps: Sequence[RowChange], new_row: Row | None, policy: TablePolicy) -> dict[str, Any]:
+    described = ", ".join([policy.table.describe(), *(f"{c}: {r.describe()}" for c, r in policy.columns.items())])
+    if policy.is_manual:
+        return {"policy": "manual", "outcome": "refused", "write": {},
+                "why": ["no merge policy for this table: replay refuses the transaction"]}
+    current, outcome = new_row, "done"
+    why: list[str] = []
+    for ch in steps:
+        before: Row | None | _Unknown = None if ch.kind == INSERT else ch.old
+        if ch.kind != INSERT and (ch.old is None or ch.old_source not in ("new_writer", "lost_transaction",
+                                                                           "decoded")):
+            before = UNKNOWN_BEFORE
+        after = None if ch.kind == DELETE else {**(ch.old or {}), **(ch.new or {})}
+        result = resolve(ch.kind, before, after, current, policy)
+        why += result.why
+        if result.outcome == "conflict":
+            return {"policy": described, "outcome": "refused", "write": {}, "why": why}
+        if result.outcome == "apply":
+            outcome = "apply"
+            current = (None if result.action == "delete" else dict(result.write) if result.action == "insert"
+                       else {**(current or {}), **result.write})
+        elif outcome != "apply":
+            outcome = result.outcome
+    write = {} if current is None else {c: v for c, v in current.items() if (new_row or {}).get(c) != v}
+    return {"policy": described, "outcome": "delete" if outcome == "apply" and current is None else outcome,
+            "write": write, "why": why}
 
 
 def policies_for(entries: Sequence[MergePolicySettings], database: str) -> dict[str, TablePolicy]:

@@ -71,6 +71,7 @@ class Conflict:
     new_writer: str  # changed | deleted | inserted | present
     new_row: Row | None
     reason: str
+    resolution: dict[str, Any] | None = None  # what replay would do under the merge policies (merge.propose)
 
 
 @dataclass(frozen=True)

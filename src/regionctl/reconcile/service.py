@@ -22,7 +22,7 @@ from regionctl.errors import ConflictError, InputError, RegionctlError
 from regionctl.globaldb.lsn import parse_lsn
 from regionctl.globaldb.members import RECON_SLOT
 from regionctl.globaldb.state import PromotionRecord
-from regionctl.reconcile import atrisk, catalog, decode, keyeddiff, lens, waldump, walmethod
+from regionctl.reconcile import atrisk, catalog, decode, keyeddiff, lens, merge, waldump, walmethod
 from regionctl.reconcile import replay as replay_mod
 from regionctl.reconcile.assemble import counts, window
 from regionctl.reconcile.capture import CaptureSource, open_source
@@ -87,7 +87,7 @@ def report(topo: Topology, network: Network, database: str, region: str, *, meth
                     raise ConflictError(f"{source.kind} source {source.name} runs no instance to read")
                 result = build_report(report_id, database, state.writer, record, source,
                                 source.instance.conninfo(database), writer.conninfo(database), method, progress,
-                                views)
+                                views, topo.settings.reconcile.policies)
         finally:
             built_at = time.monotonic()
             if not keep_instance:
@@ -125,7 +125,7 @@ def collector_paused() -> Iterator[None]:
 
 def build_report(report_id: str, database: str, new_writer: str, record: PromotionRecord, source: CaptureSource,
            copy_conninfo: str, writer_conninfo: str, method: str, progress: Progress,
-           lenses: Sequence[lens.LensConfig]) -> Report:
+           lenses: Sequence[lens.LensConfig], policies: Sequence[MergePolicySettings] = ()) -> Report:
     divergence = parse_lsn(record.divergence_lsn or "0/0")
     with catalog.connect(copy_conninfo) as copy_conn, catalog.connect(writer_conninfo) as new_conn:
         t0 = time.monotonic()
@@ -154,7 +154,8 @@ def build_report(report_id: str, database: str, new_writer: str, record: Promoti
         old_timeline=record.old_timeline, new_timeline=record.new_timeline, source=source.describe(),
         window=window(result.transactions, record.divergence_lsn, record.details.get("last_replayed_commit_at")),
         lag_before=dict(record.lag_before), counts=counts(result.transactions), tables=meta,
-        transactions=result.transactions, conflicts=result.conflicts, schema=schema,
+        transactions=result.transactions, schema=schema,
+        conflicts=merge.propose(result.transactions, result.conflicts, merge.policies_for(policies, database)),
         lenses=lens.build_all(lenses, result.transactions, result.conflicts), warnings=tuple(warnings),
         seconds={"find": round(t1 - t0, 3), "classify": round(t2 - t1, 3)},
     )

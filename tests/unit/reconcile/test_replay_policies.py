@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from regionctl.reconcile.merge import DELTA, KEEP_NEW, SKIP, Rule, TablePolicy
+from regionctl.reconcile.merge import DELTA, KEEP_NEW, SKIP, Rule, TablePolicy, propose
 from regionctl.reconcile.replay import replay
 from regionctl.reconcile.testdecoding import DecodedChange
 from tests.unit.reconcile.fakes import FakeTarget
@@ -93,3 +93,16 @@ def test_keep_new_resolves_without_writing_and_skip_never_writes() -> None:
     skipped = replay(report, target, "ann", "us-west-2", {ORD: TablePolicy(Rule(SKIP)),  # type: ignore[arg-type]
                                                           ITM: TablePolicy(Rule(SKIP))})
     assert [t.status for t in skipped.transactions] == ["resolved", "resolved"] and target.writes == 0
+
+
+def test_the_report_proposes_each_conflicts_resolution_under_the_policies() -> None:
+    target, report = counters()
+    [conflict] = [c for c in report.conflicts if c.table == ORD]  # type: ignore[attr-defined]
+    [merged] = propose(report.transactions, [conflict], COUNTERS)  # type: ignore[attr-defined]
+    assert merged.resolution is not None and merged.resolution["outcome"] == "apply"
+    assert merged.resolution["write"] == {"total": "22"} and merged.resolution["policy"] == "manual, total: delta"
+    assert len(merged.resolution["why"]) == 2  # one line per lost change of the row
+    [manual] = propose(report.transactions, [conflict], {})  # type: ignore[attr-defined]
+    assert manual.resolution is not None and manual.resolution["outcome"] == "refused"
+    outcome = replay(report, target, "ann", "us-west-2", COUNTERS)  # type: ignore[arg-type]
+    assert target.data[ORD][("a",)]["total"] == merged.resolution["write"]["total"] and outcome.applied
