@@ -12,7 +12,7 @@ adds the lost increment to what the writer holds, keep-new and lww may keep the 
 listed as resolved), skip lists it and writes nothing. A delta cannot be recognised by content, so each replayed
 transaction is recorded on the writer itself (``regionctl.replayed``), in the same database transaction as its
 changes: a second replay, after a crash mid-way or a switchover, skips what is recorded and applies nothing.
-``dry_run`` does all of it and rolls each transaction back, keeping what it would have written.
+``dry_run`` does all of it inside one outer transaction rolled back at the end, keeping what it would write.
 
 Writes run with ``session_replication_role = replica`` like a logical replication apply worker: triggers and
 foreign-key actions already happened on the old writer and their effects are among the lost changes themselves.
