@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -127,6 +136,13 @@ class PostgresSettings(BaseModel):
     reconcile_slot_interval_s: float = Field(default=1.0, gt=0, le=60)
 
 
+def _known_database(value: str) -> str:
+    if value not in GLOBAL_DATABASES:
+        raise ValueError(f"must be one of {', '.join(GLOBAL_DATABASES)}")
+    return value
+
+
+GlobalDatabase = Annotated[str, AfterValidator(_known_database)]
 TABLE_NAME = r"^([a-z_][a-z0-9_$]*\.)?[a-z_][a-z0-9_$]*$"  # unquoted names, as PostgreSQL folds them
 COLUMN_NAME = r"^[a-z_][a-z0-9_$]*$"
 LENS_ENTRY_KEYS = ("status", "lines", "transactions", "conflict")  # what a lens adds to each document
@@ -139,20 +155,13 @@ class LensSettings(BaseModel):
     model_config = {"extra": "forbid"}
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,40}$")
-    database: str = Field(description="the global database whose reports get this view")
+    database: GlobalDatabase = Field(description="the global database whose reports get this view")
     root_table: str = Field(pattern=TABLE_NAME, description="table holding the documents, optionally schema.table")
     root_key: str = Field(pattern=COLUMN_NAME)
     fields: tuple[Annotated[str, Field(pattern=COLUMN_NAME)], ...] = ()
     child_table: str | None = Field(default=None, pattern=TABLE_NAME)
     child_fk: str | None = Field(default=None, pattern=COLUMN_NAME, description="child column naming its document")
     child_fields: tuple[Annotated[str, Field(pattern=COLUMN_NAME)], ...] = ()
-
-    @field_validator("database")
-    @classmethod
-    def _known_database(cls, value: str) -> str:
-        if value not in GLOBAL_DATABASES:
-            raise ValueError(f"must be one of {', '.join(GLOBAL_DATABASES)}")
-        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> LensSettings:
@@ -205,19 +214,12 @@ class MergePolicySettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    database: str = Field(description="the global database")
+    database: GlobalDatabase = Field(description="the global database")
     table: str = Field(pattern=TABLE_NAME, description="table, optionally schema.table")
     columns: tuple[Annotated[str, Field(pattern=COLUMN_NAME)], ...] = Field(
         default=(), description="the columns this rule is for; none: the table's rule for every other column")
     merge: str = Field(description=", ".join(MERGES))
     timestamp: str | None = Field(default=None, pattern=COLUMN_NAME, description="lww: the column ordering both sides")
-
-    @field_validator("database")
-    @classmethod
-    def _known_database(cls, value: str) -> str:
-        if value not in GLOBAL_DATABASES:
-            raise ValueError(f"must be one of {', '.join(GLOBAL_DATABASES)}")
-        return value
 
     @field_validator("merge")
     @classmethod
