@@ -239,13 +239,23 @@ class MergePolicySettings(BaseModel):
         return self
 
 
+# The shop's defaults (docs/reconcile.md): orders, items and the consumer's dedupe table stay manual (a lost
+# order the new writer also holds, or an event it already consumed, is refused: that refusal is the dedupe);
+# the sales projection adds both sides' increments; the outbox keeps the new writer's delivery state.
+SHOP_MERGE_POLICIES = (
+    MergePolicySettings(database="orders", table="product_sales", columns=("orders", "quantity", "revenue"),
+                        merge="delta"),
+    MergePolicySettings(database="orders", table="order_outbox", merge="keep-new"),
+)
+
+
 class ReconcileSettings(BaseModel):
     """What replay does with conflicts: per table or column merge policies; a table without one is refused on
-    conflict (``manual``), as every table is by default."""
+    conflict (``manual``). The list replaces the default (the shop's tables), as lenses do."""
 
     model_config = {"extra": "forbid"}
 
-    policies: tuple[MergePolicySettings, ...] = ()
+    policies: tuple[MergePolicySettings, ...] = SHOP_MERGE_POLICIES
 
     @field_validator("policies")
     @classmethod

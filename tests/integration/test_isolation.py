@@ -151,3 +151,38 @@ def test_every_acknowledged_write_is_on_the_new_writer_or_in_the_report(drill: D
     member = deployment.gdbs.cluster("orders").member(WEST)
     kept = {int(r["id"]) for r in member.query(f"select id from {TABLE}", dbname="orders")}
     assert set(drill.direct_ids) <= lost_rows | kept and not lost_rows & kept
+
+
+SALES_VS_ITEMS = """
+select coalesce(s.product_id, i.product_id) as product_id, s.orders, s.quantity, s.revenue,
+       i.orders as item_orders, i.quantity as item_quantity, i.revenue as item_revenue
+from product_sales s full join (
+    select product_id, count(*) as orders, sum(quantity) as quantity, sum(total_cost) as revenue
+    from customer_order_item group by product_id) i on i.product_id = s.product_id
+where s.product_id is null or i.product_id is null or (s.orders, s.quantity, s.revenue)
+      is distinct from (i.orders, i.quantity, i.revenue)
+"""
+
+
+def test_a_replay_with_the_shops_default_policies_leaves_the_shop_consistent(drill: Drill,
+                                                                           deployment: RunningDeployment) -> None:
+    """After the approved replay: every acknowledged order is on the writer, every outbox event was consumed
+    exactly once, each product's sales equal the sums over its order items, and a second replay applies
+    nothing (the shop's defaults: delta on the sales projection, keep-new on the outbox, the rest manual)."""
+    from regionctl.runtime.network import deployment_network
+
+    topo = deployment.topo
+    network = deployment_network(topo)
+    first = service.replay(topo, network, drill.report_id, "isolation-approver")
+    assert first["applied"], first
+    acked = {a.order_id for a in drill.east_acks + drill.west_acks}
+    assert acked <= orders_held_in(deployment, WEST), "an acknowledged order is not on the writer after replay"
+    writer = deployment.gdbs.cluster("orders").member(WEST)
+    wait_for(lambda: not writer.scalar("select count(*) from order_outbox where delivered_at is null",
+                                       dbname="orders"), 60, "the outbox delivered every event", interval=0.5)
+    unconsumed = writer.scalar("select count(*) from order_outbox o where not exists (select 1 from "
+                               "order_event_consumed c where c.event_id = o.event_id)", dbname="orders")
+    assert unconsumed == 0  # and never twice: order_event_consumed is keyed by the event
+    assert writer.query(SALES_VS_ITEMS, dbname="orders") == []
+    again = service.replay(topo, network, drill.report_id, "isolation-approver")
+    assert again["applied"] == [] and again["changes_applied"] == 0

@@ -93,9 +93,7 @@ def resolve(kind: str, before: Row | None | _Unknown, after: Row | None, current
     if current is None:
         return _absent(kind, after, policy)
     if isinstance(before, _Unknown):
-        if _holds(current, after):
-            return Resolution("done")
-        return Resolution("conflict", why=("the row as it was before the lost change is not known",))
+        return _whole_row(after, current, policy)
     return _columns(before, after, current, policy)
 
 
@@ -167,6 +165,26 @@ def _merge_column(rule: Rule, column: str, old: str | None, lost: str | None, no
             return lost, f"{column}: lww on {rule.timestamp}: the lost change is later, writes {lost!r}"
         return _KEEP, f"{column}: lww on {rule.timestamp}: the new writer is as late or later, keeps {now!r}"
     return _CONFLICT, f"{column}: the new writer holds {now!r}, the lost change expects {old!r} (manual)"
+
+
+def _whole_row(after: Row, current: Row, policy: TablePolicy) -> Resolution:
+    """A lost update whose before-image is unknown: which columns it touched cannot be told, so only a rule for
+    the whole row decides (keep-new, keep-lost, lww); a column rule (delta) needs the before."""
+    if _holds(current, after):
+        return Resolution("done")
+    rule = policy.table
+    if rule.merge == KEEP_NEW:
+        return Resolution("resolved", why=("keep-new: the new writer's row stays",))
+    if rule.merge == KEEP_LOST:
+        changed = {c: v for c, v in after.items() if current.get(c) != v}
+        return Resolution("apply", "update", changed, ("keep-lost: the lost row is written over the new writer's",))
+    if rule.merge == LWW and rule.timestamp is not None:
+        if later_side(after.get(rule.timestamp), current.get(rule.timestamp)) == "lost":
+            changed = {c: v for c, v in after.items() if current.get(c) != v}
+            return Resolution("apply", "update", changed, (f"lww on {rule.timestamp}: the lost row is later",))
+        return Resolution("resolved", why=(f"lww on {rule.timestamp}: the new writer's row is as late or later",))
+    return Resolution("conflict", why=("the row as it was before the lost change is not known (a delta needs it: "
+                                       "give the table REPLICA IDENTITY FULL)",))
 
 
 def _absent(kind: str, after: Row, policy: TablePolicy) -> Resolution:
@@ -304,14 +322,15 @@ def policies_for(entries: Sequence[MergePolicySettings], database: str) -> dict[
     return {t: TablePolicy(own, columns) for t, (own, columns) in tables.items()}
 
 
-def check_types(policies: Mapping[str, TablePolicy], types: Mapping[str, Mapping[str, str] | None]) -> None:
-    """Refuse, naming the policy, one the writer's tables cannot take: an unknown table or column, a delta on a
-    column that is not a number. ``types``: table -> column -> type (None: no such table)."""
-    problems = []
+def check_types(policies: Mapping[str, TablePolicy], types: Mapping[str, Mapping[str, str] | None]) -> list[str]:
+    """Refuse, naming the policy, one the writer's tables cannot take: an unknown column, a delta on a column
+    that is not a number. A table the writer lacks is only noted (returned): the default policies name the
+    shop's tables, which another workload does not have. ``types``: table -> column -> type (None: absent)."""
+    problems, notes = [], []
     for table, policy in policies.items():
         columns = types.get(table)
         if columns is None:
-            problems.append(f"reconcile.policies: {table} does not exist on the writer")
+            notes.append(f"reconcile.policies: {table} does not exist on the writer; its rule applies to nothing")
             continue
         named = [*policy.columns, *(r.timestamp for r in (policy.table, *policy.columns.values()) if r.timestamp)]
         problems += [f"reconcile.policies: {table} has no column {c}" for c in named if c not in columns]
@@ -322,3 +341,4 @@ def check_types(policies: Mapping[str, TablePolicy], types: Mapping[str, Mapping
                                 "only numeric columns can take a difference")
     if problems:
         raise InputError("; ".join(problems), "reconcile.policies")
+    return notes

@@ -100,6 +100,7 @@ class ReplayOutcome:
     transactions: list[TxOutcome] = field(default_factory=list)
     sequences_advanced: list[str] = field(default_factory=list)
     dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
 
     @property
     def applied(self) -> list[str]:
@@ -128,6 +129,7 @@ class ReplayOutcome:
             "applied": self.applied, "resolved": self.resolved, "already_applied": self.already_applied,
             "refused": [{"id": t.id, "reasons": list(t.reasons)} for t in self.refused],
             "changes_applied": self.changes_applied, "sequences_advanced": self.sequences_advanced,
+            "notes": self.notes,
             "transactions": [{"id": t.id, "status": t.status, "changes_applied": t.changes_applied,
                               "reasons": list(t.reasons), "resolutions": list(t.resolutions)}
                              for t in self.transactions],
@@ -323,11 +325,13 @@ def replay_on(conn: psycopg.Connection[Any], report: Report, approved_by: str, w
     checked against the writer's tables first (a policy they cannot take is refused, naming it)."""
     tables = catalog.read_tables(conn)
     policies = merge.policies_for(settings, report.database)
-    merge.check_types(policies, {name: ({c.name: c.type for c in tables[name].columns} if name in tables else None)
-                                 for name in policies})
+    notes = merge.check_types(policies, {name: ({c.name: c.type for c in tables[name].columns}
+                                                if name in tables else None) for name in policies})
     target = PgTarget(conn, tables)
     target.ensure_record()
-    return replay(report, target, approved_by, writer, policies, dry_run)
+    outcome = replay(report, target, approved_by, writer, policies, dry_run)
+    outcome.notes.extend(notes)
+    return outcome
 
 
 class PgTarget:

@@ -147,12 +147,14 @@ def test_two_rules_for_one_column_are_refused_and_policies_fold_per_table() -> N
     assert folded == {"public.t": TablePolicy(Rule(KEEP_NEW), {"n": Rule(DELTA)})}
 
 
-def test_a_policy_the_writers_tables_cannot_take_is_refused_before_anything_is_written() -> None:
+def test_a_policy_the_writers_tables_cannot_take_is_refused_and_an_absent_table_only_noted() -> None:
     policies = {"public.t": TablePolicy(columns={"name": Rule(DELTA), "gone": Rule(KEEP_NEW)}),
                 "public.missing": TablePolicy(Rule(SKIP))}
     with pytest.raises(InputError) as refused:
         check_types(policies, {"public.t": {"id": "integer", "name": "text"}, "public.missing": None})
     text = str(refused.value)
-    assert "public.missing does not exist" in text and "public.t has no column gone" in text
+    assert "public.t has no column gone" in text and "public.missing" not in text
     assert "delta on public.t.name, a text" in text and refused.value.field == "reconcile.policies"
-    check_types({"public.t": TablePolicy(columns={"n": Rule(DELTA)})}, {"public.t": {"n": "numeric(10,2)"}})
+    notes = check_types({"public.t": TablePolicy(columns={"n": Rule(DELTA)}), "public.missing": TablePolicy()},
+                        {"public.t": {"n": "numeric(10,2)"}, "public.missing": None})
+    assert notes == ["reconcile.policies: public.missing does not exist on the writer; its rule applies to nothing"]

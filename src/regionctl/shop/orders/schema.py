@@ -62,4 +62,9 @@ create table if not exists product_sales (
 );
 """
 
-MIGRATIONS = (Migration(1, "orders, items, outbox, consumer", sql=V1),)
+# Replay's delta policy on the sales projection needs each lost change's before-image (reconcile/merge.py):
+# with the whole old row logged, decoding keeps it even when the new writer changed the row since.
+V2 = "alter table product_sales replica identity full"
+
+MIGRATIONS = (Migration(1, "orders, items, outbox, consumer", sql=V1),
+              Migration(2, "the sales projection logs whole old rows (replay's delta)", sql=V2))
