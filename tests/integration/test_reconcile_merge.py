@@ -2,8 +2,9 @@
 cut off (acknowledged, then lost by the failover), the new writer increments the same rows; replay refuses them
 as conflicts with ``manual`` (as it always did), then with ``delta`` every counter ends at the sum of every
 acknowledged increment from both sides, a dry run first showing exactly those values, and a replay after that
-applies nothing (the writer's own record of replayed transactions). Both sides also stamp ``touched``: without
-a rule of its own that column alone would refuse the merge, so it keeps the new writer's stamp."""
+applies nothing (the writer's own record of replayed transactions), also after a switchover back. Both sides
+also stamp ``touched``: without a rule of its own that column alone would refuse the merge, so it keeps the new
+writer's stamp."""
 
 from __future__ import annotations
 
@@ -102,9 +103,17 @@ def test_counters_incremented_on_both_sides_add_up_after_a_delta_replay(deployme
         again = service.replay(topo, network, report.id, "third-approver", policies=DELTA)
         assert again["applied"] == [] and again["changes_applied"] == 0
         assert counters(west.conninfo(DB)) == expected
-    finally:
-        gdbs.rebuild(DB, EAST)
+
+        gdbs.rebuild(DB, EAST)  # the record of what was replayed travels with the data: a switchover keeps it
         gdbs.switchover(DB, EAST)
+        wait_healthy(deployment)
+        after = service.replay(topo, network, report.id, "fourth-approver", policies=DELTA)
+        assert after["applied"] == [] and after["changes_applied"] == 0 and after["writer"] == EAST, after
+        assert counters(east.conninfo(DB)) == expected
+    finally:
+        if gdbs.state(DB).writer != EAST:
+            gdbs.rebuild(DB, EAST)
+            gdbs.switchover(DB, EAST)
         wait_healthy(deployment)
         with psycopg.connect(cluster.member(EAST).conninfo(DB), autocommit=True) as conn:
             conn.execute("drop schema merge_it cascade")

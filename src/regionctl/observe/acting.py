@@ -9,12 +9,14 @@ its verdicts).
     POST /api/executions                        {"runbook", "parameters"}: start one
     POST /api/executions/{id}/{verb}            approve, decline, pause, resume, cancel (a comment for decisions)
     POST /api/routing/changes                   {"controls", "override"?, "reason"?}: a routing change
+    GET  /api/reports/{id}/conflicts            a reconciliation report's conflicts and proposed resolutions
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
@@ -100,6 +102,10 @@ def install(app: FastAPI, relay: Relay) -> None:
             raise NotFoundError(f"no action {verb!r} from the console; use {', '.join(VERBS)}")
         payload = body.model_dump(exclude_none=True) if verb in ("approve", "decline") else {}
         return await relayed(request, "runbooks", "POST", f"/executions/{execution_id}/{verb}", payload)
+
+    @app.get("/api/reports/{report_id}/conflicts")
+    async def conflicts(report_id: str, request: Request) -> JSONResponse:
+        return await relayed(request, "runbooks", "GET", f"/reconcile/reports/{quote(report_id, safe='')}/conflicts")
 
     @app.post("/api/routing/changes")
     async def change(body: ChangeBody, request: Request) -> JSONResponse:

@@ -36,6 +36,7 @@ class Sources(Protocol):
     def runbooks(self) -> Any: ...
     def agents(self) -> Any: ...
     def drills(self) -> Any: ...
+    def reports(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -62,13 +63,14 @@ def collect(sources: Sources, regions: tuple[str, ...], now: Callable[[], float]
     reads: dict[str, Callable[[], Any]] = {
         "routing": sources.routing, "databases": sources.databases, "store": sources.store,
         "runbooks": sources.runbooks, "agents": sources.agents, "drills": sources.drills,
+        "reports": sources.reports,
         **{f"canaries/{r}": (lambda region=r: sources.canaries(region)) for r in regions},  # type: ignore[misc]
     }
     with ThreadPoolExecutor(max_workers=len(reads)) as pool:
         futures = {name: pool.submit(read_part, read) for name, read in reads.items()}
         parts = {name: future.result() for name, future in futures.items()}
     body: dict[str, Any] = {name: parts[name].json()
-                            for name in ("routing", "databases", "store", "runbooks", "agents", "drills")}
+                            for name in ("routing", "databases", "store", "runbooks", "agents", "drills", "reports")}
     body["canaries"] = {r: parts[f"canaries/{r}"].json() for r in regions}
     body["regions"] = list(regions)
     body["at"] = now()
@@ -141,8 +143,22 @@ def attention(parts: Mapping[str, Part], regions: tuple[str, ...]) -> list[dict[
         latest = drills.data[0]
         flags.append(("warning", f"the latest drill {latest['id']} ({latest['fault']}) ended {latest['verdict']}: "
                                  f"{latest.get('reason', '')}"))
+    reports = parts.get("reports")
+    if reports is not None and reports.ok:
+        for report in reports.data:
+            if report.get("lost_transactions") and not report.get("replays"):
+                flags.append(("warning", _unreplayed(report)))
     order = {"critical": 0, "warning": 1}
     return [{"severity": s, "what": w} for s, w in sorted(flags, key=lambda f: order[f[0]])]
+
+
+def _unreplayed(report: dict[str, Any]) -> str:
+    """A report of lost transactions nobody has replayed yet: the customers' writes wait for an approver."""
+    proposed = report.get("resolutions") or {}
+    merged = sum(n for outcome, n in proposed.items() if outcome != "refused")
+    detail = f", {merged} resolvable by the merge policies" if merged else ""
+    return (f"{report['database']}: report {report['report_id']} lists {report['lost_transactions']} lost "
+            f"transactions ({report.get('conflicts', 0)} conflicts{detail}), not replayed yet")
 
 
 class LiveSources:
@@ -224,6 +240,12 @@ class LiveSources:
         from regionctl.drill import records
 
         return records.listing(self.topo, limit=5)
+
+    def reports(self) -> Any:
+        """The latest reconciliation reports, newest first (summaries: counts, no customer rows)."""
+        from regionctl.reconcile.store import ReportStore
+
+        return ReportStore(self.topo.paths.root).list()[::-1][:5]
 
     def drill_page(self, drill_id: str) -> str:
         from regionctl.drill import records

@@ -41,6 +41,13 @@ def router(root: Path, reader: Callable[..., Awaitable[Any]], at_risk: Callable[
         report = _found(lambda: store.load(report_id))
         return {**report.summary(), "replays": store.replays(report_id)}
 
+    @api.get("/reports/{report_id}/conflicts", summary="the report's conflicts, each with the resolution replay "
+             "would make of it under the merge policies (needs the token: rows hold customer data)",
+             dependencies=[Depends(authorized)])
+    def conflicts(report_id: str) -> list[dict[str, Any]]:
+        report = _found(lambda: store.load(report_id))
+        return [to_jsonable(c) for c in report.conflicts]
+
     @api.get("/reports/{report_id}/{fmt}", summary="the whole report as json, csv or html (needs the token)",
              response_class=PlainTextResponse, dependencies=[Depends(authorized)])
     def rendering(report_id: str, fmt: str) -> Any:

@@ -142,8 +142,18 @@ class Report:
             "created_at": self.created_at, "divergence_lsn": self.divergence_lsn,
             "lost_transactions": len(self.transactions), "row_changes": self.change_count,
             "conflicts": len(self.conflicts), "schema_differences": not self.schema.empty,
-            "rpo_seconds": self.window.get("rpo_seconds"),
+            "rpo_seconds": self.window.get("rpo_seconds"), "promotion_id": self.promotion_id,
+            "resolutions": self.resolution_counts(),
         }
+
+    def resolution_counts(self) -> dict[str, int]:
+        """How many conflicts replay would apply, resolve without writing, or refuse under the merge policies
+        the report was made with (its proposals): what an operator weighs before approving."""
+        counts: dict[str, int] = {}
+        for conflict in self.conflicts:
+            outcome = (conflict.resolution or {}).get("outcome", "refused")
+            counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
 
     def to_dict(self) -> dict[str, Any]:
         return orjson.loads(self.to_bytes())

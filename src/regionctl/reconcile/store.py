@@ -58,7 +58,7 @@ class ReportStore:
             (directory / f"report.{fmt}").unlink(missing_ok=True)
             if renderings:
                 _write(directory / f"report.{fmt}", render(report, fmt))
-        _write(directory / "summary.json", json.dumps(_summary(report)))
+        _write(directory / "summary.json", json.dumps(report.summary()))
         _write(directory / "report.json", report.to_bytes())  # last: its presence means the report is whole
         return directory
 
@@ -84,8 +84,8 @@ class ReportStore:
         found = []
         for path in sorted(self.directory.glob("*/report.json")):
             summary_file = path.with_name("summary.json")
-            raw = json.loads(summary_file.read_bytes()) if summary_file.exists() else _summary(
-                report_from_json(path.read_bytes()))
+            raw = json.loads(summary_file.read_bytes()) if summary_file.exists() else report_from_json(
+                path.read_bytes()).summary()
             if database is not None and raw["database"] != database:
                 continue
             found.append({**raw, "replays": len(self.replays(raw["report_id"]))})
@@ -105,11 +105,3 @@ class ReportStore:
         directory = self._dir(report_id) / "replays"
         return [json.loads(p.read_bytes()) for p in sorted(directory.glob("*.json"))] if directory.exists() else []
 
-
-def _summary(report: Report) -> dict[str, Any]:
-    return {
-        "report_id": report.id, "database": report.database, "former_writer": report.former_writer,
-        "new_writer": report.new_writer, "method": report.method, "complete": report.complete,
-        "created_at": report.created_at, "lost_transactions": len(report.transactions),
-        "conflicts": len(report.conflicts), "promotion_id": report.promotion_id,
-    }

@@ -38,6 +38,8 @@ class FakeSources:
             "runbooks": [],
             "agents": [{"region": r, "reachable": True, "members": [], "operations": []} for r in REGIONS],
             "drills": [{"id": "drill-20261202-045002-6670", "fault": "partition", "verdict": "PASS", "reason": "ok"}],
+            "reports": [{"report_id": "orders-1", "database": "orders", "lost_transactions": 0, "conflicts": 0,
+                         "replays": 0, "resolutions": {}}],
             "canaries": {r: {"region": r, "counts": {"pass": 2, "fail": 0, "pending": 0}, "canaries": [
                 {"name": "lcl-rgnl-home", "state": "pass"}, {"name": "rmt-rgnl-home", "state": "pass"}]}
                 for r in REGIONS},
@@ -68,6 +70,9 @@ class FakeSources:
 
     def drills(self) -> Any:
         return self._get("drills")
+
+    def reports(self) -> Any:
+        return self._get("reports")
 
     def canaries(self, region: str) -> Any:
         if f"canaries/{region}" in self.broken:
@@ -217,3 +222,19 @@ def test_a_failed_latest_drill_is_flagged_with_its_reason() -> None:
     assert overview["drills"]["ok"] and len(overview["drills"]["data"]) == 2
     assert overview["attention"] == [{"severity": "warning", "what": "the latest drill drill-20261202-050000-abcd "
                                       "(isolate) ended FAIL: 1 acknowledged writes lost without a trace"}]
+
+
+def test_a_report_of_lost_transactions_nobody_replayed_is_flagged_with_what_the_policies_would_resolve() -> None:
+    sources = FakeSources()
+    sources.data["reports"] = [
+        {"report_id": "orders-2", "database": "orders", "lost_transactions": 12, "conflicts": 3, "replays": 0,
+         "resolutions": {"apply": 2, "refused": 1}},
+        {"report_id": "catalog-2", "database": "catalog", "lost_transactions": 4, "conflicts": 0, "replays": 1,
+         "resolutions": {}}]
+    flags = [f["what"] for f in collect(sources, REGIONS)["attention"]]
+    assert flags == ["orders: report orders-2 lists 12 lost transactions (3 conflicts, 2 resolvable by the merge "
+                     "policies), not replayed yet"]
+    sources.broken["reports"] = OSError("permission denied")
+    overview = collect(sources, REGIONS)
+    assert overview["reports"] == {"ok": False, "data": None, "error": "permission denied"}
+    assert overview["attention"] == []  # the report store unread is no alarm: the rest of the overview stands

@@ -137,6 +137,10 @@ def test_the_api_lists_and_serves_reports_and_renderings(tmp_path: Path) -> None
         ["report-x"]
     summary = client.get("/reconcile/reports/report-x").json()
     assert summary["lost_transactions"] == 2 and summary["replays"] == [] and "transactions" not in summary
+    assert summary["resolutions"] == {"refused": 1}  # no proposal recorded: replay would refuse it
+    assert client.get("/reconcile/reports/report-x/conflicts").status_code == 401  # rows hold customer data
+    conflicts = client.get("/reconcile/reports/report-x/conflicts", headers=auth).json()
+    assert [(c["table"], c["key"], c["transactions"]) for c in conflicts] == [(ORD, {"id": "o2"}, ["tl1:0/200"])]
     for fmt in ("json", "csv", "html"):  # the whole report holds customer data
         assert client.get(f"/reconcile/reports/report-x/{fmt}").status_code == 401
         wrong = client.get(f"/reconcile/reports/report-x/{fmt}", headers={"Authorization": "Bearer nope"})
