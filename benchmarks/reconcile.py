@@ -16,9 +16,11 @@ copy. Then, each timed with its peak memory (RSS growth of this process, sampled
 The reference and the floor run against a reconciliation instance already started, so compare them with our
 report's analysis time (total minus capture); the capture time is printed too.
 
-Then replay throughput on the new writer, as ``replay --dry-run`` (every write made, then rolled back, so each run
-starts from the same state): without policies (conflicts refused) and with merge policies (orders keep the new
-writer's values, item quantities add up), next to its floor: reading each changed row by key once.
+After the failover the new writer changes half of the orders the lost updates and deletes touched, so the report
+has conflicts. Then replay throughput on the new writer, as ``replay --dry-run`` (every write made, then rolled
+back, so each run starts from the same state): without policies (conflicts refused) and with merge policies
+(orders keep the new writer's values, item quantities add up), next to its floor: reading each changed row by
+key once.
 
     .venv/bin/python benchmarks/reconcile.py               # 1,000,000 orders, 1% lost
     .venv/bin/python benchmarks/reconcile.py --orders 20000
@@ -65,6 +67,7 @@ create table customer_order_item (
     quantity int not null, unit_cost numeric(12, 2) not null, total_cost numeric(12, 2) not null, name text not null,
     primary key (order_id, product_id)
 );
+alter table customer_order_item replica identity full;  -- delta on quantity needs each lost change's before
 """
 LOAD = """
 with o as (
@@ -150,8 +153,9 @@ def load(dsn: str, orders: int, gdbs: Any, chunk: int = 50_000) -> None:
         conn.execute("analyze customer_order, customer_order_item")
 
 
-def lost_writes(dsn: str, orders: int, updates: int, deletes: int) -> None:
-    """One transaction per order, update and delete, pipelined: what the standby never receives."""
+def lost_writes(dsn: str, orders: int, updates: int, deletes: int) -> list[Any]:
+    """One transaction per order, update and delete, pipelined: what the standby never receives. Returns the
+    updated then the deleted orders' ids."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         victims = [r[0] for r in conn.execute("select id from customer_order tablesample system (1) limit %s",
                                               (updates + deletes,))]
@@ -160,11 +164,25 @@ def lost_writes(dsn: str, orders: int, updates: int, deletes: int) -> None:
                 conn.execute(LOST_ORDER, (f"lost{n}@example.com", 1 + n % 3))
                 pipe.sync()
             for oid in victims[:updates]:
-                conn.execute("update customer_order set total = total + 1 where id = %s", (oid,))
+                with conn.transaction():
+                    conn.execute("update customer_order set total = total + 1 where id = %s", (oid,))
+                    conn.execute("update customer_order_item set quantity = quantity + 1 where order_id = %s",
+                                 (oid,))
                 pipe.sync()
             for oid in victims[updates:]:
                 conn.execute("delete from customer_order where id = %s", (oid,))
                 pipe.sync()
+    return victims
+
+
+def new_writer_writes(dsn: str, victims: list[Any], updates: int) -> int:
+    """After the failover the new writer changes half of the orders the lost updates and deletes touched (total
+    and item quantities): each such row is a conflict, which merge policies resolve and ``manual`` refuses."""
+    touched = victims[:updates:2] + victims[updates::2]
+    with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+        conn.execute("update customer_order set total = total + 2 where id = any(%s)", (touched,))
+        conn.execute("update customer_order_item set quantity = quantity + 5 where order_id = any(%s)", (touched,))
+    return len(touched)
 
 
 def reference_method(copy_dsn: str, new_dsn: str) -> int:
@@ -274,12 +292,13 @@ def main() -> None:
         dep.link.partition("both")
         try:
             t = time.perf_counter()
-            lost_writes(east.conninfo("orders"), lost, updates, deletes)
+            victims = lost_writes(east.conninfo("orders"), lost, updates, deletes)
             print(f"wrote {lost:,} orders, {updates:,} updates, {deletes:,} deletes during the partition in "
                   f"{time.perf_counter() - t:.1f}s", flush=True)
             failover = gdbs.failover("orders", WEST)
         finally:
             dep.link.heal("both")
+        changed = new_writer_writes(west.conninfo("orders"), victims, updates)
         copy, preserve_s, _ = measure(lambda: gdbs.preserve("orders", EAST))
         print(f"failover at {failover.divergence_lsn}; preserved copy {copy.bytes / 1e9:.2f} GB in "
               f"{preserve_s:.1f}s", flush=True)
@@ -313,7 +332,8 @@ def main() -> None:
     print(f"{'our report, end to end (incl. capture)':<44} {ours_s:>8.2f} {ours_mb:>8.1f}  "
           f"{len(ours.transactions):,} lost transactions: orders {counts.get('insert', 0):,} inserted, "
           f"{counts.get('update', 0):,} updated, {counts.get('delete', 0):,} deleted; "
-          f"{ours.change_count:,} row changes incl. items")
+          f"{ours.change_count:,} row changes incl. items; {len(ours.conflicts):,} conflicts ({changed:,} orders "
+          "the new writer changed too)")
     print(f"{'  capture (copy + start instance)':<44} {ours.seconds['capture']:>8.2f}")
     print(f"{'  analysis (' + ours.method + ', classify, schema, store)':<44} {analysis:>8.2f}  "
           f"find {fastest['find']:.2f}s, classify+schema {fastest['classify']:.2f}s, "
