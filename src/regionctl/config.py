@@ -326,6 +326,22 @@ class CanarySettings(BaseModel):
         return self
 
 
+class MetricsSettings(BaseModel):
+    """The metrics history: Debian's Prometheus on the global plane scraping every component, and the alert rules
+    shipped with the deployment (docs/observe.md)."""
+
+    model_config = {"extra": "forbid"}
+
+    prometheus_bin: Path | None = Field(default=None, description="Prometheus binary (default: prometheus on "
+                                        "PATH, Debian's); without one the rest runs and the console says why")
+    scrape_interval_s: int = Field(default=5, ge=1, le=300, description="seconds between two scrapes of a target")
+    retention_hours: int = Field(default=48, ge=1, le=24 * 90, description="how long samples are kept")
+    lag_bytes_above: int = Field(default=16 * 1024 * 1024, ge=1, description="alert: a standby further behind")
+    lag_seconds_above: float = Field(default=30.0, gt=0, description="alert: a standby further behind in time")
+    approval_wait_s: int = Field(default=900, ge=1, description="alert: a runbook waiting longer for approval")
+    for_s: int = Field(default=15, ge=0, le=3600, description="how long a condition holds before its alert fires")
+
+
 class CredentialSettings(BaseModel):
     """The workload's database credentials (Secrets Manager rotation, made to work in both regions)."""
 
@@ -365,6 +381,7 @@ class Settings(BaseSettings):
     leases: LeaseSettings = LeaseSettings()
     replication: ReplicationSettings = ReplicationSettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    metrics: MetricsSettings = MetricsSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
 
     @classmethod
@@ -507,6 +524,11 @@ class Paths:
     def superuser_passfile(self) -> Path:
         """libpq's password file with the superuser's SCRAM password (``runtime.pgpass``), mode 0600."""
         return self.root / "pgpass" / "superuser"
+
+    @property
+    def prometheus(self) -> Path:
+        """The metrics store's configuration, rules, scrape targets and samples (``observe.prometheus``)."""
+        return self.root / "prometheus"
 
     @property
     def audit(self) -> Path:

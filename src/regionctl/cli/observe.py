@@ -1,4 +1,5 @@
-"""``regionctl canaries`` and ``regionctl console``: what the deployment's watchers see, in the terminal."""
+"""``regionctl canaries``, ``regionctl console`` and ``regionctl alerts``: what the deployment's watchers see, in
+the terminal."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from regionctl.observe.launch import canary_url, console_url
 def register(app: typer.Typer) -> None:
     app.command("canaries")(canaries_cmd)
     app.command("console")(console_cmd)
+    app.command("alerts")(alerts_cmd)
 
 
 def _get(url: str, what: str) -> Any:
@@ -73,3 +75,28 @@ def console_cmd(fmt: str = FormatOption) -> None:
         return
     flags = overview["attention"] or [{"severity": "ok", "what": "nothing needs attention"}]
     emit(flags, fmt, lambda rows: rows_table(rows, title=f"console: {url}"))
+
+
+def alerts_cmd(all_states: bool = typer.Option(False, "--all", help="pending alerts too, not only firing ones"),
+               fmt: str = FormatOption) -> None:
+    """The deployment's alerts as its Prometheus evaluates them (the rules shipped in ``<root>/prometheus``):
+    what fires now, which database, region or direction, and since when. Exit 0 either way."""
+    from regionctl.observe import prometheus
+    from regionctl.observe.history import PrometheusReader, alert_rows
+
+    check_format(fmt)
+    settings = context.settings()
+    reason = prometheus.unavailable(settings)
+    if reason:
+        raise NotFoundError(reason)
+    base = prometheus.url(context.topology().ports)
+    if base is None:
+        raise NotFoundError(f"no Prometheus is registered under {settings.root}; run 'regionctl up'")
+    rows = [r for r in alert_rows(PrometheusReader(lambda: base, 10.0).alerts())
+            if all_states or r["state"] == "firing"]
+    if fmt == "json":
+        emit(rows, fmt)
+        return
+    shown = [{**r, "labels": " ".join(f"{k}={v}" for k, v in sorted(r["labels"].items()))} for r in rows] or [
+        {"alert": "none", "state": "", "summary": "no alert fires"}]
+    emit(shown, fmt, lambda table: rows_table(table, title=f"alerts ({base})"))

@@ -26,6 +26,7 @@ from regionctl.errors import ConflictError, OperationTimeout, RegionctlError
 from regionctl.globaldb.member import AgentMember, Agents
 from regionctl.globaldb.service import GlobalDatabases
 from regionctl.globaldb.snapshots import ship_archive
+from regionctl.observe import prometheus
 from regionctl.runtime import etcd, pgpass
 from regionctl.runtime.network import deployment_network
 from regionctl.runtime.process import GLOBAL_PLANE, ProcessSpec, pid_alive
@@ -94,7 +95,8 @@ class Deployment:
         supervisor = Supervisor(self.state_dir, self.topo.paths.root / "logs", {
             EFFECTIVE_SETTINGS_ENV: str(effective),
             credentials.SERVICE_FILE_ENV: str(credentials.service_file(self.topo.settings)),
-            pgpass.ENV: str(self.topo.login.passfile)})
+            pgpass.ENV: str(self.topo.login.passfile)},
+            on_save=lambda running: prometheus.write_targets(self.topo.paths.prometheus, running))
         from regionctl.runtime.link import link_process_spec
 
         progress("link emulator")

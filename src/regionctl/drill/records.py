@@ -63,7 +63,8 @@ def listing(topo: Topology, limit: int = 50) -> list[dict[str, Any]]:
                      "mode": r["spec"]["mode"], "verdict": r["verdict"], "reason": r["reason"],
                      "acknowledged": f.get("acknowledged"),
                      "lost": f.get("lost"), "unreported": r["check"]["counts"].get("unreported"),
-                     "recovery_s": f.get("recovery_s"), "write_outage_s": f.get("write_outage_s")})
+                     "recovery_s": f.get("recovery_s"), "write_outage_s": f.get("write_outage_s"),
+                     "fault_at": r.get("timeline", {}).get("fault_at")})
     return rows
 
 

@@ -5,6 +5,8 @@ exposes the reference's "System dashboard" as Prometheus gauges (database lag an
 store backlog, canaries by state, attention flags): the gaps the reference listed (catalog lag, reverse-direction
 lag, routing state, alarms) included. Reading needs no credential; acting (``acting``: start a runbook, decide a
 waiting step, change routing) relays the signed-in operator's own token to the planes, which authorize and audit.
+``/api/history`` draws the metrics history (Prometheus) as charts; ``/executions/ID`` is one runbook execution's
+page (timeline, recovery, outputs, reports).
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ import html
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Path, Query, Response
 from fastapi.responses import HTMLResponse
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from regionctl.errors import InputError, NotFoundError
-from regionctl.observe import acting
+from regionctl.observe import acting, execution_page
+from regionctl.observe.history import History
 from regionctl.observe.overview import Sources, collect
 from regionctl.runtime import httperrors
 
@@ -77,6 +81,11 @@ def system_metrics(overview: dict[str, Any]) -> bytes:
     held_since = Gauge("regionctl_commits_held_since_seconds", "epoch seconds since when commits wait for the "
                        "standby (bounded mode); 0 when they do not", ["database", "region", "mode"],
                        registry=registry)
+    waiting = Gauge("regionctl_runbook_waiting_for_approval", "1 while the execution waits for an approval",
+                    ["runbook", "execution"], registry=registry)
+    for execution in (overview.get("runbooks") or {}).get("data") or []:
+        if execution.get("waiting_for"):
+            waiting.labels(execution["runbook"], execution["id"]).set(1)
     for part in ("routing", "databases", "store", "runbooks", "agents"):
         if part in overview:
             up.labels(part).set(1 if overview[part]["ok"] else 0)
@@ -110,12 +119,22 @@ def system_metrics(overview: dict[str, Any]) -> bytes:
     return generate_latest(registry)
 
 
-def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str], str] | None = None,
-               relay: acting.Relay | None = None) -> FastAPI:
+@dataclass(frozen=True)
+class Pages:
+    """What the console serves beyond the overview, each optional (a unit test's fake sources have none)."""
+
+    drill: Callable[[str], str] | None = None  # a stored drill's page
+    history: Callable[[], History] | None = None  # the metrics history
+    execution: Callable[[str], tuple[Any, Any]] | None = None  # a runbook execution's view and its events
+
+
+def create_app(overview: CachedOverview, title: str, pages: Pages = Pages(), relay: acting.Relay | None = None
+               ) -> FastAPI:
     app = FastAPI(title=title, docs_url=None, redoc_url=None)
     httperrors.install(app)
     if relay is not None:
         acting.install(app, relay)
+    drill_page = pages.drill
     page = resources.files("regionctl.observe").joinpath(PAGE).read_text(encoding="utf-8")
 
     @app.get("/", response_class=HTMLResponse)
@@ -141,6 +160,21 @@ def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str],
         except (InputError, NotFoundError) as exc:
             return HTMLResponse(html.escape(str(exc)), status_code=400 if isinstance(exc, InputError) else 404)
 
+    @app.get("/api/history")
+    async def history(range: str = Query("5m", max_length=20)) -> dict[str, Any]:  # noqa: A002 - the API's word
+        """Every chart of the range as SVG, runbooks and drills drawn on them (see observe/history.py)."""
+        if pages.history is None:
+            raise NotFoundError("no metrics history in this console")
+        return await run_in_threadpool(lambda: pages.history().charts(range))  # type: ignore[misc]
+
+    @app.get("/executions/{execution_id}", response_class=HTMLResponse)
+    async def execution(execution_id: str = Path(..., pattern=r"^[A-Za-z0-9._-]{1,100}$")) -> HTMLResponse:
+        """One runbook execution's timeline, recovery, outputs and reports."""
+        if pages.execution is None:
+            raise NotFoundError("no runbook engine behind this console")
+        view, events = await run_in_threadpool(pages.execution, execution_id)
+        return HTMLResponse(execution_page.page(view, events))
+
     @app.get("/health")  # async: never waits behind overview reads in the thread pool
     async def health() -> dict[str, str]:
         return {"status": "ok"}
@@ -151,8 +185,10 @@ def create_app(overview: CachedOverview, title: str, drill_page: Callable[[str],
 def build(sources: Sources, regions: tuple[str, ...], title: str, ttl_s: float = 1.0,
           now: Callable[[], float] = time.monotonic) -> FastAPI:
     targets = getattr(sources, "acting_targets", None)
-    return create_app(CachedOverview(lambda: collect(sources, regions), ttl_s, now), title,
-                      getattr(sources, "drill_page", None), acting.Relay(targets()) if targets else None)
+    pages = Pages(getattr(sources, "drill_page", None), getattr(sources, "history", None),
+                  getattr(sources, "execution_and_events", None))
+    return create_app(CachedOverview(lambda: collect(sources, regions), ttl_s, now), title, pages,
+                      acting.Relay(targets()) if targets else None)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from regionctl.observe import prometheus
 from regionctl.observe.canaries import Targets, plan
 from regionctl.observe.canary_runner import PLAN_ENV, dump_plan
 from regionctl.routing.endpoints import region_endpoint
@@ -50,7 +51,8 @@ def region_targets(topo: Topology, network: Network, region: str) -> Targets:
 
 
 def process_specs(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
-    """Canary runners only when a workload runs (they check its front); the console always."""
+    """Canary runners only when a workload runs (they check its front); Prometheus when its binary is there;
+    the console always."""
     settings = topo.settings
     knobs = settings.canaries
     for region in settings.regions if settings.workload.launcher else ():
@@ -59,8 +61,12 @@ def process_specs(topo: Topology, network: Network) -> Iterable[ProcessSpec]:
         canaries = plan(region, region_targets(topo, network, region), knobs.pages)
         yield ProcessSpec(name=CANARIES, region=region,
                           argv=python_module("regionctl.observe.canary_runner", "--host", host, "--port", str(port)),
-                          env={PLAN_ENV: dump_plan(region, knobs, canaries)}, health_url=f"http://{host}:{port}/health")
+                          env={PLAN_ENV: dump_plan(region, knobs, canaries)}, health_url=f"http://{host}:{port}/health",
+                          metrics_url=f"http://{host}:{port}/metrics")
+    history = prometheus.process_spec(topo)  # before the console, which reads its history from it
+    if history is not None:
+        yield history
     port = topo.port(GLOBAL_PLANE, CONSOLE)
     yield ProcessSpec(name=CONSOLE, region=GLOBAL_PLANE,
                       argv=python_module("regionctl.observe.console", "--host", GLOBAL_HOST, "--port", str(port)),
-                      health_url=f"http://{GLOBAL_HOST}:{port}/health")
+                      health_url=f"http://{GLOBAL_HOST}:{port}/health", metrics_url=f"http://{GLOBAL_HOST}:{port}/metrics")

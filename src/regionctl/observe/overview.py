@@ -37,6 +37,7 @@ class Sources(Protocol):
     def agents(self) -> Any: ...
     def drills(self) -> Any: ...
     def reports(self) -> Any: ...
+    def alerts(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,13 @@ def collect(sources: Sources, regions: tuple[str, ...], now: Callable[[], float]
     reads: dict[str, Callable[[], Any]] = {
         "routing": sources.routing, "databases": sources.databases, "store": sources.store,
         "runbooks": sources.runbooks, "agents": sources.agents, "drills": sources.drills,
-        "reports": sources.reports,
+        "reports": sources.reports, "alerts": sources.alerts,
         **{f"canaries/{r}": (lambda region=r: sources.canaries(region)) for r in regions},  # type: ignore[misc]
     }
     with ThreadPoolExecutor(max_workers=len(reads)) as pool:
         futures = {name: pool.submit(read_part, read) for name, read in reads.items()}
         parts = {name: future.result() for name, future in futures.items()}
-    body: dict[str, Any] = {name: parts[name].json()
-                            for name in ("routing", "databases", "store", "runbooks", "agents", "drills", "reports")}
+    body: dict[str, Any] = {name: parts[name].json() for name in reads if not name.startswith("canaries/")}
     body["canaries"] = {r: parts[f"canaries/{r}"].json() for r in regions}
     body["regions"] = list(regions)
     body["at"] = now()
@@ -176,6 +176,7 @@ class LiveSources:
         self._http = httpx.Client(timeout=timeout_s, trust_env=False)
         self._routing: Any = None
         self._runbooks: Any = None
+        self._history: Any = None
         self._gdbs: Any = None
         self._risk: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -247,6 +248,24 @@ class LiveSources:
 
         return ReportStore(self.topo.paths.root).list()[::-1][:5]
 
+    def history(self) -> Any:
+        """The metrics history (Prometheus) with runbooks and drills as annotations; made once and kept."""
+        from regionctl.observe import prometheus
+        from regionctl.observe.history import History, PrometheusReader, annotations_of
+
+        if self._history is None:
+            def marks() -> list[Any]:
+                executions = self._runbook_client().executions(limit=50) if self._engine_started() else []
+                return annotations_of(executions, self.drills())
+
+            self._history = History(PrometheusReader(lambda: prometheus.url(self.topo.ports), self.timeout_s),
+                                    marks, prometheus.unavailable(self.settings),
+                                    float(self.settings.metrics.scrape_interval_s))
+        return self._history
+
+    def alerts(self) -> Any:
+        return self.history().alerts()
+
     def drill_page(self, drill_id: str) -> str:
         from regionctl.drill import records
 
@@ -265,7 +284,12 @@ class LiveSources:
 
         return {"runbooks": lambda: engine_url(self.settings), "routing": routing}
 
-    def runbooks(self) -> Any:
+    def _engine_started(self) -> bool:
+        from regionctl.runbooks.launch import engine_url
+
+        return engine_url(self.settings) is not None
+
+    def _runbook_client(self) -> Any:
         from regionctl.runbooks.client import RunbookClient
         from regionctl.runbooks.launch import engine_url
 
@@ -274,4 +298,11 @@ class LiveSources:
             if url is None:
                 raise KeyError("the runbook engine has not been started in this deployment")
             self._runbooks = RunbookClient(url, token=None, timeout=self.timeout_s)  # reads need no credential
-        return self._runbooks.executions(limit=self.runbooks_limit)
+        return self._runbooks
+
+    def runbooks(self) -> Any:
+        return self._runbook_client().executions(limit=self.runbooks_limit)
+
+    def execution_and_events(self, execution_id: str) -> tuple[Any, Any]:
+        client = self._runbook_client()
+        return client.execution(execution_id), client.history(execution_id)

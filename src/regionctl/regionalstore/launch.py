@@ -40,6 +40,6 @@ def process_specs(settings: Settings, local_dsns: Mapping[str, str],
                                "--target-region", target, "--metrics-host", host, "--metrics-port", str(port)),
             env={"REGIONALSTORE_SOURCE_DSN": local_dsns[source],
                  "REGIONALSTORE_TARGET_DSN": remote_dsns[(source, target)]},
-            health_url=f"http://{host}:{port}/metrics",
+            health_url=f"http://{host}:{port}/metrics", metrics_url=f"http://{host}:{port}/metrics",
         ))
     return specs

@@ -19,11 +19,11 @@ def process_specs(settings: Settings, ports: PortRegistry, paths: Paths) -> list
     return [
         ProcessSpec(name="routing-api", region=GLOBAL_PLANE,
                     argv=python_module("regionctl.routing.api", "--plane", plane_file),
-                    health_url=f"{plane.api.url}/health"),
+                    health_url=f"{plane.api.url}/health", metrics_url=f"{plane.api.url}/metrics"),
         ProcessSpec(name="entry", region=GLOBAL_PLANE,
                     argv=python_module("regionctl.routing.entry", "--plane", plane_file),
-                    health_url=f"{plane.entry.url}/_entry/health"),
+                    health_url=f"{plane.entry.url}/_entry/health", metrics_url=f"{plane.entry.url}/_entry/metrics"),
         ProcessSpec(name="dns", region=GLOBAL_PLANE,
                     argv=python_module("regionctl.routing.dns", "--plane", plane_file),
-                    health_url=f"{plane.dns_admin.url}/health"),
+                    health_url=f"{plane.dns_admin.url}/health", metrics_url=f"{plane.dns_admin.url}/metrics"),
     ]

@@ -29,6 +29,7 @@ class ProcessSpec:
     start_timeout_s: float = 60.0
     restart: bool = True  # restart when it dies without being asked to stop
     cwd: str | None = None  # working directory (etcd resolves its unix-socket peer URLs relative to it)
+    metrics_url: str | None = None  # where it serves Prometheus metrics (None: it serves none)
 
     @property
     def key(self) -> str:

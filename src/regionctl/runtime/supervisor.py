@@ -17,7 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -37,6 +37,7 @@ class ProcessState:
     argv: tuple[str, ...]
     log_file: str
     health_url: str | None = None
+    metrics_url: str | None = None
 
 
 class RegionMarks:
@@ -61,7 +62,7 @@ def read_processes(state_dir: Path) -> dict[str, ProcessState]:
     if not path.exists():
         return {}
     raw = json.loads(path.read_text())
-    return {k: ProcessState(**{**v, "argv": tuple(v["argv"])}) for k, v in raw.items()}
+    return {k: ProcessState(**{"metrics_url": None, **v, "argv": tuple(v["argv"])}) for k, v in raw.items()}
 
 
 def kill_groups(states: list[ProcessState]) -> list[str]:
@@ -91,8 +92,12 @@ def restart_delay(previous_s: float, ran_s: float) -> float:
 
 class Supervisor:
     def __init__(self, state_dir: Path, log_dir: Path, base_env: dict[str, str] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_save: Callable[[list[ProcessState]], None] | None = None) -> None:
+        """``on_save`` hears the running processes whenever they change (a start, a restart on a new pid): the
+        metrics store's scrape targets follow them without the supervisor knowing about it."""
         self.state_dir = state_dir
+        self.on_save = on_save
         self.base_env = base_env or {}
         self.log_dir = log_dir
         self.clock = clock
@@ -204,17 +209,22 @@ class Supervisor:
         return stopped
 
     def _save(self) -> None:
-        table = {
-            key: {"key": key, "region": self.specs[key].region, "pid": p.pid, "pgid": _pgid(p.pid),
-                  "argv": list(self.specs[key].argv),
-                  "log_file": str(self.log_dir / self.specs[key].region / f"{self.specs[key].name}.log"),
-                  "health_url": self.specs[key].health_url}
+        running = [
+            ProcessState(key=key, region=self.specs[key].region, pid=p.pid, pgid=_pgid(p.pid),
+                         argv=self.specs[key].argv,
+                         log_file=str(self.log_dir / self.specs[key].region / f"{self.specs[key].name}.log"),
+                         health_url=self.specs[key].health_url, metrics_url=self.specs[key].metrics_url)
             for key, p in self.procs.items() if p.poll() is None
-        }
+        ]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "processes.tmp"
-        tmp.write_text(json.dumps(table, indent=2))
+        tmp.write_text(json.dumps({p.key: {**asdict(p), "argv": list(p.argv)} for p in running}, indent=2))
         tmp.replace(self.state_dir / "processes.json")
+        if self.on_save is not None:
+            try:
+                self.on_save(running)
+            except OSError as exc:  # a listener that cannot write must never stop supervision
+                log.warning("process listener failed: %s", exc)
 
 
 def _pgid(pid: int) -> int:

@@ -68,6 +68,7 @@ def process_specs(settings: Settings, ports: PortRegistry,
                 name=service, region=region, argv=python_module("regionctl.shop", service),
                 env=service_env(region, host, region_ports, service, datasources[region]),
                 health_url=f"http://{host}:{region_ports[service]}{HEALTH_PATHS[service]}",
+                metrics_url=f"http://{host}:{region_ports[service]}/metrics",
                 start_timeout_s=60.0,
             ))
     return specs

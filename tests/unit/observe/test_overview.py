@@ -40,6 +40,7 @@ class FakeSources:
             "drills": [{"id": "drill-20261202-045002-6670", "fault": "partition", "verdict": "PASS", "reason": "ok"}],
             "reports": [{"report_id": "orders-1", "database": "orders", "lost_transactions": 0, "conflicts": 0,
                          "replays": 0, "resolutions": {}}],
+            "alerts": [],
             "canaries": {r: {"region": r, "counts": {"pass": 2, "fail": 0, "pending": 0}, "canaries": [
                 {"name": "lcl-rgnl-home", "state": "pass"}, {"name": "rmt-rgnl-home", "state": "pass"}]}
                 for r in REGIONS},
@@ -73,6 +74,9 @@ class FakeSources:
 
     def reports(self) -> Any:
         return self._get("reports")
+
+    def alerts(self) -> Any:
+        return self._get("alerts")
 
     def canaries(self, region: str) -> Any:
         if f"canaries/{region}" in self.broken:
