@@ -1,6 +1,7 @@
 """The reference's FIS scenario, run for real through the CLI: the regions are cut apart and the regional store
 stops replicating; the remote canaries of both regions fail while the shop keeps serving users; everything is
-reverted afterwards and the canaries pass again."""
+reverted afterwards and the canaries pass again. The experiment is kept (the console draws it) and the remote
+canaries' alert fired while it ran, only theirs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
+from regionctl.chaos import records
+from regionctl.observe import prometheus
 from regionctl.regionalstore import endpoints, status
 from tests.integration.test_observe import all_pass
 from tests.support.deploy import RunningDeployment
@@ -32,6 +36,13 @@ def test_cross_region_connectivity_fails_only_what_crosses_and_is_fully_reverted
     assert any("link partitioned" in line for line in result["injected"])
     assert any("paused" in line for line in result["injected"])
     assert result["recovered_after_s"] is not None and result["revert_errors"] == []
+    kept = records.listing(deployment.topo)[0]  # for the console's charts
+    assert (kept["experiment"], kept["started_at"]) == ("cross-region-connectivity", result["started_at"])
+    window = int(result["duration_s"]) + 10  # the faults in place, and the scrapes that saw the canaries pass
+    fired = httpx.get(f"{prometheus.url(deployment.topo.ports)}/api/v1/query", timeout=10, params={
+        "query": f'max_over_time(ALERTS{{alertname="CanaryKindFailing",alertstate="firing"}}[{window}s])',
+        "time": result["started_at"] + window}).json()
+    assert {r["metric"]["kind"] for r in fired["data"]["result"]} == {"remote"}  # and only the remote ones
 
     assert not any(d.partitioned for d in deployment.link.status().directions)
     a, b = deployment.settings.regions

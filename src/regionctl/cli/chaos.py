@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from regionctl.chaos import experiment as model
+from regionctl.chaos import records
 from regionctl.chaos.live import LiveFaults, LiveWatcher
 from regionctl.chaos.runner import ExperimentResult, run
 from regionctl.cli import context
@@ -45,6 +46,7 @@ def run_cmd(name: str = typer.Argument(..., help="an experiment from 'regionctl 
         raise typer.Abort()
     with err_console.status(f"{chosen.name}: starting") as status:
         result = run(chosen, LiveFaults(settings), LiveWatcher(settings), progress=status.update)
+    records.save(context.topology(), result)  # the console draws it on its charts
     emit(result, fmt, _table)
     if not result.clean:
         raise typer.Exit(1)

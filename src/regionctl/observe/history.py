@@ -1,5 +1,5 @@
 """What happened, over time: the console's charts, read from the deployment's Prometheus (its HTTP API), with
-runbook executions and drills drawn on every chart, and the alerts Prometheus says fire.
+runbook executions, drills and chaos experiments drawn on every chart, and the alerts Prometheus says fire.
 
 The charts are a table (``CHARTS``: title, unit, PromQL, how a series is named), so adding one is one line.
 Ranges are the last 5 minutes, the last hour, or since the last runbook started (a minute before it, to show
@@ -84,10 +84,16 @@ class _Labels(dict[str, str]):
         return "?"
 
 
-def annotations_of(executions: Sequence[Mapping[str, Any]], drills: Sequence[Mapping[str, Any]]
-                   ) -> list[Annotation]:
-    """A runbook's start and end, a drill's fault: the moments an operator looks for on a chart."""
+def annotations_of(executions: Sequence[Mapping[str, Any]], drills: Sequence[Mapping[str, Any]],
+                   experiments: Sequence[Mapping[str, Any]] = ()) -> list[Annotation]:
+    """A runbook's start and end, a drill's fault, a chaos experiment's faults in and out: the moments an
+    operator looks for on a chart."""
     marks = []
+    for run in experiments:
+        if run.get("started_at"):
+            marks.append(Annotation(float(run["started_at"]), f"chaos {run['experiment']}"))
+            marks.append(Annotation(float(run["started_at"]) + float(run.get("duration_s") or 0),
+                                    f"chaos {run['experiment']} reverted"))
     for ex in executions:
         started = ex.get("started_at") or ex.get("created_at")
         if started:

@@ -249,14 +249,16 @@ class LiveSources:
         return ReportStore(self.topo.paths.root).list()[::-1][:5]
 
     def history(self) -> Any:
-        """The metrics history (Prometheus) with runbooks and drills as annotations; made once and kept."""
+        """The metrics history (Prometheus) with runbooks, drills and chaos experiments as annotations."""
         from regionctl.observe import prometheus
         from regionctl.observe.history import History, PrometheusReader, annotations_of
 
         if self._history is None:
             def marks() -> list[Any]:
+                from regionctl.chaos import records
+
                 executions = self._runbook_client().executions(limit=50) if self._engine_started() else []
-                return annotations_of(executions, self.drills())
+                return annotations_of(executions, self.drills(), records.listing(self.topo))
 
             self._history = History(PrometheusReader(lambda: prometheus.url(self.topo.ports), self.timeout_s),
                                     marks, prometheus.unavailable(self.settings),

@@ -34,8 +34,10 @@ def test_series_are_named_by_their_labels_and_a_missing_label_shows_as_a_questio
 def test_runbooks_and_drills_become_annotations_in_time_order() -> None:
     marks = annotations_of([{"id": "e1", "runbook": "RegionSwitchover", "created_at": 50.0, "ended_at": 80.0,
                              "status": "succeeded"}],
-                           [{"id": "drill-1", "fault": "partition", "fault_at": 60.0}, {"id": "drill-0"}])
-    assert marks == [Annotation(50.0, "RegionSwitchover e1 started"), Annotation(60.0, "drill drill-1: partition"),
+                           [{"id": "drill-1", "fault": "partition", "fault_at": 60.0}, {"id": "drill-0"}],
+                           [{"experiment": "link-partition", "started_at": 55.0, "duration_s": 10.0}])
+    assert marks == [Annotation(50.0, "RegionSwitchover e1 started"), Annotation(55.0, "chaos link-partition"),
+                     Annotation(60.0, "drill drill-1: partition"), Annotation(65.0, "chaos link-partition reverted"),
                      Annotation(80.0, "RegionSwitchover e1 succeeded")]
 
 
