@@ -5,8 +5,9 @@ memory and CPU of the canary and console processes; and what a credential rotati
    routing, both global databases, the regional store, runbooks, both regions' canaries), then N reads within the
    cache; p50/p95 of each;
 2. canaries: rounds completed over a window and each canary's p50/p90 page time, from the runners' own reports;
-3. processes: RSS and CPU seconds per minute of the canary runners and the console while the page is polled
-   every 2 s (what one open console costs);
+3. processes: RSS and CPU seconds per minute of the canary runners, the console and Prometheus while the page
+   is polled every 2 s (what one open console costs), then again with its charts open (the history read every
+   10 s, as the page does);
 4. rotation: `credentials.rotate_database` for each global database, R times.
 
     .venv/bin/python benchmarks/observe.py [--reads 20] [--window 30] [--rotations 5]
@@ -15,6 +16,7 @@ memory and CPU of the canary and console processes; and what a credential rotati
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -30,6 +32,7 @@ from tests.support.deploy import RunningDeployment, running_deployment  # noqa: 
 from tests.support.poll import eventually  # noqa: E402
 
 from regionctl.credentials import service as credentials  # noqa: E402
+from regionctl.observe.history import CHARTS  # noqa: E402
 from regionctl.observe.launch import canary_url, console_url  # noqa: E402
 
 
@@ -57,7 +60,7 @@ def overview_reads(console: str, reads: int) -> None:
 
 def processes(deployment: RunningDeployment) -> dict[str, psutil.Process]:
     pids = deployment.pids()
-    wanted = {f"{r}/canaries" for r in deployment.settings.regions} | {"global/console"}
+    wanted = {f"{r}/canaries" for r in deployment.settings.regions} | {"global/console", "global/prometheus"}
     return {key: psutil.Process(pid) for key, pid in pids.items() if key in wanted}
 
 
@@ -66,15 +69,25 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-def watching_cost(deployment: RunningDeployment, console: str, window_s: float) -> None:
+def watching_cost(deployment: RunningDeployment, console: str, window_s: float, charts: bool) -> None:
+    """One console open in a browser: the overview every 2 s, and with ``charts`` the history every 10 s (what
+    the page polls)."""
     procs = processes(deployment)
     before = {k: cpu_seconds(p) for k, p in procs.items()}
     reports_before = {r: _report(deployment, r)["rounds"] for r in deployment.settings.regions}
+    history_ms: list[float] = []
     started = time.monotonic()
-    while time.monotonic() - started < window_s:  # one console open in a browser
+    last_history = -math.inf
+    while time.monotonic() - started < window_s:
         timed_get(f"{console}/api/overview")
+        if charts and time.monotonic() - last_history >= 10:
+            last_history = time.monotonic()
+            history_ms.append(timed_get(f"{console}/api/history?range=5m"))
         time.sleep(2)
     elapsed = time.monotonic() - started
+    print(f"-- console open {'with' if charts else 'without'} charts, {elapsed:.0f} s" +
+          (f"; history read ({len(CHARTS)} charts) p50 {pct(history_ms, 0.5):.0f} ms, n={len(history_ms)}"
+           if history_ms else ""))
     for key, proc in sorted(procs.items()):
         cpu = (cpu_seconds(proc) - before[key]) / elapsed * 60
         print(f"{key:22s} RSS {proc.memory_info().rss / 2**20:6.1f} MB   CPU {cpu:5.2f} s per minute")
@@ -120,7 +133,8 @@ def main() -> None:
         eventually(all_pass, timeout_s=120, interval_s=1)
         print(f"load average {psutil.getloadavg()[0]:.2f}")
         overview_reads(console, args.reads)
-        watching_cost(deployment, console, args.window)
+        watching_cost(deployment, console, args.window, charts=False)  # the figure before history existed
+        watching_cost(deployment, console, args.window, charts=True)
         rotations(deployment, args.rotations)
 
 

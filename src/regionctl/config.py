@@ -340,6 +340,8 @@ class MetricsSettings(BaseModel):
     lag_seconds_above: float = Field(default=30.0, gt=0, description="alert: a standby further behind in time")
     approval_wait_s: int = Field(default=900, ge=1, description="alert: a runbook waiting longer for approval")
     for_s: int = Field(default=15, ge=0, le=3600, description="how long a condition holds before its alert fires")
+    alertmanager: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]+:\d{1,5}$",
+                                     description="host:port of an Alertmanager that notifies (none by default)")
 
 
 class CredentialSettings(BaseModel):

@@ -71,7 +71,10 @@ def write_targets(directory: Path, processes: Sequence[ProcessState]) -> None:
 
 def config(settings: Settings, directory: Path) -> dict[str, Any]:
     interval = f"{settings.metrics.scrape_interval_s}s"
+    notify = settings.metrics.alertmanager
+    alerting = {"alerting": {"alertmanagers": [{"static_configs": [{"targets": [notify]}]}]}} if notify else {}
     return {
+        **alerting,
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "external_labels": {"deployment": settings.env}},
         "rule_files": [str(directory / RULES)],

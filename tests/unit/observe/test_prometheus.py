@@ -49,7 +49,7 @@ def test_targets_are_replaced_whole_when_the_running_processes_change(tmp_path: 
 def written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     settings = load_settings(data_dir=tmp_path / "data", base_port=31000,
                              metrics={"prometheus_bin": PROMTOOL, "lag_bytes_above": 1000, "for_s": 30,
-                                      "approval_wait_s": 600})
+                                      "approval_wait_s": 600, "alertmanager": "127.0.0.1:9093"})
     spec = prometheus.process_spec(Topology(settings))
     assert spec is not None and any(a.startswith("--storage.tsdb.retention.time=48h") for a in spec.argv)
     return Topology(settings).paths.prometheus
@@ -61,6 +61,16 @@ def test_promtool_accepts_the_configuration_and_the_rules(written: Path) -> None
                              capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 8 rules found" in checked.stdout
+    notified = yaml.safe_load((written / prometheus.CONFIG).read_text())["alerting"]
+    assert notified == {"alertmanagers": [{"static_configs": [{"targets": ["127.0.0.1:9093"]}]}]}
+
+
+def test_a_bad_alertmanager_address_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from regionctl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings(data_dir=tmp_path, metrics={"alertmanager": "http://x:9093/"})
+    assert "metrics.alertmanager" in str(refused.value)
 
 
 ALERT_TESTS = {
