@@ -33,6 +33,7 @@ from regionctl.observe.overview import Sources, collect
 from regionctl.runtime import httperrors
 
 PAGE = "console.html"
+SCRAPE_MAX_AGE_S = 3.0  # below the 5 s scrape interval, above the page's 2 s poll
 
 
 class CachedOverview:
@@ -45,9 +46,11 @@ class CachedOverview:
         self._value: dict[str, Any] | None = None
         self._at = 0.0
 
-    def get(self) -> dict[str, Any]:
+    def get(self, max_age_s: float | None = None) -> dict[str, Any]:
+        """The overview no older than ``max_age_s`` (default the cache's ttl)."""
         with self._lock:
-            if self._value is None or self._now() - self._at > self._ttl_s:
+            limit = self._ttl_s if max_age_s is None else max_age_s
+            if self._value is None or self._now() - self._at > limit:
                 self._value, self._at = self._read(), self._now()
             return self._value
 
@@ -147,7 +150,8 @@ def create_app(overview: CachedOverview, title: str, pages: Pages = Pages(), rel
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        body = system_metrics(await run_in_threadpool(overview.get))
+        # a scrape takes what an open page read in the last scrape interval (2 s polls): one read serves both
+        body = system_metrics(await run_in_threadpool(overview.get, SCRAPE_MAX_AGE_S))
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/drills/{drill_id}", response_class=HTMLResponse)

@@ -209,6 +209,16 @@ def test_many_viewers_at_once_cause_one_read() -> None:
     assert len(reads) == 1 and all(s == {"n": 1} for s in seen)
 
 
+def test_a_scrape_takes_a_read_as_old_as_it_allows_instead_of_reading_again() -> None:
+    clock = [0.0]
+    reads: list[float] = []
+    cache = CachedOverview(lambda: reads.append(clock[0]) or {"at": clock[0]}, ttl_s=1.0, now=lambda: clock[0])
+    cache.get()
+    clock[0] = 2.5  # the page's read is 2.5 s old: too old for the page, young enough for a scrape
+    assert cache.get(max_age_s=3.0) == {"at": 0.0} and reads == [0.0]
+    assert cache.get() == {"at": 2.5} and reads == [0.0, 2.5]
+
+
 def test_an_unexpected_part_shape_is_flagged_instead_of_failing_the_overview() -> None:
     sources = FakeSources()
     sources.data["routing"] = {"regions": [{"no": "region key"}]}
