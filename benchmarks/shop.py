@@ -1,11 +1,16 @@
-"""Purchases per second and latency through one region's ui, and the carts replication lag under that load.
+"""Purchases per second and latency through one region's ui, the CPU each shop service spends per acknowledged
+purchase, the saturation point, and the carts replication lag under that load.
 
 Starts a throwaway deployment (what `regionctl up` runs: link emulator, global databases, regional store with
 its replicators through the link, the shop in both regions, the global plane), buys watches through one region's
 ui (or the global entry) at a fixed rate, then tears it all down. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/shop.py [--region us-east-1] [--via ui|entry] [--rate 10] [--duration 20]
-        [--latency-ms 30]
+        [--latency-ms 30] [--saturate 10,15,20,30,40]
+
+CPU per purchase comes from each service process's own CPU counters (user + system) over the load window,
+divided by the purchases acknowledged in it. ``--saturate`` offers each rate for ``--step-s`` seconds and
+reports the highest one acknowledged at >= 95% with p99 under 1 s.
 
 The lag is measured end to end, as a user would see it: a probe writes a cart line through one region's carts
 service and polls the other region's carts service until the line is there (so it includes the link latency, the
@@ -23,13 +28,15 @@ import uuid
 from pathlib import Path
 
 import httpx
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.deploy import RunningDeployment, running_deployment  # noqa: E402
 
 from regionctl.regionalstore import endpoints, replication_status  # noqa: E402
-from regionctl.shop.loadgen import latency_summary, run_load  # noqa: E402
+from regionctl.shop import SERVICES  # noqa: E402
+from regionctl.shop.loadgen import LoadReport, latency_summary, run_load  # noqa: E402
 
 PROBE_GIVE_UP_S = 10.0
 
@@ -56,6 +63,35 @@ async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list
         await client.delete(f"{source}/carts/{customer}")
 
 
+def service_cpu(dep: RunningDeployment, region: str) -> dict[str, float]:
+    """CPU seconds (user + system) each of the region's shop services has used so far."""
+    pids = dep.pids()
+    return {s: sum(psutil.Process(pids[f"{region}/{s}"]).cpu_times()[:2]) for s in SERVICES if f"{region}/{s}" in pids}
+
+
+def print_cpu(before: dict[str, float], after: dict[str, float], acknowledged: int) -> None:
+    per = {s: (after[s] - before[s]) / max(acknowledged, 1) * 1000 for s in before}
+    print("  CPU per acknowledged purchase, ms: " + ", ".join(f"{s} {v:.1f}" for s, v in per.items())
+          + f"; all shop services {sum(per.values()):.1f}")
+
+
+def saturated(report: LoadReport) -> bool:
+    return report.acknowledged < 0.95 * report.attempted or report.latency_ms["p99"] >= 1000
+
+
+async def saturation(endpoint: str, rates: list[float], step_s: float, ack_log: Path) -> None:
+    """The highest offered rate acknowledged at >= 95% with p99 under 1 s."""
+    best = None
+    for rate in rates:
+        report = await run_load(endpoint, rate=rate, duration_s=step_s, ack_log=ack_log)
+        print(f"  offered {rate:g}/s: acknowledged {report.acknowledged}/{report.attempted}, "
+              f"p99 {report.latency_ms['p99']:.0f} ms{' (saturated)' if saturated(report) else ''}")
+        if saturated(report):
+            break
+        best = rate
+    print(f"  saturation point: {best if best is not None else 'below ' + str(rates[0])}/s")
+
+
 async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
     region = args.region or dep.settings.primary_region
     other = dep.settings.other_region(region)
@@ -68,7 +104,9 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
     misses: list[int] = []
     probe = asyncio.create_task(lag_probe(dep.service(region, "carts"), dep.service(other, "carts"), stop, lags,
                                           misses))
+    cpu_before = service_cpu(dep, region)
     report = await run_load(endpoint, rate=args.rate, duration_s=args.duration, ack_log=ack_log)
+    cpu_after = service_cpu(dep, region)
     stop.set()
     await probe
 
@@ -80,6 +118,8 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
     print(f"  purchase latency ms (6 requests each): {report.latency_ms}")
     if report.errors:
         print(f"  errors: {report.errors}")
+    if args.via == "ui":  # through the entry both regions serve: the region's counters would not be the load's
+        print_cpu(cpu_before, cpu_after, report.acknowledged)
     print(f"  carts replication lag {region} -> {other}, end to end through the carts services, ms over "
           f"{len(lags)} probes: {latency_summary(lags)}"
           f"{f', {len(misses)} not seen within {PROBE_GIVE_UP_S:.0f} s' if misses else ''}")
@@ -88,6 +128,10 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
         print(f"  regional store's own lag {d.direction} over its last {d.lag_samples} applies: "
               f"p50={d.lag_p50_ms} p99={d.lag_p99_ms} max={d.lag_max_ms} ms, conflicts {d.conflicts_total}")
     print(f"  ack log: {ack_log}")
+    if args.saturate:
+        print(f"saturation through {where}, {args.step_s:g} s per rate:")
+        await saturation(endpoint, [float(r) for r in args.saturate.split(",")], args.step_s,
+                         ack_log.with_name("saturation.jsonl"))
 
 
 def main() -> None:
@@ -97,6 +141,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="purchases started per second")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load")
     parser.add_argument("--latency-ms", type=float, default=30.0, help="the link's one-way latency")
+    parser.add_argument("--saturate", default="", help="offered rates to step through, e.g. 10,15,20,30,40")
+    parser.add_argument("--step-s", type=float, default=15.0, help="seconds per rate when saturating")
     args = parser.parse_args()
     started = time.monotonic()
     with running_deployment(latency_ms=args.latency_ms) as dep:
