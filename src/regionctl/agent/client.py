@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from regionctl.errors import Unreachable, first_line
+from regionctl.runtime import tls
 from regionctl.runtime.httperrors import raise_for_error
 
 LONG_CALL_S = 3600.0  # rewinds, clones, snapshots, restores
@@ -27,7 +28,7 @@ class AgentClient:
         self.region = region
         self.base_url = base_url
         self.timeout = timeout
-        self._http = httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {token}"},
+        self._http = httpx.Client(base_url=base_url, headers={"authorization": f"Bearer {token}"}, verify=tls.shared(),
                                   timeout=timeout, transport=transport)
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from regionctl.errors import (
     ExternalError,
 )
 from regionctl.routing.plane import HOST, PORT_KEYS
+from regionctl.runtime import tls
 from regionctl.runtime.httperrors import raise_for_error
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.secrets import control_token
@@ -64,7 +65,8 @@ class ControlClient:
                  http: httpx.Client | None = None) -> None:
         self.base_url = base_url
         self._token = token
-        self._http = http or httpx.Client(base_url=base_url, timeout=timeout_s, trust_env=False)
+        self._http = http or httpx.Client(base_url=base_url, timeout=timeout_s, trust_env=False,
+                                          verify=tls.shared())
 
     @classmethod
     def from_settings(cls, settings: Settings, token: str | None = None) -> ControlClient:

@@ -10,6 +10,7 @@ from regionctl.config import Settings
 from regionctl.errors import ExternalError
 from regionctl.operators.caller import caller_token
 from regionctl.runbooks.launch import engine_url
+from regionctl.runtime import tls
 from regionctl.runtime.httperrors import raise_for_error
 
 
@@ -17,7 +18,7 @@ class RunbookClient:
     def __init__(self, base_url: str, token: str | None, timeout: float = 30.0) -> None:
         self.base_url = base_url
         self._token = token
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, verify=tls.shared())
 
     @classmethod
     def for_settings(cls, settings: Settings) -> RunbookClient:

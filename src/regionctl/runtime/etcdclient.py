@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from regionctl.errors import Unreachable, first_line
+from regionctl.runtime import tls
 
 
 def _b64(text: str) -> str:
@@ -39,7 +40,7 @@ class Etcd:
                  ) -> None:
         self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.url = self.urls[0]
-        self._http = httpx.Client(timeout=timeout, transport=transport, trust_env=False)
+        self._http = httpx.Client(timeout=timeout, transport=transport, trust_env=False, verify=tls.shared())
 
     def close(self) -> None:
         self._http.close()

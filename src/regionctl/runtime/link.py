@@ -22,6 +22,7 @@ import httpx
 
 from regionctl.config import Paths, Settings
 from regionctl.errors import ExternalError
+from regionctl.runtime import tls
 from regionctl.runtime.httperrors import raise_for_error
 from regionctl.runtime.link_api import TOKEN_ENV
 from regionctl.runtime.link_model import (
@@ -61,7 +62,7 @@ class LinkClient:
     def __init__(self, control_url: str, timeout: float = 5.0, token: str | None = None) -> None:
         self.control_url = control_url.rstrip("/")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.control_url, timeout=timeout, headers=headers)
+        self._http = httpx.Client(base_url=self.control_url, timeout=timeout, headers=headers, verify=tls.shared())
 
     def close(self) -> None:
         self._http.close()
