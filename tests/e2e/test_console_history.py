@@ -56,7 +56,6 @@ def test_the_orders_chart_shows_both_regions_and_the_switchover(page: Page, depl
         expect(orders.locator(f'line[data-annotation="RegionFailover {execution_id} started"]')).to_have_count(1)
         expect(page.locator("#updated")).to_contain_text("updated", timeout=WAIT_MS)  # the tables, for the picture
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        orders.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "console-history.png"), full_page=True)
         page.goto(f"{console_url(deployment.topo.ports)}/executions/{execution_id}")
         expect(page.locator("#summary")).to_contain_text("succeeded")

@@ -76,7 +76,7 @@ def test_the_console_shows_each_conflicts_proposed_resolution(page: Page, deploy
     page.fill("#token", operator_token(deployment, "web-rita", "viewer"))
     page.click("#signin button")
     expect(page.locator("#identity")).to_have_text(re.compile("signed in as web-rita"), timeout=WAIT_MS)
-    listed.locator('button[data-action="conflicts"]').click()
+    listed.locator('button[data-view="conflicts"]').click()
     expect(page.locator("#conflicts-answer")).to_have_text("2 conflicts", timeout=WAIT_MS)
     sales = page.locator(f'#conflicts tr[data-table="{SALES}"]')
     expect(sales).to_contain_text("apply")
