@@ -6,11 +6,12 @@ its replicators through the link, the shop in both regions, the global plane), b
 ui (or the global entry) at a fixed rate, then tears it all down. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/shop.py [--region us-east-1] [--via ui|entry] [--rate 10] [--duration 20]
-        [--latency-ms 30] [--saturate 10,15,20,30,40]
+        [--latency-ms 30] [--saturate 10,15,20,30,40] [--workers 2]
 
 CPU per purchase comes from each service process's own CPU counters (user + system) over the load window,
 divided by the purchases acknowledged in it. ``--saturate`` offers each rate for ``--step-s`` seconds and
-reports the highest one acknowledged at >= 95% with p99 under 1 s.
+reports the highest one acknowledged at >= 95% with p99 under 1 s. ``--workers 2`` runs every shop service as two
+processes sharing its address (``workload.workers``); CPU is then summed over a service's workers.
 
 The lag is measured end to end, as a user would see it: a probe writes a cart line through one region's carts
 service and polls the other region's carts service until the line is there (so it includes the link latency, the
@@ -36,6 +37,7 @@ from tests.support.deploy import RunningDeployment, running_deployment  # noqa: 
 
 from regionctl.regionalstore import endpoints, replication_status  # noqa: E402
 from regionctl.shop import SERVICES  # noqa: E402
+from regionctl.shop.launch import service_of  # noqa: E402
 from regionctl.shop.loadgen import LoadReport, latency_summary, run_load  # noqa: E402
 
 PROBE_GIVE_UP_S = 10.0
@@ -64,9 +66,14 @@ async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list
 
 
 def service_cpu(dep: RunningDeployment, region: str) -> dict[str, float]:
-    """CPU seconds (user + system) each of the region's shop services has used so far."""
+    """CPU seconds (user + system) each of the region's shop services has used so far, over all its workers."""
     pids = dep.pids()
-    return {s: sum(psutil.Process(pids[f"{region}/{s}"]).cpu_times()[:2]) for s in SERVICES if f"{region}/{s}" in pids}
+    used = dict.fromkeys(SERVICES, 0.0)
+    for key, pid in pids.items():
+        where, _, name = key.partition("/")
+        if where == region and service_of(name) in used:
+            used[service_of(name)] += sum(psutil.Process(pid).cpu_times()[:2])
+    return used
 
 
 def print_cpu(before: dict[str, float], after: dict[str, float], acknowledged: int) -> None:
@@ -111,7 +118,8 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
     await probe
 
     where = "the global entry" if args.via == "entry" else f"{region}'s ui"
-    print(f"shop on a throwaway deployment, link latency {args.latency_ms} ms one way")
+    print(f"shop on a throwaway deployment, link latency {args.latency_ms} ms one way, {args.workers} worker(s) "
+          "per service")
     print(f"purchases through {where} ({endpoint}), offered {args.rate}/s for {args.duration}s:")
     print(f"  acknowledged {report.acknowledged}/{report.attempted}, {report.purchases_per_s} purchases/s, "
           f"served by {report.regions}")
@@ -143,9 +151,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0, help="the link's one-way latency")
     parser.add_argument("--saturate", default="", help="offered rates to step through, e.g. 10,15,20,30,40")
     parser.add_argument("--step-s", type=float, default=15.0, help="seconds per rate when saturating")
+    parser.add_argument("--workers", type=int, default=1, help="processes per shop service (workload.workers)")
     args = parser.parse_args()
     started = time.monotonic()
-    with running_deployment(latency_ms=args.latency_ms) as dep:
+    workers = dict.fromkeys(SERVICES, args.workers)
+    with running_deployment(latency_ms=args.latency_ms, workload={"workers": workers}) as dep:
         print(f"(deployment up in {time.monotonic() - started:.0f} s)")
         asyncio.run(measure(dep, args))
 

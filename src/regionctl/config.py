@@ -194,6 +194,11 @@ class WorkloadSettings(BaseModel):
                             description="POST here through the global entry places one real order (recovery probe)")
     lenses: tuple[LensSettings, ...] = Field(default=(SHOP_ORDERS_LENS,),
                                              description="business views of reconciliation reports")
+    workers: dict[str, Annotated[int, Field(ge=1, le=16)]] = Field(
+        default_factory=dict,
+        description="processes per workload service in each region (1 when not named): they share the service's "
+        "address (SO_REUSEPORT), each has a port of its own for health and metrics; the launcher refuses an unknown "
+        "service")
 
     @field_validator("lenses")
     @classmethod

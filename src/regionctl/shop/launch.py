@@ -54,9 +54,35 @@ def service_env(region: str, host: str, ports: Mapping[str, int], service: str,
     return env
 
 
+def worker_counts(settings: Settings) -> dict[str, int]:
+    """Processes per service (``workload.workers``, 1 where not named), or ConfigError naming an unknown service."""
+    unknown = sorted(set(settings.workload.workers) - set(SERVICES))
+    if unknown:
+        raise ConfigError(f"workload.workers names {', '.join(map(repr, unknown))}, not a shop service; "
+                          f"the services are {', '.join(SERVICES)}")
+    return {service: settings.workload.workers.get(service, 1) for service in SERVICES}
+
+
+def worker_name(service: str, worker: int) -> str:
+    """The first worker keeps the service's name (chaos, status and logs find it as before), the others ``ui-2``."""
+    return service if worker == 1 else f"{service}-{worker}"
+
+
+def service_of(name: str) -> str:
+    """The service a process name belongs to (``ui-2`` -> ``ui``); a name that is no worker's comes back as is."""
+    head, _, tail = name.rpartition("-")
+    return head if head in SERVICES and tail.isdigit() else name
+
+
 def process_specs(settings: Settings, ports: PortRegistry,
                   datasources: Mapping[str, DataSources]) -> list[ProcessSpec]:
-    """Every shop process of every region, callees before callers; health_url is each one's readiness."""
+    """Every shop process of every region, callees before callers; health_url is each one's readiness.
+
+    A service with several workers runs that many processes on its one address (SO_REUSEPORT: the kernel spreads
+    connections over them); each also listens on a port of its own, where the supervisor checks its health and
+    Prometheus scrapes its metrics, so a dead or stuck worker is seen as itself and no series is counted twice.
+    """
+    counts = worker_counts(settings)
     specs = []
     for region in settings.regions:
         if region not in datasources:
@@ -64,13 +90,20 @@ def process_specs(settings: Settings, ports: PortRegistry,
         host = settings.region_address(region)
         region_ports = {service: ports.get(port_key(region, service), host) for service in SERVICES}
         for service in SERVICES:
-            specs.append(ProcessSpec(
-                name=service, region=region, argv=python_module("regionctl.shop", service),
-                env=service_env(region, host, region_ports, service, datasources[region]),
-                health_url=f"http://{host}:{region_ports[service]}{HEALTH_PATHS[service]}",
-                metrics_url=f"http://{host}:{region_ports[service]}/metrics",
-                start_timeout_s=60.0,
-            ))
+            env = service_env(region, host, region_ports, service, datasources[region])
+            for worker in range(1, counts[service] + 1):
+                own = region_ports[service]
+                extra = {}
+                if counts[service] > 1:
+                    own = ports.get(f"{port_key(region, service)}/worker-{worker}", host)
+                    extra = {"WORKER_PORT": str(own)}
+                specs.append(ProcessSpec(
+                    name=worker_name(service, worker), region=region, argv=python_module("regionctl.shop", service),
+                    env={**env, **extra},
+                    health_url=f"http://{host}:{own}{HEALTH_PATHS[service]}",
+                    metrics_url=f"http://{host}:{own}/metrics",
+                    start_timeout_s=60.0,
+                ))
     return specs
 
 

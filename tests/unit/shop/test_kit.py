@@ -134,3 +134,7 @@ def test_settings_name_the_missing_or_bad_variable(monkeypatch: pytest.MonkeyPat
         settings.endpoint("orders")
     with pytest.raises(ConfigError, match="ORDERS_WRITER_DSN"):
         settings.dsn("orders_writer_dsn")
+    with pytest.raises(ConfigError, match="WORKER_PORT 8080 is PORT itself"):
+        load_service_settings(region="us-east-1", port=8080, worker_port=8080)
+    with pytest.raises(ConfigError, match="WORKER_PORT"):
+        load_service_settings(region="us-east-1", worker_port=70000)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from regionctl.config import REGION_PATTERN
@@ -14,6 +14,7 @@ ENV_NAMES = {
     "region": "REGION",
     "host": "HOST",
     "port": "PORT",
+    "worker_port": "WORKER_PORT",
     "endpoints_catalog": "ENDPOINTS_CATALOG",
     "endpoints_carts": "ENDPOINTS_CARTS",
     "endpoints_checkout": "ENDPOINTS_CHECKOUT",
@@ -36,6 +37,9 @@ class ServiceSettings(BaseSettings):
     region: str = Field(description="the region this process serves, e.g. us-east-1")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    worker_port: int | None = Field(None, ge=1, le=65535,
+                                    description="set when this process is one of several sharing PORT (SO_REUSEPORT): "
+                                    "its own port, for health and metrics")
     log_level: str = "INFO"
     endpoints_catalog: str | None = None
     endpoints_carts: str | None = None
@@ -73,6 +77,12 @@ class ServiceSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http(s) URL")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _worker_port_of_its_own(self) -> ServiceSettings:
+        if self.worker_port == self.port:
+            raise ValueError(f"WORKER_PORT {self.worker_port} is PORT itself; a worker's own port must differ")
+        return self
 
     def endpoint(self, service: str) -> str:
         """The base URL of ``service`` in this region, or ConfigError naming the variable to set."""
