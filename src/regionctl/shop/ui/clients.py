@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from regionctl.shop.kit.http import AsyncServiceClient, ServiceCallError
+from regionctl.shop.kit.http import AsyncServiceClient, Exchange, ServiceCallError
 
 HEALTH_PATHS = {"catalog": "/health", "carts": "/actuator/health", "checkout": "/health",
                 "orders": "/actuator/health", "assets": "/health.html"}
@@ -23,12 +21,12 @@ class Backends:
     assets: AsyncServiceClient
 
     @classmethod
-    def over(cls, clients: dict[str, httpx.AsyncClient]) -> Backends:
-        return cls(**{name: AsyncServiceClient(name, clients[name]) for name in HEALTH_PATHS})
+    def over(cls, exchanges: dict[str, Exchange]) -> Backends:
+        return cls(**{name: AsyncServiceClient(name, exchanges[name]) for name in HEALTH_PATHS})
 
     async def close(self) -> None:
         for client in (self.catalog, self.carts, self.checkout, self.orders, self.assets):
-            await client.client.aclose()
+            await client.exchange.close()
 
     # ----- catalog ------------------------------------------------------------------------------------------
     async def products(self, tag: str | None, page: int, size: int) -> list[Json]:

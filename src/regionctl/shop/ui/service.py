@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from regionctl.errors import RegionctlError
 from regionctl.runtime.httperrors import error_of
 from regionctl.shop.kit.app import ServiceKit, create_app
-from regionctl.shop.kit.http import CLIENT_LIMITS, ServiceCallError, timeouts
+from regionctl.shop.kit.http import CLIENT_LIMITS, AiohttpExchange, Exchange, ServiceCallError, timeouts
 from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.ui import checkout_pages, pages
@@ -83,10 +83,10 @@ def backend_check(name: str, base_url: str, client: httpx.Client) -> Check:
 def from_settings(settings: ServiceSettings) -> FastAPI:
     kit = ServiceKit.create("ui", settings.region)
     urls = {name: settings.endpoint(name) for name in HEALTH_PATHS}
-    clients = {name: httpx.AsyncClient(base_url=url, timeout=timeouts(settings.http_timeout_s + 10),
-                                       limits=CLIENT_LIMITS) for name, url in urls.items()}
+    exchanges: dict[str, Exchange] = {name: AiohttpExchange(url, read_timeout_s=settings.http_timeout_s + 10)
+                                      for name, url in urls.items()}
     probe = httpx.Client(timeout=timeouts(2.0), limits=CLIENT_LIMITS)
     checks = tuple(backend_check(name, url, probe) for name, url in urls.items())
-    backends = Backends.over(clients)
+    backends = Backends.over(exchanges)
     kit.on_stop.append(probe.close)
     return create_ui_app(kit, backends, settings.retail_ui_banner, checks)
