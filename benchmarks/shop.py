@@ -6,12 +6,13 @@ its replicators through the link, the shop in both regions, the global plane), b
 ui (or the global entry) at a fixed rate, then tears it all down. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/shop.py [--region us-east-1] [--via ui|entry] [--rate 10] [--duration 20]
-        [--latency-ms 30] [--saturate 10,15,20,30,40] [--workers 2]
+        [--latency-ms 30] [--saturate 10,15,20,30,40] [--workers 2|ui=2,...]
 
 CPU per purchase comes from each service process's own CPU counters (user + system) over the load window,
 divided by the purchases acknowledged in it. ``--saturate`` offers each rate for ``--step-s`` seconds and
 reports the highest one acknowledged at >= 95% with p99 under 1 s. ``--workers 2`` runs every shop service as two
-processes sharing its address (``workload.workers``); CPU is then summed over a service's workers.
+processes sharing its address (``workload.workers``), ``--workers ui=2`` only the ui; CPU is then summed over a
+service's workers.
 
 The lag is measured end to end, as a user would see it: a probe writes a cart line through one region's carts
 service and polls the other region's carts service until the line is there (so it includes the link latency, the
@@ -118,8 +119,8 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
     await probe
 
     where = "the global entry" if args.via == "entry" else f"{region}'s ui"
-    print(f"shop on a throwaway deployment, link latency {args.latency_ms} ms one way, {args.workers} worker(s) "
-          "per service")
+    workers = ", ".join(f"{s} {n}" for s, n in args.workers.items() if n > 1) or "1 each"
+    print(f"shop on a throwaway deployment, link latency {args.latency_ms} ms one way; workers: {workers}")
     print(f"purchases through {where} ({endpoint}), offered {args.rate}/s for {args.duration}s:")
     print(f"  acknowledged {report.acknowledged}/{report.attempted}, {report.purchases_per_s} purchases/s, "
           f"served by {report.regions}")
@@ -142,6 +143,19 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
                          ack_log.with_name("saturation.jsonl"))
 
 
+def worker_counts(text: str) -> dict[str, int]:
+    """``2`` (every service) or ``ui=2,checkout=2``."""
+    if text.isdigit():
+        return dict.fromkeys(SERVICES, int(text))
+    counts = {}
+    for part in text.split(","):
+        service, _, count = part.partition("=")
+        if service not in SERVICES or not count.isdigit():
+            raise argparse.ArgumentTypeError(f"{part!r}: expected SERVICE=N with SERVICE one of {', '.join(SERVICES)}")
+        counts[service] = int(count)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--region", help="whose ui takes the purchases and whose carts the probe writes")
@@ -151,11 +165,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=30.0, help="the link's one-way latency")
     parser.add_argument("--saturate", default="", help="offered rates to step through, e.g. 10,15,20,30,40")
     parser.add_argument("--step-s", type=float, default=15.0, help="seconds per rate when saturating")
-    parser.add_argument("--workers", type=int, default=1, help="processes per shop service (workload.workers)")
+    parser.add_argument("--workers", type=worker_counts, default={},
+                        help="processes per shop service (workload.workers): 2 for every service, or ui=2,checkout=2")
     args = parser.parse_args()
     started = time.monotonic()
-    workers = dict.fromkeys(SERVICES, args.workers)
-    with running_deployment(latency_ms=args.latency_ms, workload={"workers": workers}) as dep:
+    with running_deployment(latency_ms=args.latency_ms, workload={"workers": args.workers}) as dep:
         print(f"(deployment up in {time.monotonic() - started:.0f} s)")
         asyncio.run(measure(dep, args))
 
