@@ -6,13 +6,14 @@ its replicators through the link, the shop in both regions, the global plane), b
 ui (or the global entry) at a fixed rate, then tears it all down. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/shop.py [--region us-east-1] [--via ui|entry] [--rate 10] [--duration 20]
-        [--latency-ms 30] [--saturate 10,15,20,30,40] [--workers 2|ui=2,...]
+        [--latency-ms 30] [--saturate 10,15,20,30,40] [--workers 2|ui=2,...] [--against HEAD~3]
 
 CPU per purchase comes from each service process's own CPU counters (user + system) over the load window,
 divided by the purchases acknowledged in it. ``--saturate`` offers each rate for ``--step-s`` seconds and
 reports the highest one acknowledged at >= 95% with p99 under 1 s. ``--workers 2`` runs every shop service as two
 processes sharing its address (``workload.workers``), ``--workers ui=2`` only the ui; CPU is then summed over a
-service's workers.
+service's workers. ``--against REV`` first runs the same measurement on REV's code (a throwaway worktree, this
+script copied in), so a change is judged against its base on the same machine in the same run.
 
 The lag is measured end to end, as a user would see it: a probe writes a cart line through one region's carts
 service and polls the other region's carts service until the line is there (so it includes the link latency, the
@@ -23,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -38,10 +42,10 @@ from tests.support.deploy import RunningDeployment, running_deployment  # noqa: 
 
 from regionctl.regionalstore import endpoints, replication_status  # noqa: E402
 from regionctl.shop import SERVICES  # noqa: E402
-from regionctl.shop.launch import service_of  # noqa: E402
 from regionctl.shop.loadgen import LoadReport, latency_summary, run_load  # noqa: E402
 
 PROBE_GIVE_UP_S = 10.0
+IDLE_S = 10.0
 
 
 async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list[float], misses: list[int]) -> None:
@@ -67,13 +71,15 @@ async def lag_probe(source: str, target: str, stop: asyncio.Event, lags_ms: list
 
 
 def service_cpu(dep: RunningDeployment, region: str) -> dict[str, float]:
-    """CPU seconds (user + system) each of the region's shop services has used so far, over all its workers."""
-    pids = dep.pids()
+    """CPU seconds (user + system) each of the region's shop services has used so far, over all its workers
+    (``ui``, ``ui-2``, ...: read from the names, so this also runs against commits from before workers)."""
     used = dict.fromkeys(SERVICES, 0.0)
-    for key, pid in pids.items():
+    for key, pid in dep.pids().items():
         where, _, name = key.partition("/")
-        if where == region and service_of(name) in used:
-            used[service_of(name)] += sum(psutil.Process(pid).cpu_times()[:2])
+        head, _, tail = name.rpartition("-")
+        service = head if tail.isdigit() else name
+        if where == region and service in used:
+            used[service] += sum(psutil.Process(pid).cpu_times()[:2])
     return used
 
 
@@ -107,6 +113,9 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
     ack_log = Path(tempfile.mkdtemp(prefix="shop-bench-")) / "acks.jsonl"
 
     await run_load(endpoint, rate=2, duration_s=2, ack_log=ack_log.with_name("warmup.jsonl"))  # caches, pools
+    idle_before, idle_started = service_cpu(dep, region), time.monotonic()
+    await asyncio.sleep(IDLE_S)  # the floor: health checks, canaries, relays, scrapes with nobody buying
+    idle = {s: (v - idle_before[s]) / (time.monotonic() - idle_started) for s, v in service_cpu(dep, region).items()}
     stop = asyncio.Event()
     lags: list[float] = []
     misses: list[int] = []
@@ -129,6 +138,11 @@ async def measure(dep: RunningDeployment, args: argparse.Namespace) -> None:
         print(f"  errors: {report.errors}")
     if args.via == "ui":  # through the entry both regions serve: the region's counters would not be the load's
         print_cpu(cpu_before, cpu_after, report.acknowledged)
+        print("  of which idle (the floor, measured for "
+              f"{IDLE_S:g} s before the load): " + ", ".join(f"{s} {v * 1000 / max(report.purchases_per_s, 0.1):.1f}"
+                                                           for s, v in idle.items())
+              + f"; all {sum(idle.values()) * 1000 / max(report.purchases_per_s, 0.1):.1f} ms per purchase "
+              f"({sum(idle.values()) * 100:.1f}% of a core)")
     print(f"  carts replication lag {region} -> {other}, end to end through the carts services, ms over "
           f"{len(lags)} probes: {latency_summary(lags)}"
           f"{f', {len(misses)} not seen within {PROBE_GIVE_UP_S:.0f} s' if misses else ''}")
@@ -156,6 +170,38 @@ def worker_counts(text: str) -> dict[str, int]:
     return counts
 
 
+def without_against(argv: list[str]) -> list[str]:
+    """The command line minus ``--against REV`` (or ``--against=REV``)."""
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--against":
+            skip = True
+        elif not arg.startswith("--against="):
+            kept.append(arg)
+    return kept
+
+
+def measure_commit(rev: str, argv: list[str]) -> None:
+    """This benchmark, as it is here, run on ``rev``'s code (a throwaway git worktree): the figure to compare with."""
+    repo = Path(__file__).resolve().parents[1]
+    tree = Path(tempfile.mkdtemp(prefix="shop-bench-rev-"))
+    subprocess.run(["git", "worktree", "add", "--detach", "--force", str(tree), rev], cwd=repo, check=True,
+                   capture_output=True)
+    try:
+        shutil.copy(__file__, tree / "benchmarks" / "shop.py")
+        subject = subprocess.run(["git", "log", "-1", "--format=%h %s", rev], cwd=repo, text=True,
+                                 capture_output=True).stdout.strip()
+        print(f"=== {rev}: {subject[:90]}", flush=True)
+        subprocess.run([sys.executable, str(tree / "benchmarks" / "shop.py"), *argv], check=False, cwd=tree,
+                       env={**os.environ, "PYTHONPATH": f"{tree / 'src'}:{tree}"})
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo, check=False)
+    print("=== this tree", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--region", help="whose ui takes the purchases and whose carts the probe writes")
@@ -167,9 +213,13 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=15.0, help="seconds per rate when saturating")
     parser.add_argument("--workers", type=worker_counts, default={},
                         help="processes per shop service (workload.workers): 2 for every service, or ui=2,checkout=2")
+    parser.add_argument("--against", metavar="REV", help="first run the same on REV's code (e.g. HEAD~3), to compare")
     args = parser.parse_args()
+    if args.against:
+        measure_commit(args.against, without_against(sys.argv[1:]))
     started = time.monotonic()
-    with running_deployment(latency_ms=args.latency_ms, workload={"workers": args.workers}) as dep:
+    overrides = {"workload": {"workers": args.workers}} if args.workers else {}  # a tree from before workers
+    with running_deployment(latency_ms=args.latency_ms, **overrides) as dep:
         print(f"(deployment up in {time.monotonic() - started:.0f} s)")
         asyncio.run(measure(dep, args))
 

@@ -68,12 +68,6 @@ def worker_name(service: str, worker: int) -> str:
     return service if worker == 1 else f"{service}-{worker}"
 
 
-def service_of(name: str) -> str:
-    """The service a process name belongs to (``ui-2`` -> ``ui``); a name that is no worker's comes back as is."""
-    head, _, tail = name.rpartition("-")
-    return head if head in SERVICES and tail.isdigit() else name
-
-
 def process_specs(settings: Settings, ports: PortRegistry,
                   datasources: Mapping[str, DataSources]) -> list[ProcessSpec]:
     """Every shop process of every region, callees before callers; health_url is each one's readiness.
