@@ -64,7 +64,7 @@ def worker_counts(settings: Settings) -> dict[str, int]:
 
 
 def worker_name(service: str, worker: int) -> str:
-    """The first worker keeps the service's name (chaos, status and logs find it as before), the others ``ui-2``."""
+    """The first worker keeps the service's name (status, logs and pids find it as before), the others ``ui-2``."""
     return service if worker == 1 else f"{service}-{worker}"
 
 
