@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+import threading
+from typing import Annotated
 
 import psycopg
 import pytest
+from fastapi import Query
 from fastapi.testclient import TestClient
 from psycopg import errors as pgerrors
 
@@ -18,7 +21,7 @@ from regionctl.errors import (
     OperationTimeout,
     http_status,
 )
-from regionctl.shop.kit.app import ServiceKit, create_app
+from regionctl.shop.kit.app import ServiceKit, blocking, create_app
 from regionctl.shop.kit.db import describe_dsn
 from regionctl.shop.kit.http import ServiceCallError
 from regionctl.shop.kit.migrate import Migration, pending
@@ -109,6 +112,35 @@ def test_an_unexpected_error_is_a_500_without_its_details() -> None:
 
     response = TestClient(app, raise_server_exceptions=False).get("/boom")
     assert response.status_code == 500 and response.json() == {"code": 500, "message": "internal error"}
+
+
+def test_a_blocking_endpoint_runs_off_the_event_loop_with_its_parameters_validated_and_documented() -> None:
+    app = create_app(ServiceKit.create("t", "us-east-1"), title="t", description="", health_paths=("/health",))
+    threads: dict[str, int] = {}
+
+    @app.get("/loop")
+    async def loop() -> dict[str, int]:
+        threads["loop"] = threading.get_ident()
+        return {}
+
+    @app.get("/items/{item}")
+    @blocking
+    def item(item: str, count: Annotated[int, Query(ge=1)] = 1) -> dict[str, object]:
+        """Reads a database."""
+        threads["item"] = threading.get_ident()
+        if item == "gone":
+            raise NotFoundError("item gone not found")
+        return {"item": item, "count": count}
+
+    client = TestClient(app)
+    client.get("/loop")
+    assert client.get("/items/a", params={"count": 3}).json() == {"item": "a", "count": 3}
+    assert threads["item"] != threads["loop"]
+    assert client.get("/items/a", params={"count": 0}).status_code == 400
+    assert client.get("/items/gone").status_code == 404
+    operation = client.get("/openapi.json").json()["paths"]["/items/{item}"]["get"]
+    assert [p["name"] for p in operation["parameters"]] == ["item", "count"]
+    assert operation["description"] == "Reads a database."
 
 
 def test_dsn_descriptions_never_show_passwords() -> None:

@@ -37,11 +37,11 @@ def create_assets_app(kit: ServiceKit, images: dict[str, bytes]) -> FastAPI:
                      json_api=False)
 
     @app.get("/health.html", response_class=HTMLResponse)
-    def health_html() -> HTMLResponse:
+    async def health_html() -> HTMLResponse:
         return HTMLResponse("OK", headers={"Cache-Control": "no-cache"})
 
     @app.get("/assets/{image}")
-    def image(image: str) -> Response:
+    async def image(image: str) -> Response:
         body = images.get(image)
         if body is None:
             raise NotFoundError(f"no image named {image!r}")

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse
 from regionctl.runtime.httperrors import documented
 from regionctl.shop.carts import cart as carts
 from regionctl.shop.carts.models import ID_PATTERN, Cart, Item
-from regionctl.shop.kit.app import ServiceKit, create_app
+from regionctl.shop.kit.app import ServiceKit, blocking, create_app
 from regionctl.shop.kit.background import StartupTask
 from regionctl.shop.kit.readiness import Check
 from regionctl.shop.kit.settings import ServiceSettings
@@ -51,47 +51,55 @@ def create_carts_app(kit: ServiceKit, store: GuardedStore) -> FastAPI:
     app.state.chaos = chaos
 
     @app.get("/carts/{customerId}", response_model=Cart, responses=documented(400, 503))
+    @blocking
     def get_cart(customerId: CustomerId) -> Cart:
         return carts.cart(store, customerId)
 
     @app.delete("/carts/{customerId}", response_model=Cart, status_code=202, responses=documented(400, 503))
+    @blocking
     def delete_cart(customerId: CustomerId) -> Cart:
         carts.clear(store, customerId)
         return Cart(customerId=customerId, items=[])
 
     @app.get("/carts/{customerId}/merge", response_model=Cart, status_code=202, responses=documented(400, 503))
+    @blocking
     def merge(customerId: CustomerId, sessionId: Annotated[str, Query(pattern=ID_PATTERN)]) -> Cart:
         return carts.merge(store, customerId, sessionId)
 
     @app.get("/carts/{customerId}/items", response_model=list[Item], responses=documented(400, 503))
+    @blocking
     def list_items(customerId: CustomerId) -> list[Item]:
         return carts.items(store, customerId)
 
     @app.get("/carts/{customerId}/items/{itemId}", response_model=Item, responses=documented(400, 404, 503))
+    @blocking
     def get_item(customerId: CustomerId, itemId: ItemId) -> Item:
         return carts.item(store, customerId, itemId)
 
     @app.post("/carts/{customerId}/items", response_model=Item, status_code=201, responses=documented(400, 503))
+    @blocking
     def add_item(customerId: CustomerId, item: Item) -> Item:
         return carts.add(store, customerId, item)
 
     @app.patch("/carts/{customerId}/items", response_model=Item, status_code=202, responses=documented(400, 404, 503))
+    @blocking
     def update_item(customerId: CustomerId, item: Item) -> Item:
         return carts.replace(store, customerId, item)
 
     @app.delete("/carts/{customerId}/items/{itemId}", status_code=202, responses=documented(400, 404, 503))
+    @blocking
     def delete_item(customerId: CustomerId, itemId: ItemId) -> None:
         carts.remove(store, customerId, itemId)
 
     @app.post("/actuator/fail", include_in_schema=False)
-    def fail() -> PlainTextResponse:
+    async def fail() -> PlainTextResponse:
         chaos.fail()
         kit.readiness.invalidate()
         log.warning("health forced DOWN by /actuator/fail")
         return PlainTextResponse("OK")
 
     @app.post("/actuator/recover", include_in_schema=False)
-    def recover() -> PlainTextResponse:
+    async def recover() -> PlainTextResponse:
         chaos.recover()
         kit.readiness.invalidate()
         log.warning("health no longer forced DOWN (/actuator/recover)")

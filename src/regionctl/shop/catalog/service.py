@@ -12,7 +12,7 @@ from regionctl.runtime.httperrors import documented
 from regionctl.shop.catalog.models import Product, ProductQuery, Size, Tag, parse_order, parse_tags
 from regionctl.shop.catalog.repository import CatalogRepository, PgCatalog
 from regionctl.shop.catalog.schema import COMPONENT, MIGRATIONS
-from regionctl.shop.kit.app import ServiceKit, create_app
+from regionctl.shop.kit.app import ServiceKit, blocking, create_app
 from regionctl.shop.kit.db import open_global_database
 from regionctl.shop.kit.migrate import migration_task
 from regionctl.shop.kit.readiness import Check
@@ -28,6 +28,7 @@ def create_catalog_app(kit: ServiceKit, repo: CatalogRepository) -> FastAPI:
     app = create_app(kit, title="catalog", description="Watches and their tags.", health_paths=HEALTH_PATHS)
 
     @app.get("/catalogue", response_model=list[Product], responses=documented(400, 503))
+    @blocking
     def list_products(
         tags: TagsQuery = None,
         order: Annotated[str | None, Query(max_length=20, description="name|price|id|count, - for desc")] = None,
@@ -38,14 +39,17 @@ def create_catalog_app(kit: ServiceKit, repo: CatalogRepository) -> FastAPI:
         return repo.products(query)
 
     @app.get("/catalogue/size", response_model=Size, responses=documented(400, 503))
+    @blocking
     def size(tags: TagsQuery = None) -> Size:
         return Size(size=repo.count(parse_tags(tags)))
 
     @app.get("/catalogue/tags", response_model=list[Tag], responses=documented(503))
+    @blocking
     def tags() -> list[Tag]:
         return repo.tags()
 
     @app.get("/catalogue/product/{product_id}", response_model=Product, responses=documented(400, 404, 503))
+    @blocking
     def product(product_id: ProductId) -> Product:
         found = repo.product(product_id)
         if found is None:

@@ -17,7 +17,7 @@ from regionctl.shop.carts.models import ID_PATTERN
 from regionctl.shop.carts.service import regional_store
 from regionctl.shop.checkout.models import Checkout, CheckoutRequest, CheckoutSubmitted
 from regionctl.shop.checkout.rules import order_payload, price, require_complete
-from regionctl.shop.kit.app import ServiceKit, create_app
+from regionctl.shop.kit.app import ServiceKit, blocking, create_app
 from regionctl.shop.kit.http import CLIENT_LIMITS, SyncServiceClient, timeouts
 from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
@@ -79,6 +79,7 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
         return CheckoutState(stored.value) if stored is not None else None
 
     @app.get("/checkout/{customerId}", response_model=Checkout, responses=documented(400, 404, 503))
+    @blocking
     def get_checkout(customerId: CustomerId) -> Checkout:
         state = load(customerId)
         if state is None or state.submitted:
@@ -87,6 +88,7 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
 
     @app.post("/checkout/{customerId}/update", response_model=Checkout, status_code=201,
               responses=documented(400, 503))
+    @blocking
     def update(customerId: CustomerId, request: CheckoutRequest) -> Checkout:
         checkout = price(request, shipping_prefix, rng)
         store.put(TABLE, customerId, CheckoutState.fresh(checkout))
@@ -94,6 +96,7 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
 
     @app.post("/checkout/{customerId}/submit", response_model=CheckoutSubmitted, status_code=201,
               responses=documented(400, 404, 409, 502, 503))
+    @blocking
     def submit(
         customerId: CustomerId,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Header, Path, Query, Response
 
 from regionctl.errors import NotFoundError
 from regionctl.runtime.httperrors import documented
-from regionctl.shop.kit.app import ServiceKit, create_app
+from regionctl.shop.kit.app import ServiceKit, blocking, create_app
 from regionctl.shop.kit.db import open_global_database
 from regionctl.shop.kit.migrate import migration_task
 from regionctl.shop.kit.readiness import Check
@@ -42,6 +42,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
                      health_paths=HEALTH_PATHS)
 
     @app.post("/orders", response_model=ExistingOrder, responses=documented(400, 409, 503))
+    @blocking
     def create_order(
         order: OrderIn, response: Response,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
@@ -57,6 +58,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
         return created
 
     @app.get("/orders", response_model=list[ExistingOrder], responses=documented(400, 503))
+    @blocking
     def list_orders(
         response: Response,
         email: Annotated[str | None, Query(max_length=254)] = None,
@@ -68,6 +70,7 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
         return orders
 
     @app.get("/orders/{order_id}", response_model=ExistingOrder, responses=documented(400, 404, 503))
+    @blocking
     def get_order(order_id: Annotated[str, Path(pattern=UUID_PATTERN)]) -> ExistingOrder:
         found = repo.get(order_id.lower())
         if found is None:
@@ -75,12 +78,14 @@ def create_orders_app(kit: ServiceKit, repo: OrdersRepository, on_created: Calla
         return found
 
     @app.post("/events/order-created", response_model=ConsumeResult, responses=documented(400, 503))
+    @blocking
     def consume(event: OrderCreatedEvent) -> ConsumeResult:
         fresh = repo.consume(event, kit.region)
         consumed.labels(kit.name, kit.region, "new" if fresh else "duplicate").inc()
         return ConsumeResult(eventId=event.eventId, duplicate=not fresh)
 
     @app.get("/sales", response_model=list[ProductSales], responses=documented(503))
+    @blocking
     def sales() -> list[ProductSales]:
         """The consumer's projection: orders, units and revenue per product (the reference's watch.* metrics)."""
         return repo.sales()
