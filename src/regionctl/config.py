@@ -362,6 +362,134 @@ def _toml_path() -> Path:
     return Path(os.environ.get("REGIONCTL_CONFIG", "regionctl.toml"))
 
 
+ARN = r"^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$"
+CONTROL_PANEL_ARN = r"^arn:aws[a-z-]*:route53-recovery-control::\d{12}:controlpanel/[0-9a-f]+"
+ROUTING_CONTROL_ARN = CONTROL_PANEL_ARN + r"/routingcontrol/[0-9a-f]+$"
+SAFETY_RULE_ARN = CONTROL_PANEL_ARN + r"/safetyrule/[0-9a-f]+$"
+CLUSTER_ARN = r"^arn:aws[a-z-]*:rds:[a-z0-9-]+:\d{12}:cluster:[a-zA-Z][a-zA-Z0-9-]{0,62}$"
+PROVIDERS = ("local", "aws")
+HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._/-]*)?$"
+
+
+class AwsRegionSettings(BaseModel):
+    """One region of the reference's deployment as the AWS provider reaches it."""
+
+    model_config = {"extra": "forbid"}
+    routing_control_arn: str = Field(pattern=ROUTING_CONTROL_ARN, description="the region's ARC routing control "
+                                     "(secret ArcRoutingControlPrimarySecret / ...StandbySecret in the reference)")
+    health_check_id: str | None = Field(default=None, pattern=r"^[0-9a-f-]{36}$",
+                                        description="a Route 53 health check of the region's endpoint (the "
+                                        "reference has none: its ARC health checks only mirror the control)")
+    ecs_cluster: str | None = Field(default=None, min_length=1, max_length=255, description="the region's ECS "
+                                    "cluster (the reference's apps stack)")
+    ecs_services: tuple[Annotated[str, Field(min_length=1, max_length=255)], ...] = Field(
+        default=(), description="services that must be steady for the region to be ready (default: none checked)")
+    subnet_group: str | None = Field(default=None, max_length=255, description="DB subnet group for clusters "
+                                     "restored here (the reference's orders-recon-dbcluster-subnet-group)")
+    security_group_ids: tuple[Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")], ...] = Field(
+        default=(), description="security groups of clusters restored here (the orders Aurora SG)")
+
+
+class AwsDatabaseSettings(BaseModel):
+    """One Aurora global database (Aurora PostgreSQL: the reconciliation reads it over libpq)."""
+
+    model_config = {"extra": "forbid"}
+    global_cluster_id: str = Field(pattern=r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$",
+                                   description="e.g. orders-global-db-cluster{Env}")
+    clusters: dict[str, Annotated[str, Field(pattern=CLUSTER_ARN)]] = Field(
+        description="region -> ARN of that region's member cluster")
+    dsn: dict[str, str] = Field(default_factory=dict, description="region -> libpq connection string of that "
+                                "region's cluster without a password (a service name, or host/port/dbname/user "
+                                "with the password in a password file): the reconciliation's new-writer side")
+    database_name: str = Field(default="", max_length=63, description="the database inside the cluster (default: "
+                               "the global database's name)")
+
+    @field_validator("dsn")
+    @classmethod
+    def _no_password_in_dsn(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, dsn in value.items():
+            if re.search(r"(?i)(^|\s)password\s*=|://[^/@\s]*:[^/@\s]*@", dsn):
+                raise ValueError(f"the {region} connection string holds a password: put it in a libpq password "
+                                 "file or service file instead")
+        return value
+
+
+class AwsReconcileSettings(BaseModel):
+    """The throwaway cluster a reconciliation restores from the old writer's snapshot (in the old writer's
+    region, where the snapshot is: the reference copied it across first and never deleted the result)."""
+
+    model_config = {"extra": "forbid"}
+    instance_class: str = Field(default="db.serverless", pattern=r"^db\.[a-z0-9.]+$")
+    kms_key_id: str | None = Field(default=None, max_length=2048, description="key of restored clusters (default: "
+                                   "the snapshot's)")
+    connect_options: str = Field(default="sslmode=require", max_length=500, description="libpq options for the "
+                                 "restored copy besides host, port and dbname, e.g. 'user=postgres sslmode=verify-full"
+                                 "'; its password comes from a libpq password file (host * matches any)")
+    keep_cluster: bool = Field(default=False, description="keep the restored cluster after the report (cost!)")
+
+    @field_validator("connect_options")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        if re.search(r"(?i)(^|\s)password\s*=", value):
+            raise ValueError("holds a password: put it in a libpq password file instead")
+        return value
+    available_timeout_s: float = Field(default=3600.0, gt=0, le=6 * 3600, description="restore + instance")
+
+
+class AwsSettings(BaseModel):
+    """The reference system's AWS resources (``provider = "aws"``). Credentials come from boto3's standard chain
+    (environment, profile, instance role); regionctl never reads, logs or stores them."""
+
+    model_config = {"extra": "forbid"}
+    arc_cluster_arn: str = Field(pattern=ARN, description="secret ArcClusterSecret in the reference")
+    arc_endpoints: dict[str, Annotated[str, Field(pattern=HTTPS_URL)]] = Field(
+        default_factory=dict, description="region -> ARC cluster endpoint, in the order to try them (default: "
+        "read with DescribeCluster, as the reference's ArcClusterEndpoints secret holds them)")
+    safety_rules: dict[str, Annotated[str, Field(pattern=SAFETY_RULE_ARN)]] = Field(
+        default_factory=dict, description="name -> ARN of the ARC safety rules a change may override by name")
+    regions: dict[str, AwsRegionSettings] = Field(description="region -> its routing control and application")
+    databases: dict[GlobalDatabase, AwsDatabaseSettings] = Field(description="orders and catalog")
+    reconcile: AwsReconcileSettings = AwsReconcileSettings()
+    probe_url: str | None = Field(default=None, pattern=r"^https?://", description="the shop's global URL for the "
+                                  "recovery probe (a POST of the canary order path)")
+    poll_interval_s: float = Field(default=5.0, gt=0, le=300, description="how often a wait reads AWS again")
+    failover_timeout_s: float = Field(default=1800.0, gt=0, le=6 * 3600,
+                                      description="wait this long for a switchover or failover to finish")
+    call_timeout_s: float = Field(default=5.0, gt=0, le=120, description="one AWS API call (connect + read)")
+
+
+def _check_aws(settings: Settings) -> None:
+    """With ``provider = "aws"``: every region and global database named, and nothing else."""
+    aws = settings.aws
+    if settings.provider != "aws":
+        return
+    if aws is None:
+        raise ValueError("provider is 'aws' but no [aws] settings name the resources")
+    expected = set(settings.regions)
+    if set(aws.regions) != expected:
+        raise ValueError(f"aws.regions must name exactly {', '.join(sorted(expected))}, not "
+                         f"{', '.join(sorted(aws.regions)) or 'none'}")
+    missing = sorted(set(GLOBAL_DATABASES) - set(aws.databases))
+    if missing:
+        raise ValueError(f"aws.databases lacks {', '.join(missing)}")
+    for name, db in aws.databases.items():
+        if set(db.clusters) != expected:
+            raise ValueError(f"aws.databases.{name}.clusters must name exactly {', '.join(sorted(expected))}")
+        stray = sorted(set(db.dsn) - expected)
+        if stray:
+            raise ValueError(f"aws.databases.{name}.dsn names {', '.join(stray)}, not a region of this deployment")
+        for region, arn in db.clusters.items():
+            if arn.split(":")[3] != region:
+                raise ValueError(f"aws.databases.{name}.clusters.{region} is a cluster in {arn.split(':')[3]}")
+    unknown = sorted(set(aws.arc_endpoints) - set(ARC_ENDPOINT_REGIONS))
+    if unknown:
+        raise ValueError(f"aws.arc_endpoints names {', '.join(unknown)}; ARC clusters have endpoints in "
+                         f"{', '.join(ARC_ENDPOINT_REGIONS)}")
+
+
+ARC_ENDPOINT_REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-northeast-1", "ap-southeast-2")
+
+
 class Settings(BaseSettings):
     """Everything a deployment is made of. Invalid values stop the program before it touches anything."""
 
@@ -390,6 +518,9 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = ReconcileSettings()
     metrics: MetricsSettings = MetricsSettings()
     control_token: SecretStr | None = Field(None, description="bearer token for mutating control-plane calls")
+    provider: str = Field("local", description="what the runbooks operate: local (the agents on this machine) or "
+                          "aws (the reference's deployment: ARC, Aurora global databases, ECS)")
+    aws: AwsSettings | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -432,7 +563,15 @@ class Settings(BaseSettings):
         unknown = sorted(set(self.agents.addresses) - set(self.regions))
         if unknown:
             raise ValueError(f"agents.addresses names {', '.join(unknown)}, not a region of this deployment")
+        _check_aws(self)
         return self
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(PROVIDERS)}, not {value!r}")
+        return value
 
     @property
     def regions(self) -> tuple[str, str]:

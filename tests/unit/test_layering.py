@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "regionctl"
-PLATFORM = ("globaldb", "reconcile", "credentials", "runbooks", "routing", "observe", "chaos")
+PLATFORM = ("globaldb", "reconcile", "credentials", "runbooks", "routing", "observe", "chaos", "providers")
 HOST_ONLY = ("regionctl.runtime.postgres", "regionctl.runtime.tethered", "regionctl.runtime.osuser",
              "regionctl.agent.host", "regionctl.agent.members", "regionctl.agent.backups", "regionctl.agent.scratch",
              "regionctl.agent.api", "regionctl.agent.serve")

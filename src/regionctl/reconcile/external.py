@@ -71,8 +71,11 @@ def divergence_from_history(conn: psycopg.Connection[Any], old_timeline: int) ->
 
 
 def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence_lsn: str | None = None,
-            method: str = "auto", lenses: Sequence[lens.LensConfig] = (), progress: Progress = quiet) -> Report:
-    """Build and store the report of what ``old_dsn`` (a copy of the former writer) has that ``new_dsn`` lost."""
+            method: str = "auto", lenses: Sequence[lens.LensConfig] = (), progress: Progress = quiet,
+            sides: tuple[str, str] = (OLD, NEW)) -> Report:
+    """Build and store the report of what ``old_dsn`` (a copy of the former writer) has that ``new_dsn`` lost.
+    ``sides`` names the former and the new writer in the report (regions, when the caller knows them)."""
+    old_side, new_side = sides
     if method not in METHODS:
         raise InputError(f"--method must be one of {', '.join(METHODS)} for two connection strings, not {method!r}")
     if divergence_lsn is not None and not LSN.match(divergence_lsn):
@@ -85,7 +88,7 @@ def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence
     if divergence_lsn is None and method == "slot":
         raise ConflictError(f"the slot method needs the divergence point: {found_how}; pass --divergence-lsn")
     record = PromotionRecord(id=f"external-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}", kind="failover",
-                             database=database, from_region=OLD, to_region=NEW, started_at=time.time(),
+                             database=database, from_region=old_side, to_region=new_side, started_at=time.time(),
                              old_timeline=old_tl, new_timeline=new_tl, divergence_lsn=divergence_lsn,
                              details={"divergence": found_how})
     source = CaptureSource(kind="external", name=describe_dsn(old_dsn), instance=None, waldump=None, wal_end=None,
@@ -96,7 +99,8 @@ def compare(old_dsn: str, new_dsn: str, database: str, root: Path, *, divergence
     with store.locked(report_id):
         progress(f"comparing {describe_dsn(old_dsn)} with {describe_dsn(new_dsn)}")
         with collector_paused():
-            result = build_report(report_id, database, NEW, record, source, old_dsn, new_dsn, method, progress, lenses)
+            result = build_report(report_id, database, new_side, record, source, old_dsn, new_dsn, method, progress,
+                                  lenses)
             progress(f"storing {len(result.transactions):,} lost transactions")
             store.save(result)
     return result

@@ -2,7 +2,8 @@
 
 Kinds are pluggable (``register_wait_kind``). Built in:
     http                   an endpoint answers with an accepted status      (url, method, expect_status)
-    replication_caught_up  a standby streams and is at most N bytes behind  (database, region, max_lag_bytes)
+    replication_caught_up  a standby streams and is at most N bytes behind  (database, region, max_lag_bytes;
+                           max_lag_ms where a provider measures lag in time only, as Aurora)
     db_writable            a region's member is the writer of a database    (database, region)
     routing_state          a region's routing control is On/Off (+ health)  (region, state, healthy)
     probe                  a named probe from Ports.probes says yes         (probe)
@@ -51,6 +52,8 @@ class WaitInputs(ActionInputs):
     database: str | None = None
     region: str | None = None
     max_lag_bytes: int = Field(0, ge=0)
+    max_lag_ms: float = Field(1000.0, ge=0, description="replication_caught_up, where the lag is known in time only "
+                              "(Aurora's AuroraGlobalDBReplicationLag): at most this far behind")
     state: RoutingState | None = None
     healthy: bool | None = None
     probe: str | None = None
@@ -119,6 +122,10 @@ async def _replication(inputs: WaitInputs, ctx: ActionContext) -> tuple[bool, st
     where = f"{inputs.database} in {inputs.region}"
     if member.role != "standby" or not member.streaming:
         return False, f"{where} is {member.role}{'' if member.streaming else ', not streaming'}"
+    if member.lag_bytes is None and member.lag_ms is not None:
+        if member.lag_ms > inputs.max_lag_ms:
+            return False, f"{where} is {member.lag_ms:g} ms behind"
+        return True, f"{where} is streaming {member.lag_ms:g} ms behind the writer in {status.writer}"
     if member.lag_bytes is None or member.lag_bytes > inputs.max_lag_bytes:
         return False, f"{where} is {member.lag_bytes if member.lag_bytes is not None else '?'} bytes behind"
     return True, f"{where} is streaming {member.lag_bytes} bytes behind the writer in {status.writer}"
