@@ -304,9 +304,10 @@ class AwsWorld:
 
     # --- RDS: clusters, snapshots, instances ----------------------------------------------------------------
 
-    def _cluster(self, identifier: str, region: str) -> Cluster:
+    def _cluster(self, identifier: str, region: str, arn_ok: bool = False) -> Cluster:
+        """By identifier; by ARN only where the API documents it (most calls say "must match the identifier")."""
         for cluster in self.clusters.values():
-            if identifier in (cluster.arn, cluster.id) and cluster.region == region:
+            if identifier in ((cluster.arn, cluster.id) if arn_ok else (cluster.id,)) and cluster.region == region:
                 return cluster
         raise WorldError("DBClusterNotFoundFault", f"DBCluster {identifier} not found", 404)
 
@@ -348,7 +349,7 @@ class AwsWorld:
         return {"DBCluster": self._cluster_body(self.clusters[arn])}
 
     def _restore_db_cluster_from_snapshot(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
-        snapshot = params["SnapshotIdentifier"]
+        snapshot = params["SnapshotIdentifier"]  # a name or an ARN, as documented
         if not any(snapshot in (s["DBClusterSnapshotIdentifier"], s["DBClusterSnapshotArn"])
                    for s in self.snapshots.values()):
             raise WorldError("DBClusterSnapshotNotFoundFault", f"{snapshot} not found", 404)
@@ -359,7 +360,7 @@ class AwsWorld:
         return self._restore(region, params["DBClusterIdentifier"])
 
     def _describe_db_clusters(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
-        cluster = self._cluster(params["DBClusterIdentifier"], region)
+        cluster = self._cluster(params["DBClusterIdentifier"], region, arn_ok=True)
         if cluster.status == "creating":
             cluster.becomes_available_after -= 1
             if cluster.becomes_available_after <= 0:
@@ -369,7 +370,7 @@ class AwsWorld:
     def _create_db_instance(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         name = params["DBInstanceIdentifier"]
         if name in self.instances:
-            raise WorldError("DBInstanceAlreadyExistsFault", f"{name} exists")
+            raise WorldError("DBInstanceAlreadyExists", f"{name} exists")
         self._cluster(params["DBClusterIdentifier"], region)
         self.instances[name] = {"DBInstanceIdentifier": name, "DBInstanceStatus": "creating",
                                 "DBClusterIdentifier": params["DBClusterIdentifier"], "Engine": params["Engine"]}
@@ -378,20 +379,19 @@ class AwsWorld:
     def _describe_db_instances(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         instance = self.instances.get(params["DBInstanceIdentifier"])
         if instance is None:
-            raise WorldError("DBInstanceNotFoundFault", "instance not found", 404)
+            raise WorldError("DBInstanceNotFound", "instance not found", 404)
         instance["DBInstanceStatus"] = "available"
         return {"DBInstances": [dict(instance)]}
 
     def _delete_db_instance(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         instance = self.instances.pop(params["DBInstanceIdentifier"], None)
         if instance is None:
-            raise WorldError("DBInstanceNotFoundFault", "instance not found", 404)
+            raise WorldError("DBInstanceNotFound", "instance not found", 404)
         return {"DBInstance": {**instance, "DBInstanceStatus": "deleting"}}
 
     def _delete_db_cluster(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
-        cluster = self._cluster(params["DBClusterIdentifier"], region)
-        if any(self._cluster(i["DBClusterIdentifier"], region) is cluster for i in self.instances.values()
-               if i["DBClusterIdentifier"] in (cluster.id, cluster.arn)):
+        cluster = self._cluster(params["DBClusterIdentifier"], region, arn_ok=True)
+        if any(i["DBClusterIdentifier"] in (cluster.id, cluster.arn) for i in self.instances.values()):
             raise WorldError("InvalidDBClusterStateFault", f"{cluster.id} still has instances")
         del self.clusters[cluster.arn]
         return {"DBCluster": {**self._cluster_body(cluster), "Status": "deleting"}}

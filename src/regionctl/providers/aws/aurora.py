@@ -53,7 +53,13 @@ class GlobalView:
 
 
 def cluster_id(arn: str) -> str:
+    """``arn:aws:rds:REGION:ACCOUNT:cluster:ID`` -> ``ID`` (what most RDS calls in the cluster's region take)."""
     return arn.rsplit(":", 1)[-1]
+
+
+def snapshot_id(arn: str) -> str:
+    """``arn:...:cluster-snapshot:rds:unplanned-...`` -> ``rds:unplanned-...`` (snapshot names hold colons)."""
+    return arn.split(":cluster-snapshot:", 1)[-1]
 
 
 class AuroraDatabases:
@@ -270,7 +276,8 @@ class AuroraDatabases:
         """The newest snapshot of the old writer taken at or after its failover: Aurora's, or ours."""
         since = datetime.fromisoformat(record.requested_at) - timedelta(minutes=1)
         try:
-            pages = rds.get_paginator("describe_db_cluster_snapshots").paginate(DBClusterIdentifier=cluster_arn)
+            pages = rds.get_paginator("describe_db_cluster_snapshots").paginate(
+                DBClusterIdentifier=cluster_id(cluster_arn))  # an identifier: the API takes no ARN here
             snapshots = [s for page in pages for s in page.get("DBClusterSnapshots", [])]
         except Exception as exc:
             raise translate(exc, f"listing the snapshots of {cluster_id(cluster_arn)}") from None
@@ -286,7 +293,7 @@ class AuroraDatabases:
     def _take_snapshot(self, rds: Any, cluster_arn: str, name: str) -> str:
         try:
             answer = rds.create_db_cluster_snapshot(DBClusterSnapshotIdentifier=name,
-                                                    DBClusterIdentifier=cluster_arn)
+                                                    DBClusterIdentifier=cluster_id(cluster_arn))
             return str(answer["DBClusterSnapshot"]["DBClusterSnapshotArn"])
         except Exception as exc:
             if error_code(exc) == "DBClusterSnapshotAlreadyExistsFault":
@@ -343,8 +350,8 @@ class AuroraDatabases:
         rds = self._rds(region)
         cluster = name.lower().replace("_", "-")
         if snapshot == "latest":
-            restore_cluster(rds, cluster, self.placement(region), source_cluster=self._db(database).clusters[region],
-                            restore_time=target_time)
+            restore_cluster(rds, cluster, self.placement(region),
+                            source_cluster=cluster_id(self._db(database).clusters[region]), restore_time=target_time)
         else:
             restore_cluster(rds, cluster, self.placement(region), snapshot=snapshot)
         instance = add_instance(rds, cluster, self.aws.reconcile.instance_class)

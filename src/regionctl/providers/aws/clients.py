@@ -16,7 +16,7 @@ ClientFactory = Callable[..., Any]
 """``factory(service, region, endpoint_url=None) -> botocore client``."""
 
 NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "GlobalClusterNotFoundFault", "DBClusterNotFoundFault",
-                             "DBClusterSnapshotNotFoundFault", "DBInstanceNotFoundFault", "NoSuchHealthCheck",
+                             "DBClusterSnapshotNotFoundFault", "DBInstanceNotFound", "NoSuchHealthCheck",
                              "ClusterNotFoundException", "ServiceNotFoundException"})
 
 UNAVAILABLE_CODES = frozenset({"EndpointTemporarilyUnavailableException", "InternalServerException",

@@ -14,7 +14,7 @@ from typing import Any
 
 from regionctl.config import Settings
 from regionctl.errors import ConfigError, ConflictError, InputError
-from regionctl.providers.aws.aurora import AuroraDatabases
+from regionctl.providers.aws.aurora import AuroraDatabases, snapshot_id
 from regionctl.providers.aws.clients import ClientFactory
 from regionctl.providers.aws.records import Promotion
 from regionctl.providers.aws.restore import ENGINE, add_instance, delete_restored, restore_cluster, wait_available
@@ -74,7 +74,7 @@ class AuroraReconciler:
         instance = f"{name}-1"
         try:
             self.progress(f"restoring {snapshot} as {name}")
-            restore_cluster(rds, name, self.databases.placement(region), snapshot=snapshot)
+            restore_cluster(rds, name, self.databases.placement(region), snapshot=snapshot_id(snapshot or ""))
             instance = add_instance(rds, name, self.aws.reconcile.instance_class)
             restored = wait_available(rds, name, instance, self.databases.waiting(), self.progress)
             old_dsn = (f"host={restored.endpoint} port={restored.port or 5432} "

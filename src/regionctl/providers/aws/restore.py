@@ -15,7 +15,7 @@ from regionctl.errors import NotFoundError, OperationTimeout
 from regionctl.providers.aws.clients import error_code, translate
 
 ENGINE = "aurora-postgresql"  # the supported engine: the report and replay read it over libpq
-GONE = frozenset({"DBClusterNotFoundFault", "DBInstanceNotFoundFault"})
+GONE = frozenset({"DBClusterNotFoundFault", "DBInstanceNotFound"})  # the wire codes (not the shape names)
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def add_instance(rds: Any, cluster: str, instance_class: str) -> str:
         rds.create_db_instance(DBInstanceIdentifier=instance, DBClusterIdentifier=cluster,
                                DBInstanceClass=instance_class, Engine=ENGINE)
     except Exception as exc:
-        if error_code(exc) != "DBInstanceAlreadyExistsFault":
+        if error_code(exc) != "DBInstanceAlreadyExists":
             raise translate(exc, f"adding instance {instance} to {cluster}") from None
     return instance
 
