@@ -46,10 +46,19 @@ class GlobalDatabasesPort:
                               interrupted_to=interrupted.to_region if interrupted else None)
 
     def switchover(self, database: str, to_region: str) -> Any:
-        return to_jsonable(self.gdbs.switchover(database, to_region))
+        return self._already(database, to_region, "switchover") or to_jsonable(self.gdbs.switchover(database,
+                                                                                                   to_region))
 
     def failover(self, database: str, to_region: str) -> Any:
-        return to_jsonable(self.gdbs.failover(database, to_region))
+        return self._already(database, to_region, "failover") or to_jsonable(self.gdbs.failover(database, to_region))
+
+    def _already(self, database: str, to_region: str, how: str) -> dict[str, Any] | None:
+        """The port's contract: asked for what is done, report it (globaldb itself refuses, for its CLI)."""
+        status = self.status(database)
+        if status.writer == to_region and status.interrupted_to is None:
+            return {"database": database, "writer": to_region, "requested": False,
+                    "reason": f"{to_region} already writes {database}; no {how}"}
+        return None
 
     def preserve(self, database: str, region: str) -> Any:
         return to_jsonable(self.gdbs.preserve(database, region))
