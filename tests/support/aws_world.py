@@ -93,6 +93,7 @@ class AwsWorld:
     down_regions: set[str] = field(default_factory=set)  # regions whose RDS API does not answer
     arc_rules: list[ArcRule] = field(default_factory=list)
     fail: dict[str, WorldError] = field(default_factory=dict)  # operation name -> the error it answers once
+    denied_actions: set[str] = field(default_factory=set)  # what the IAM simulator says the caller may not do
 
     def __post_init__(self) -> None:
         self._lock = threading.RLock()
@@ -207,6 +208,15 @@ class AwsWorld:
         return {"Cluster": {"ClusterArn": params["ClusterArn"], "Name": "ArcCluster", "Status": "DEPLOYED",
                             "ClusterEndpoints": [{"Endpoint": url, "Region": r}
                                                  for r, url in reversed(ARC_ENDPOINTS.items())]}}
+
+    def _describe_safety_rule(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        rule = next((r for r in self.arc_rules if r.arn == params["SafetyRuleArn"]), None)
+        if rule is None:
+            raise WorldError("ResourceNotFoundException", f"safety rule {params['SafetyRuleArn']} not found")
+        return {"AssertionRule": {"AssertedControls": list(self.controls), "ControlPanelArn": PANEL,
+                                  "Name": rule.name,
+                                  "RuleConfig": {"Inverted": False, "Threshold": 1, "Type": "ATLEAST"},
+                                  "SafetyRuleArn": rule.arn, "Status": "DEPLOYED", "WaitPeriodMs": 5000}}
 
     def _get_routing_control_state(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         arn = params["RoutingControlArn"]
@@ -402,6 +412,20 @@ class AwsWorld:
             gc.rejoin[0] for gc in self.global_clusters.values() if gc.rejoin}
         return sorted(c.id for c in self.clusters.values() if c.arn not in members
                       and not any(c.arn == self.cluster_arn(db, r) for db in self.databases for r in self.regions))
+
+    # --- STS, IAM ------------------------------------------------------------------------------------------
+
+    def _get_caller_identity(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        return {"UserId": "AROAEXAMPLE:ops", "Account": ACCOUNT,
+                "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/regionctl-runbooks/ops"}
+
+    def _simulate_principal_policy(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
+        if params["PolicySourceArn"] != f"arn:aws:iam::{ACCOUNT}:role/regionctl-runbooks":
+            raise WorldError("NoSuchEntity", f"{params['PolicySourceArn']} not found", 404)
+        return {"EvaluationResults": [
+            {"EvalActionName": action, "EvalResourceName": "*",
+             "EvalDecision": "implicitDeny" if action in self.denied_actions else "allowed"}
+            for action in params["ActionNames"]], "IsTruncated": False}
 
     # --- CloudWatch, Route 53, ECS --------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def _register() -> None:
     """Attach every command group; each module exposes ``register(app)``."""
     from regionctl.cli import (
         agent,
+        aws,
         chaos,
         db,
         deployment,
@@ -52,7 +53,7 @@ def _register() -> None:
     )
 
     for module in (deployment, agent, db, link, store, routing, runbook, reconcile, load, observe, chaos, drill,
-                   operators, secrets):
+                   operators, secrets, aws):
         module.register(app)
 
 
