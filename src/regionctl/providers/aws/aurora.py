@@ -27,6 +27,8 @@ IN_PROGRESS = frozenset({"pending", "failing-over", "cancelling"})
 FAILOVER_SNAPSHOT_PREFIX = "rds:unplanned-global-failover-"
 START_GRACE_S = 60.0  # Aurora may not show a just-requested failover at once; after this long it never started
 LAG_METRIC = "AuroraGlobalDBReplicationLag"  # milliseconds; the RDS API has no lag in bytes
+VIEW_MAX_AGE_S = 1.0
+LAG_MAX_AGE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class AuroraDatabases:
         self.records = records or PromotionRecords(settings.root / "state" / "aws")
         self.sleep = sleep
         self.clock = clock
+        self._views: dict[str, tuple[float, GlobalView]] = {}
+        self._lags: dict[tuple[str, str], tuple[float, float | None]] = {}
 
     # --- reading ---------------------------------------------------------------------------------------------
 
@@ -88,8 +92,17 @@ class AuroraDatabases:
     def _rds(self, region: str) -> Any:
         return self.factory("rds", region)
 
-    def view(self, database: str) -> GlobalView:
-        """The global cluster as the first member region that answers describes it."""
+    def view(self, database: str, max_age_s: float = VIEW_MAX_AGE_S) -> GlobalView:
+        """The global cluster as the first member region that answers describes it: read again once
+        ``max_age_s`` old (the runbooks' waits look ten times a second; the RDS API need not)."""
+        cached = self._views.get(database)
+        if cached is not None and self.clock() - cached[0] < max_age_s:
+            return cached[1]
+        view = self._read_view(database)
+        self._views[database] = (self.clock(), view)
+        return view
+
+    def _read_view(self, database: str) -> GlobalView:
         db = self._db(database)
         misses = []
         for region in self.regions:
@@ -147,7 +160,16 @@ class AuroraDatabases:
                               interrupted_to=interrupted)
 
     def _lag_ms(self, database: str, region: str) -> float | None:
-        """The secondary's replication lag from CloudWatch (newest minute); None when there is no figure."""
+        """The secondary's replication lag from CloudWatch (newest minute, so read at most every 30 s);
+        None when there is no figure."""
+        cached = self._lags.get((database, region))
+        if cached is not None and self.clock() - cached[0] < LAG_MAX_AGE_S:
+            return cached[1]
+        lag = self._read_lag_ms(database, region)
+        self._lags[(database, region)] = (self.clock(), lag)
+        return lag
+
+    def _read_lag_ms(self, database: str, region: str) -> float | None:
         now = datetime.now(UTC)
         try:
             answer = self.factory("cloudwatch", region).get_metric_statistics(
@@ -172,7 +194,7 @@ class AuroraDatabases:
         if to_region not in self.regions:
             raise InputError(f"unknown region {to_region!r}; this deployment has {', '.join(self.regions)}")
         how = "switchover" if planned else "failover"
-        view = self.view(database)
+        view = self.view(database, max_age_s=0)
         result: dict[str, Any] = {"database": database, "to_region": to_region, "how": how}
         if view.failover is None and view.writer == to_region:
             return {**result, "writer": to_region, "requested": False,
@@ -224,7 +246,7 @@ class AuroraDatabases:
         deadline = started + self.aws.failover_timeout_s
         while True:
             try:
-                view = self.view(database)
+                view = self.view(database, max_age_s=0)
             except Unreachable:  # a region answering nothing mid-failover is expected; the other will
                 view = None
             if view is not None:
@@ -310,7 +332,7 @@ class AuroraDatabases:
                                 "(a rebuild would lose what it alone holds)")
         deadline = self.clock() + self.aws.failover_timeout_s
         while True:
-            member = self.view(database).members.get(region)
+            member = self.view(database, max_age_s=0).members.get(region)
             if member is not None and not member.get("IsWriter") and \
                     member.get("SynchronizationStatus", "connected") == "connected":
                 self.records.update(record, rebuilt=True)
