@@ -290,7 +290,7 @@ class AuroraDatabases:
                     "regionctl"
         except Unreachable:
             raise Pending(f"the old writer of {database} in {region} cannot be reached to keep its copy",
-                          f"regionctl runbook run Failback --param region={region}") from None
+                          f"regionctl runbook start Failback -p region={region}") from None
         self.records.update(record, preserved_snapshot=found)
         return {"database": database, "region": region, "snapshot": found, "taken_by": taken_by, "kept": True}
 
