@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
@@ -31,7 +33,10 @@ class JsonFormatter(logging.Formatter):
                 data[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, separators=(",", ":"))
+        try:
+            return orjson.dumps(data).decode()  # a line per request: orjson is several times cheaper than json
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits: json can write it
+            return json.dumps(data, separators=(",", ":"))
 
 
 def configure_logging(service: str, region: str, level: str = "INFO") -> None:
