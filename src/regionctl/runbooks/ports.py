@@ -1,8 +1,9 @@
 """Everything the runbook actions need from the rest of the platform, as small protocols bound in one place.
 
-The engine and its actions only talk to the world through a ``Ports`` bundle. ``wiring.bind(settings)`` is the
-single function that wires the real implementations (globaldb, routing, reconcile, the global-write probe). Unit tests
-use the in-memory fakes in ``fakes.py``.
+The engine and its actions only talk to the world through a ``Ports`` bundle. ``providers.bind(settings)`` is the
+single function that wires the real implementations: the local provider's (``wiring.bind``: globaldb, routing,
+reconcile, the global-write probe) or the AWS provider's (``providers.aws``). Unit tests use the in-memory fakes
+in ``fakes.py``.
 
 Contract for every implementation: methods are synchronous (the engine calls them in a worker thread), raise
 ``regionctl.errors`` exceptions naming the problem, and are idempotent on their own: asked to do what is already

@@ -4,8 +4,8 @@ It also serves the reconciliation reports (``/reconcile/reports``, see ``reconci
 and replay them.
 
 On start it resumes every execution the journal has unfinished (a killed engine carries on where it was).
-``--bind module:function`` picks the function that builds the ports (default ``regionctl.runbooks.wiring:bind``),
-so tests and staged deployments can run the engine against fakes.
+``--bind module:function`` picks the function that builds the ports (default ``regionctl.providers:bind``: the
+local or the AWS provider, as the settings say), so tests and staged deployments can run the engine on fakes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from regionctl.runbooks.journal import Journal
 from regionctl.runbooks.loader import LIBRARY, RunbookCatalog
 from regionctl.runbooks.ports import Ports
 
-DEFAULT_BIND = "regionctl.runbooks.wiring:bind"
+DEFAULT_BIND = "regionctl.providers:bind"
 
 
 def load_binder(spec: str) -> Callable[[Settings], Ports]:

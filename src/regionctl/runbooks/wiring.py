@@ -139,15 +139,11 @@ def region_of_member(settings: Settings, member: str | None) -> str | None:
 
 
 def bind(settings: Settings) -> Ports:
-    """The real ports of a deployment (the server's default ``--bind``): globaldb, routing, reconcile, probes,
-    or with ``provider = "aws"`` the AWS provider's (``providers.aws.ports``).
+    """The local provider's ports (``providers.bind`` picks them or the AWS provider's): globaldb, routing,
+    reconcile, probes.
 
     Probe names the bundled runbooks use: ``global_write`` (an order accepted through the global entry point).
     """
-    if settings.provider == "aws":
-        from regionctl.providers.aws.ports import bind as bind_aws
-
-        return bind_aws(settings)
     from regionctl.globaldb.service import GlobalDatabases
     from regionctl.reconcile.service import Reconciler as ReconcileService
     from regionctl.runtime.network import deployment_network
