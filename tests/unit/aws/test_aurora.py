@@ -168,3 +168,14 @@ def test_status_is_read_from_the_other_region_when_one_does_not_answer(world: Aw
         clients.stub("cloudwatch", WEST).add_client_error("get_metric_statistics", "Throttling", "slow down", 400)
         status = databases(world, tmp_path, clients).status("orders")
     assert status.writer == EAST and status.member(WEST).streaming and status.member(WEST).lag_ms is None
+
+
+def test_a_promotion_aurora_refuses_leaves_no_record_of_a_divergence(world: AwsWorld, tmp_path: Path) -> None:
+    with stubbed() as clients:
+        expect_describe(clients, described(world, EAST))
+        clients.stub("rds", WEST).add_client_error("failover_global_cluster", "InvalidGlobalClusterStateFault",
+                                                   "the global cluster is being modified", 400)
+        dbs = databases(world, tmp_path, clients)
+        with pytest.raises(ConflictError, match="Aurora refused the promotion of orders-dbcluster-02"):
+            dbs.failover("orders", WEST)
+    assert dbs.records.last("orders") is None

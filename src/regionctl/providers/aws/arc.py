@@ -78,9 +78,9 @@ class ArcRouting:
 
     def on_any_endpoint(self, what: str, call: Callable[[Any], T], refusals: frozenset[str] = frozenset()) -> T:
         """``call(client)`` on the first endpoint that answers (the last one that did is tried first). An
-        endpoint that does not answer (timeout,
-        connection refused, temporarily unavailable) is skipped; an answer, even a refusal, is final: an error
-        code in ``refusals`` is a ConflictError, any other the platform's error for it."""
+        endpoint that does not answer (timeout, connection refused, temporarily unavailable) is skipped; an answer,
+        even a refusal, is final: an error code in ``refusals`` is a ConflictError, any other the platform's error
+        for it. A change sent again after a timeout is harmless: it sets states, it does not flip them."""
         misses = []
         for region, url in list(self.endpoints()):
             client = self.factory("route53-recovery-cluster", region, url, attempts=1)

@@ -207,8 +207,13 @@ class AuroraDatabases:
             requested, reason = False, f"Aurora is already promoting {to_region} ({view.failover.status}): waiting"
         else:
             self._check_target(database, view, to_region, how)
+            previous = self.records.last(database)
             self.records.save(Promotion(database, view.writer, to_region, planned, now_iso()))
-            self._request(db, to_region, planned)
+            try:
+                self._request(db, to_region, planned)
+            except Exception:  # refused or not sent: nothing diverged, what was recorded before still holds
+                self.records.put_back(database, previous)
+                raise
             requested, reason = True, f"asked Aurora for a {how} of {database} to {to_region}"
         started = self.clock()
         final = self._wait_for_writer(database, to_region, how, seen_in_progress=not requested)

@@ -71,5 +71,12 @@ class PromotionRecords:
         os.replace(tmp, path)
         return record
 
+    def put_back(self, database: str, record: Promotion | None) -> None:
+        """Undo a ``save``: the record before it, or none."""
+        if record is None:
+            self._path(database).unlink(missing_ok=True)
+        else:
+            self.save(record)
+
     def update(self, record: Promotion, **changes: object) -> Promotion:
         return self.save(replace(record, **changes))  # type: ignore[arg-type]
