@@ -408,10 +408,8 @@ class AwsWorld:
 
     def restored_clusters(self) -> list[str]:
         """Clusters that are not members of a global database (restores, throwaway copies)."""
-        members = {m.arn for gc in self.global_clusters.values() for m in gc.members} | {
-            gc.rejoin[0] for gc in self.global_clusters.values() if gc.rejoin}
-        return sorted(c.id for c in self.clusters.values() if c.arn not in members
-                      and not any(c.arn == self.cluster_arn(db, r) for db in self.databases for r in self.regions))
+        deployed = {self.cluster_arn(db, r) for db in self.databases for r in self.regions}
+        return sorted(c.id for c in self.clusters.values() if c.arn not in deployed)
 
     # --- STS, IAM ------------------------------------------------------------------------------------------
 

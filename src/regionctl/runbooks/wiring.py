@@ -53,9 +53,11 @@ class GlobalDatabasesPort:
         return self._already(database, to_region, "failover") or to_jsonable(self.gdbs.failover(database, to_region))
 
     def _already(self, database: str, to_region: str, how: str) -> dict[str, Any] | None:
-        """The port's contract: asked for what is done, report it (globaldb itself refuses, for its CLI)."""
-        status = self.status(database)
-        if status.writer == to_region and status.interrupted_to is None:
+        """The port's contract: asked for what is done, report it (globaldb itself refuses, for its CLI). Decided
+        as globaldb decides it, on the intended writer in its state file: no member is read (a failover's old
+        region may take its timeout to answer)."""
+        state = self.gdbs.state(database)
+        if state.writer == to_region and state.interrupted() is None:
             return {"database": database, "writer": to_region, "requested": False,
                     "reason": f"{to_region} already writes {database}; no {how}"}
         return None
@@ -112,25 +114,28 @@ def entry_url(settings: Settings) -> str:
     return f"http://{host}:{port}"
 
 
+def post_order(settings: Settings, url: Callable[[], str], post: Callable[..., httpx.Response] = httpx.post,
+               timeout_s: float = 3.0) -> ProbeResult:
+    """One order posted to ``url()`` with a fresh Idempotency-Key: which region served it (the answer's
+    ``region``, else its ``X-Region``), and which region's orders database committed it (the member the shop
+    names, ``orders-REGION``); a writer the answer does not name stays None."""
+    try:
+        response = post(url(), timeout=timeout_s, headers={"Idempotency-Key": f"probe-{uuid.uuid4()}"})
+    except (httpx.HTTPError, KeyError) as exc:
+        return ProbeResult(False, detail=f"{type(exc).__name__}: {exc}")
+    if not response.is_success:
+        return ProbeResult(False, detail=f"HTTP {response.status_code}")
+    try:
+        body = response.json()
+    except ValueError:
+        return ProbeResult(True, served_by=response.headers.get("X-Region"), detail="the answer was not JSON")
+    return ProbeResult(True, served_by=body.get("region") or response.headers.get("X-Region"),
+                       writer=region_of_member(settings, body.get("writer")))
+
+
 def global_write_probe(settings: Settings) -> Callable[[], ProbeResult]:
-    """An order through the global entry (the measure of recovery): which region served it, and which region's
-    orders database committed it (the member's ``cluster_name``, ``orders-REGION``, as the shop reports it)."""
-
-    def probe() -> ProbeResult:
-        try:
-            response = httpx.post(f"{entry_url(settings)}{settings.workload.probe_path}", timeout=3.0,
-                                  headers={"Idempotency-Key": f"probe-{uuid.uuid4()}"})
-        except (httpx.HTTPError, KeyError) as exc:
-            return ProbeResult(False, detail=f"{type(exc).__name__}: {exc}")
-        if not response.is_success:
-            return ProbeResult(False, detail=f"HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            return ProbeResult(True, detail="the answer was not JSON")
-        return ProbeResult(True, served_by=body.get("region"), writer=region_of_member(settings, body.get("writer")))
-
-    return probe
+    """An order through the global entry (the measure of recovery)."""
+    return lambda: post_order(settings, lambda: f"{entry_url(settings)}{settings.workload.probe_path}")
 
 
 def region_of_member(settings: Settings, member: str | None) -> str | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 
@@ -15,35 +15,24 @@ from regionctl.providers.aws.aurora import AuroraDatabases
 from regionctl.providers.aws.clients import ClientFactory, boto3_factory
 from regionctl.providers.aws.reconcile import AuroraReconciler
 from regionctl.runbooks.ports import Ports, ProbeResult
+from regionctl.runbooks.wiring import post_order
 
 
 def global_write_probe(settings: Settings, databases: AuroraDatabases,
                        post: Callable[..., httpx.Response] = httpx.post) -> Callable[[], ProbeResult]:
-    """An order through the shop's global URL. regionctl's shop names the region that served it and the
-    database member that committed it; an answer that names no writer (the reference's own shop has no canary
-    order) is credited to the writer Aurora reports for orders at that moment, and says so."""
+    """An order through the shop's global URL (``wiring.post_order``). An answer that names no writer (the
+    reference's own shop has no canary order) is credited to the writer Aurora reports for orders at that
+    moment, and says so."""
     if settings.aws is None or not settings.aws.probe_url:
         raise ConfigError("aws.probe_url is not set: the runbooks measure recovery by an order through it")
     url = settings.aws.probe_url.rstrip("/") + settings.workload.probe_path
 
     def probe() -> ProbeResult:
-        try:
-            response = post(url, timeout=5.0, headers={"Idempotency-Key": f"probe-{uuid.uuid4()}"})
-        except httpx.HTTPError as exc:
-            return ProbeResult(False, detail=f"{type(exc).__name__}: {exc}")
-        if not response.is_success:
-            return ProbeResult(False, detail=f"HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        served_by = body.get("region") or response.headers.get("X-Region")
-        member = str(body.get("writer") or "")
-        writer = next((r for r in settings.regions if member.endswith(f"-{r}")), None)
-        if writer is not None:
-            return ProbeResult(True, served_by=served_by, writer=writer)
-        return ProbeResult(True, served_by=served_by, writer=databases.status("orders").writer,
-                           detail="writer as Aurora reports it, not named by the order")
+        result = post_order(settings, lambda: url, post, timeout_s=5.0)
+        if not result.ok or result.writer is not None:
+            return result
+        return replace(result, writer=databases.status("orders").writer,
+                       detail="writer as Aurora reports it, not named by the order")
 
     return probe
 
