@@ -116,7 +116,8 @@ class ReplicationMode(BaseModel):
 class ReplicationSettings(ReplicationMode):
     databases: dict[str, ReplicationMode] = Field(default_factory=dict, description="per database, e.g. orders")
     check_interval_s: float = Field(default=0.25, gt=0, le=10, description="bounded: how often the writer's "
-                                    "agent checks the standby (a failover loses at most max_lag_s + about this)")
+                                    "agent checks the standby (a check late on a loaded machine adds its delay "
+                                    "to max_lag_s)")
 
     @field_validator("databases")
     @classmethod

@@ -1,6 +1,6 @@
 """``replication.mode = bounded`` with a 2 s budget on its own deployment: with the link cut, the writer holds
-commits back once the standby has not confirmed for the budget, and resumes by itself when the link heals; a
-failover during the cut loses at most the budget plus the detection interval of acknowledged commits."""
+commits back before the standby has been without confirming for the budget, and resumes by itself when the link
+heals; a failover during the cut loses at most the budget of acknowledged commits (plus a check's lateness)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ from tests.support.workload import AckingWriter
 pytestmark = pytest.mark.integration
 EAST, WEST = "us-east-1", "us-west-2"
 BUDGET_S = 2.0
-CHECK_S = 0.25  # replication.check_interval_s
-DETECTION_S = 2 * CHECK_S  # the last confirmation is seen up to one check late, and the budget checked once per check
+LATE_S = 1.0  # a check late on a loaded machine (4 checks of 0.25 s), and the reload taking effect
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +37,16 @@ def test_commits_are_held_back_during_a_cut_and_resume_by_themselves_after_heal(
     writer.start().wait_for(50)
     bounded.link.partition("both")
     cut = time.time()
-    time.sleep(BUDGET_S + DETECTION_S + 3)
+    time.sleep(BUDGET_S + LATE_S + 2.5)
+    healed = time.time()  # before the call: the standby may catch up and commits resume before it returns
     bounded.link.heal("both")
-    healed = time.time()
     time.sleep(4)
     writer.stop()
-    assert acks_between(writer, cut + BUDGET_S + DETECTION_S + 0.5, healed) == 0, "commits were not held back"
+    assert acks_between(writer, cut + BUDGET_S + LATE_S, healed) == 0, "commits were not held back"
     assert acks_between(writer, healed, healed + 4) > 20, "writes did not resume after heal"
 
 
-def test_a_failover_during_a_cut_loses_at_most_the_budget_plus_the_detection_interval(
+def test_a_failover_during_a_cut_loses_at_most_the_budget(
         bounded: RunningDeployment) -> None:
     gdbs, topo = bounded.gdbs, bounded.topo
     cluster = gdbs.cluster("orders")
@@ -57,7 +56,7 @@ def test_a_failover_during_a_cut_loses_at_most_the_budget_plus_the_detection_int
     bounded.link.partition("both")
     cut = time.time()
     try:
-        time.sleep(BUDGET_S + DETECTION_S + 2)
+        time.sleep(BUDGET_S + LATE_S + 1.5)
         gdbs.failover("orders", WEST)
     finally:
         bounded.link.heal("both")
@@ -65,7 +64,7 @@ def test_a_failover_during_a_cut_loses_at_most_the_budget_plus_the_detection_int
     kept = {int(r["id"]) for r in cluster.member(WEST).query("select id from bounded_loss", dbname="orders")}
     lost_at = [at for i, at in zip(writer.acked, writer.acked_at, strict=True) if i not in kept]
     assert lost_at, "nothing was lost: the cut did not hold back replication"
-    assert max(lost_at) - cut <= BUDGET_S + DETECTION_S + 0.5
+    assert max(lost_at) - cut <= BUDGET_S + LATE_S
     report = service.report(topo, deployment_network(topo), "orders", EAST)
     in_report = {int(ch.key["id"]) for tx in report.transactions for ch in tx.changes
                  if ch.table == "public.bounded_loss"}

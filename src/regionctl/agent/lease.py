@@ -53,7 +53,7 @@ class LeaseKeeper:
         self.clock = clock
         self.held: dict[str, Held] = {}
         self._claimed: dict[str, float] = {}  # the deadline a writer about to start or be promoted here got
-        self.bound = Bound(clock)
+        self.bound = Bound(clock, host.topo.settings.replication.check_interval_s)
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -74,14 +74,20 @@ class LeaseKeeper:
 
     def run_bound(self) -> None:
         """The bound on data loss checks the writers this keeper guards, more often than it renews."""
-        interval = self.host.topo.settings.replication.check_interval_s
+        interval = self.bound.interval
+        due = self.clock()
         while not self._stop.is_set():
-            for database in list(self.held):
+            held = set(self.held)
+            for database in GLOBAL_DATABASES:
+                if database not in held:
+                    self.bound.forget(database)
+                    continue
                 try:
                     self._bound(database, self.host.member(database))
                 except Exception:  # noqa: BLE001 - the bound must never stop the keeper
                     log.exception("replication bound of %s", database)
-            self._stop.wait(interval)
+            due = max(due + interval, self.clock())  # at a steady rate: the bound counts on the next check
+            self._stop.wait(due - self.clock())
 
     def stop(self) -> None:
         self._stop.set()
