@@ -23,6 +23,21 @@ from regionctl.shop.ui.service import create_ui_app
 from tests.unit.shop.fakes import MemoryCatalog, MemoryOrders, MemoryRegionalStore
 
 
+class ClientExchange:
+    """A SyncExchange to an app in this process through its TestClient (checkout calling orders)."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                headers: Mapping[str, str] | None = None) -> Answer:
+        response = self.client.request(method, path, json=json, headers=headers)
+        return Answer(response.status_code, response.headers, response.content)
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class AsgiExchange:
     """The ui's Exchange to an app in this process (httpx's ASGI transport): the pages run, no socket opens."""
 
@@ -55,7 +70,7 @@ def build_stack(region: str = "us-east-1", banner: str = "") -> Stack:
         "catalog": create_catalog_app(ServiceKit.create("catalog", region), catalog),
         "carts": create_carts_app(ServiceKit.create("carts", region), store),
         "checkout": create_checkout_app(ServiceKit.create("checkout", region), store,
-                                        HttpOrders(TestClient(orders_app))),
+                                        HttpOrders(ClientExchange(TestClient(orders_app)))),
         "orders": orders_app,
         "assets": create_assets_app(ServiceKit.create("assets", region), load_images()),
     }

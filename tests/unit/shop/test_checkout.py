@@ -15,6 +15,7 @@ from regionctl.shop.kit.app import ServiceKit
 from regionctl.shop.orders.service import create_orders_app
 from regionctl.shop.regional import GuardedStore
 from tests.unit.shop.fakes import MemoryOrders, MemoryRegionalStore
+from tests.unit.shop.shopstack import ClientExchange
 
 ITEMS = [{"id": "w1", "name": "Wood Watch", "quantity": 2, "unitCost": 50, "totalCost": 100, "imageUrl": "/a.svg"},
          {"id": "w2", "name": "Pocket Watch", "quantity": 1, "unitCost": 385, "totalCost": 385}]
@@ -36,7 +37,7 @@ def memory() -> MemoryRegionalStore:
 def client(orders: MemoryOrders, memory: MemoryRegionalStore) -> TestClient:
     orders_http = TestClient(create_orders_app(ServiceKit.create("orders", "us-east-1"), orders))
     app = create_checkout_app(ServiceKit.create("checkout", "us-east-1"), GuardedStore(lambda: memory),
-                              HttpOrders(orders_http), rng=random.Random(7))
+                              HttpOrders(ClientExchange(orders_http)), rng=random.Random(7))
     return TestClient(app)
 
 

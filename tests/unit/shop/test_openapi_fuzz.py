@@ -20,6 +20,7 @@ from regionctl.shop.kit.app import ServiceKit
 from regionctl.shop.orders.service import create_orders_app
 from regionctl.shop.regional import GuardedStore
 from tests.unit.shop.fakes import MemoryCatalog, MemoryOrders, MemoryRegionalStore
+from tests.unit.shop.shopstack import ClientExchange
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -62,7 +63,8 @@ _orders_for_checkout = TestClient(create_orders_app(ServiceKit.create("orders", 
 checkout_schema = schemathesis.openapi.from_asgi(
     "/openapi.json",
     create_checkout_app(ServiceKit.create("checkout", "us-east-1"),
-                        GuardedStore(lambda: MemoryRegionalStore("us-east-1")), HttpOrders(_orders_for_checkout)),
+                        GuardedStore(lambda: MemoryRegionalStore("us-east-1")),
+                        HttpOrders(ClientExchange(_orders_for_checkout))),
 )
 
 

@@ -8,7 +8,6 @@ import random
 import secrets
 from typing import Annotated, Any, Protocol
 
-import httpx
 from fastapi import FastAPI, Header, Path
 
 from regionctl.errors import NotFoundError
@@ -18,7 +17,7 @@ from regionctl.shop.carts.service import regional_store
 from regionctl.shop.checkout.models import Checkout, CheckoutRequest, CheckoutSubmitted
 from regionctl.shop.checkout.rules import order_payload, price, require_complete
 from regionctl.shop.kit.app import ServiceKit, blocking, create_app
-from regionctl.shop.kit.http import CLIENT_LIMITS, SyncServiceClient, timeouts
+from regionctl.shop.kit.http import HttpExchange, SyncExchange, SyncServiceClient
 from regionctl.shop.kit.readiness import Check, Degraded
 from regionctl.shop.kit.settings import ServiceSettings
 from regionctl.shop.orders.models import check_idempotency_key
@@ -38,8 +37,8 @@ class OrdersClient(Protocol):
 class HttpOrders:
     """The orders service over HTTP; every create carries the checkout's idempotency key."""
 
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = SyncServiceClient("orders", client)
+    def __init__(self, exchange: SyncExchange) -> None:
+        self.client = SyncServiceClient("orders", exchange)
 
     def create(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         return self.client.call("POST", "/orders", json=payload,
@@ -124,7 +123,6 @@ def create_checkout_app(kit: ServiceKit, store: GuardedStore, orders: OrdersClie
 def from_settings(settings: ServiceSettings) -> FastAPI:
     kit = ServiceKit.create("checkout", settings.region)
     store = regional_store(settings, kit)
-    client = httpx.Client(base_url=settings.endpoint("orders"), timeout=timeouts(settings.http_timeout_s + 5),
-                          limits=CLIENT_LIMITS)
-    kit.on_stop.append(client.close)
-    return create_checkout_app(kit, store, HttpOrders(client), settings.shipping_name_prefix)
+    exchange = HttpExchange(settings.endpoint("orders"), read_timeout_s=settings.http_timeout_s + 5)
+    kit.on_stop.append(exchange.close)
+    return create_checkout_app(kit, store, HttpOrders(exchange), settings.shipping_name_prefix)

