@@ -30,8 +30,11 @@ def main(argv: list[str]) -> int:
         return 2
     import uvicorn
 
+    from regionctl.shop.kit import jsoncodec
     from regionctl.shop.kit.http import SERVER_KEEPALIVE_S
     from regionctl.shop.kit.logs import configure_logging
+
+    jsoncodec.install()
 
     try:
         settings, app = build_app(argv[0])

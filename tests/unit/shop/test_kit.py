@@ -170,3 +170,22 @@ def test_settings_name_the_missing_or_bad_variable(monkeypatch: pytest.MonkeyPat
         load_service_settings(region="us-east-1", port=8080, worker_port=8080)
     with pytest.raises(ConfigError, match="WORKER_PORT"):
         load_service_settings(region="us-east-1", worker_port=70000)
+
+
+def test_request_metrics_count_each_kind_of_request_apart_and_errors_only_for_5xx() -> None:
+    from regionctl.shop.kit.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics("carts", "us-east-1")
+    for _ in range(3):
+        metrics.observe_request("GET", "/carts/{customerId}", 200, 0.002)
+    metrics.observe_request("GET", "/carts/{customerId}", 404, 0.001)
+    metrics.observe_request("POST", "/carts/{customerId}/items", 503, 0.3)
+    metrics.observe_request("POST", "/carts/{customerId}/items", 503, 0.3)
+    text = metrics.render().decode()
+    labels = 'region="us-east-1",route="/carts/{customerId}",service="carts"'
+    assert f'shop_http_requests_total{{method="GET",{labels},status="200"}} 3.0' in text
+    assert f'shop_http_requests_total{{method="GET",{labels},status="404"}} 1.0' in text
+    assert f'shop_http_request_duration_seconds_count{{method="GET",{labels}}} 4.0' in text
+    assert 'shop_http_errors_total{method="POST",region="us-east-1",route="/carts/{customerId}/items",' \
+           'service="carts"} 2.0' in text
+    assert 'shop_http_errors_total{method="GET"' not in text

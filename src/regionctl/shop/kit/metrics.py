@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -32,6 +34,7 @@ class ServiceMetrics:
         self._dependency = Gauge("shop_dependency_up", "1 when a readiness dependency passed its last check",
                                  [*base, "dependency"], registry=self.registry)
         self._ready = Gauge("shop_ready", "1 when the service is ready", base, registry=self.registry)
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def counter(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
         """A service-specific counter carrying the common labels first."""
@@ -41,10 +44,17 @@ class ServiceMetrics:
         return Gauge(name, doc, ["service", "region", *labels], registry=self.registry)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(self.service, self.region, method, route, str(status)).inc()
-        self._latency.labels(self.service, self.region, method, route).observe(seconds)
-        if status >= 500:
-            self._errors.labels(self.service, self.region, method, route).inc()
+        key = (method, route, status)
+        series = self._per_request.get(key)
+        if series is None:  # labels() takes a lock and builds its key each time: once per kind of request
+            base = (self.service, self.region, method, route)
+            series = self._per_request[key] = (self._requests.labels(*base, str(status)), self._latency.labels(*base),
+                                               self._errors.labels(*base) if status >= 500 else None)
+        requests, latency, errors = series
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def order_created(self) -> None:
         self._orders.labels(self.service, self.region).inc()
