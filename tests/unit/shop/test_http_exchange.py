@@ -24,7 +24,9 @@ from regionctl.shop.kit.http import (
     ServiceCallError,
     SyncServiceClient,
 )
+from regionctl.shop.kit.readiness import run_check
 from regionctl.shop.orders.outbox import HttpDelivery, OutboxEvent
+from regionctl.shop.ui.service import backend_check
 
 app = FastAPI()
 
@@ -40,6 +42,21 @@ async def echo(name: str, request: Request) -> JSONResponse:
 @app.get("/refuse")
 async def refuse() -> JSONResponse:
     return JSONResponse({"message": "no such cart"}, status_code=404)
+
+
+@app.get("/health")  # catalog's health path: up
+async def up() -> dict[str, object]:
+    return {"status": "UP", "degraded": False}
+
+
+@app.get("/actuator/health")  # carts': up, but degraded
+async def degraded() -> dict[str, object]:
+    return {"status": "UP", "degraded": True, "reason": "writer unreachable"}
+
+
+@app.get("/health.html")  # assets': down
+async def down() -> JSONResponse:
+    return JSONResponse({"status": "DOWN", "reason": "images missing"}, status_code=503)
 
 
 @app.get("/slow")
@@ -169,5 +186,20 @@ def test_the_outbox_delivers_to_its_consumers_path_and_names_a_refusal() -> None
         nobody = f"http://127.0.0.1:{free_port()}/events"
         with pytest.raises(RuntimeError, match=f"^{nobody}: "):
             HttpDelivery(nobody)(event)
+
+    asyncio.run(with_server(in_thread(test)))
+
+
+def test_the_uis_readiness_reads_each_backends_health_over_one_kept_connection() -> None:
+    def test(url: str) -> None:
+        exchange = HttpExchange(url, read_timeout_s=2)
+        seen = {name: run_check(backend_check(name, exchange)) for name in ("catalog", "carts", "assets")}
+        assert (seen["catalog"].up, seen["catalog"].degraded, seen["catalog"].detail) == (True, False, "UP")
+        assert (seen["carts"].up, seen["carts"].degraded) == (True, True)
+        assert seen["carts"].detail == "carts is degraded (writer unreachable)"
+        assert (seen["assets"].up, seen["assets"].detail) == (False, "HTTP 503 images missing")
+        assert len(exchange._idle) == 1  # three probes, one connection
+        nobody = run_check(backend_check("orders", HttpExchange(f"http://127.0.0.1:{free_port()}", read_timeout_s=2)))
+        assert not nobody.up and nobody.detail.startswith("cannot connect")
 
     asyncio.run(with_server(in_thread(test)))

@@ -96,6 +96,8 @@ class Readiness:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, ReadinessReport] | None = None
+        # kept between evaluations (a thread started per check on every evaluation was most of an idle ui's CPU)
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None
 
     def add(self, check: Check) -> None:
         self.checks.append(check)
@@ -111,10 +113,17 @@ class Readiness:
             if self._cached is not None and now - self._cached[0] < self.ttl_s:
                 return self._cached[1]
             if len(self.checks) > 1:  # checks are independent; a slow one should not delay the rest
-                with ThreadPoolExecutor(max_workers=len(self.checks), thread_name_prefix="readiness") as pool:
-                    statuses = list(pool.map(run_check, self.checks))
+                statuses = list(self._threads().map(run_check, self.checks))
             else:
                 statuses = [run_check(c) for c in self.checks]
             report = aggregate(statuses)
             self._cached = (self._clock(), report)
             return report
+
+    def _threads(self) -> ThreadPoolExecutor:
+        """A thread per check, started once (a check added later gets a pool that size)."""
+        if self._pool is None or self._pool[0] < len(self.checks):
+            if self._pool is not None:
+                self._pool[1].shutdown(wait=False)
+            self._pool = (len(self.checks), ThreadPoolExecutor(len(self.checks), thread_name_prefix="readiness"))
+        return self._pool[1]

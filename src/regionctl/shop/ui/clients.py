@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from regionctl.shop.kit.http import AsyncServiceClient, Exchange, ServiceCallError
@@ -10,6 +12,32 @@ from regionctl.shop.kit.http import AsyncServiceClient, Exchange, ServiceCallErr
 HEALTH_PATHS = {"catalog": "/health", "carts": "/actuator/health", "checkout": "/health",
                 "orders": "/actuator/health", "assets": "/health.html"}
 Json = dict[str, Any]
+# The catalog has no write API (products are seeded with its schema), and a purchase looked the same product up twice
+# (added to the cart, then shown at checkout): a product read in the last few seconds is used again.
+PRODUCT_TTL_S = 5.0
+
+
+@dataclass
+class ProductCache:
+    """Products by id as the catalog answered in the last ``ttl_s`` (a miss or an error is never kept)."""
+
+    ttl_s: float = PRODUCT_TTL_S
+    clock: Callable[[], float] = time.monotonic
+    limit: int = 10_000
+    _kept: dict[str, tuple[float, Json]] = field(default_factory=dict)
+
+    def get(self, product_id: str) -> Json | None:
+        kept = self._kept.get(product_id)
+        if kept is None or self.clock() - kept[0] >= self.ttl_s:
+            return None
+        return kept[1]
+
+    def keep(self, product_id: str, product: Json) -> None:
+        if self.ttl_s <= 0:
+            return
+        if len(self._kept) >= self.limit:  # ids come from requests: never let them grow the process
+            self._kept.clear()
+        self._kept[product_id] = (self.clock(), product)
 
 
 @dataclass
@@ -19,10 +47,12 @@ class Backends:
     checkout: AsyncServiceClient
     orders: AsyncServiceClient
     assets: AsyncServiceClient
+    products_seen: ProductCache = field(default_factory=ProductCache)
 
     @classmethod
-    def over(cls, exchanges: dict[str, Exchange]) -> Backends:
-        return cls(**{name: AsyncServiceClient(name, exchanges[name]) for name in HEALTH_PATHS})
+    def over(cls, exchanges: dict[str, Exchange], product_ttl_s: float = PRODUCT_TTL_S) -> Backends:
+        clients = {name: AsyncServiceClient(name, exchanges[name]) for name in HEALTH_PATHS}
+        return cls(**clients, products_seen=ProductCache(product_ttl_s))
 
     async def close(self) -> None:
         for client in (self.catalog, self.carts, self.checkout, self.orders, self.assets):
@@ -43,12 +73,17 @@ class Backends:
         return await self.catalog.call("GET", "/catalogue/tags")
 
     async def product(self, product_id: str) -> Json | None:
+        kept = self.products_seen.get(product_id)
+        if kept is not None:
+            return kept
         try:
-            return await self.catalog.call("GET", f"/catalogue/product/{product_id}")
+            found: Json = await self.catalog.call("GET", f"/catalogue/product/{product_id}")
         except ServiceCallError as exc:
             if exc.status in (400, 404):
                 return None
             raise
+        self.products_seen.keep(product_id, found)
+        return found
 
     # ----- carts --------------------------------------------------------------------------------------------
     async def cart(self, customer_id: str) -> Json:
