@@ -136,3 +136,12 @@ def test_the_rules_alone() -> None:
     checkout = rules.price(CheckoutRequest(items=[]), "X ", random.Random(1))
     assert checkout.shippingRates.rates[0].name == "X Priority Mail"
     assert rules.missing_for_submit(checkout) == ["items", "customerEmail", "shippingAddress", "deliveryOptionToken"]
+
+
+def test_random_ids_have_their_length_and_use_every_character_alike() -> None:
+    ids = [rules.random_id(n, random.Random(n)) for n in (1, 16, 32, 300)]
+    assert [len(i) for i in ids] == [1, 16, 32, 300] and set("".join(ids)) <= set(rules.ALNUM)
+    assert rules.random_id(32, random.Random(5)) == rules.random_id(32, random.Random(5))
+    drawn = rules.random_id(62_000, random.Random(3))
+    counts = [drawn.count(c) for c in rules.ALNUM]
+    assert min(counts) > 850 and max(counts) < 1150  # 1000 each expected; a modulo bias would skew the first 8

@@ -45,7 +45,13 @@ def subtotal(request: CheckoutRequest) -> int:
 
 
 def random_id(length: int, rng: random.Random) -> str:
-    return "".join(rng.choice(ALNUM) for _ in range(length))
+    """``length`` characters of ALNUM from the rng's bytes: one read of the system's randomness per id (a choice
+    per character made one each: 80 per checkout update), and no character likelier than another."""
+    unbiased = 256 - 256 % len(ALNUM)
+    chars: list[str] = []
+    while len(chars) < length:
+        chars.extend(ALNUM[b % len(ALNUM)] for b in rng.randbytes(length) if b < unbiased)
+    return "".join(chars[:length])
 
 
 def shipping_rates(prefix: str, rng: random.Random) -> ShippingRates:
