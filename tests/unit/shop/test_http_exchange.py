@@ -203,3 +203,25 @@ def test_the_uis_readiness_reads_each_backends_health_over_one_kept_connection()
         assert not nobody.up and nobody.detail.startswith("cannot connect")
 
     asyncio.run(with_server(in_thread(test)))
+
+
+def test_a_kept_connection_the_server_closed_is_not_reused_after_a_restart() -> None:
+    port = free_port()
+
+    async def serve_once(test: Callable[[str], Any]) -> Any:
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.01)
+        try:
+            return await asyncio.to_thread(test, f"http://127.0.0.1:{port}")
+        finally:
+            server.should_exit = True
+            await serving
+
+    exchange = HttpExchange(f"http://127.0.0.1:{port}", read_timeout_s=5)
+    client = SyncServiceClient("orders", exchange)
+    before = asyncio.run(serve_once(lambda url: client.call("POST", "/echo/a", json={})))
+    assert len(exchange._idle) == 1  # kept; then the server stopped (closing it) and a new one started
+    after = asyncio.run(serve_once(lambda url: client.call("POST", "/echo/b", json={})))
+    assert after["name"] == "b" and after["port"] != before["port"]

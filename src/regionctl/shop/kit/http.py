@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import json
 import json as _json
+import select
 import threading
 import time
 import urllib.parse
@@ -239,7 +240,7 @@ class HttpExchange:
         with self._lock:
             while self._idle:
                 used, conn = self._idle.pop()
-                if time.monotonic() - used < CLIENT_KEEPALIVE_S:
+                if time.monotonic() - used < CLIENT_KEEPALIVE_S and _still_open(conn):
                     return conn
                 conn.close()
         return http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout_s)
@@ -249,6 +250,19 @@ class HttpExchange:
             idle, self._idle = self._idle, []
         for _, conn in idle:
             conn.close()
+
+
+def _still_open(conn: http.client.HTTPConnection) -> bool:
+    """Whether a kept connection can carry a request: an idle one has nothing to read, so a readable socket means the
+    server closed it (a restarted service: the first request on it would fail) or sent what nobody asked for."""
+    if conn.sock is None:
+        return False
+    poller = select.poll()
+    poller.register(conn.sock, select.POLLIN)
+    try:
+        return not poller.poll(0)
+    except OSError:
+        return False
 
 
 class SyncServiceClient:
