@@ -27,7 +27,10 @@ REGIONCTL = str(Path(sys.executable).with_name("regionctl"))
 def test_cross_region_connectivity_fails_only_what_crosses_and_is_fully_reverted(
         deployment: RunningDeployment) -> None:
     eventually(lambda: all_pass(deployment), timeout_s=60, interval_s=1)
-    run = subprocess.run([REGIONCTL, "chaos", "run", "cross-region-connectivity", "--duration", "15", "--yes",
+    # 25 s of faults: the remote canaries fail from their first round after the cut (3 s timeout, 5 s apart) to
+    # their first round after the revert, and the alert needs two evaluations 5 s apart that see it (scrapes every
+    # 5 s); with 15 s the zeros lasted about 12 s and a late scrape could leave only one evaluation to see them
+    run = subprocess.run([REGIONCTL, "chaos", "run", "cross-region-connectivity", "--duration", "25", "--yes",
                           "--format", "json"], env=deployment.cli_env, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout)
