@@ -96,7 +96,7 @@ class Readiness:
         self._clock = clock
         self._lock = threading.Lock()
         self._cached: tuple[float, ReadinessReport] | None = None
-        # kept between evaluations (a thread started per check on every evaluation was most of an idle ui's CPU)
+        # kept between evaluations, not started for each one (the ui's five checks were five new threads a second)
         self._pool: tuple[int, ThreadPoolExecutor] | None = None
 
     def add(self, check: Check) -> None:
