@@ -71,8 +71,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def with_server(test: Callable[[str], Awaitable[Any]]) -> Any:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+async def with_server(test: Callable[[str], Awaitable[Any]], port: int | None = None) -> Any:
+    """``test`` against a server started for it (on ``port``, or a free one) and stopped after."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port or free_port(), log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -207,21 +208,9 @@ def test_the_uis_readiness_reads_each_backends_health_over_one_kept_connection()
 
 def test_a_kept_connection_the_server_closed_is_not_reused_after_a_restart() -> None:
     port = free_port()
-
-    async def serve_once(test: Callable[[str], Any]) -> Any:
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        try:
-            return await asyncio.to_thread(test, f"http://127.0.0.1:{port}")
-        finally:
-            server.should_exit = True
-            await serving
-
     exchange = HttpExchange(f"http://127.0.0.1:{port}", read_timeout_s=5)
     client = SyncServiceClient("orders", exchange)
-    before = asyncio.run(serve_once(lambda url: client.call("POST", "/echo/a", json={})))
+    before = asyncio.run(with_server(in_thread(lambda url: client.call("POST", "/echo/a", json={})), port))
     assert len(exchange._idle) == 1  # kept; then the server stopped (closing it) and a new one started
-    after = asyncio.run(serve_once(lambda url: client.call("POST", "/echo/b", json={})))
+    after = asyncio.run(with_server(in_thread(lambda url: client.call("POST", "/echo/b", json={})), port))
     assert after["name"] == "b" and after["port"] != before["port"]

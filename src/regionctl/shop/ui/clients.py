@@ -33,8 +33,6 @@ class ProductCache:
         return kept[1]
 
     def keep(self, product_id: str, product: Json) -> None:
-        if self.ttl_s <= 0:
-            return
         if len(self._kept) >= self.limit:  # ids come from requests: never let them grow the process
             self._kept.clear()
         self._kept[product_id] = (self.clock(), product)
@@ -50,9 +48,9 @@ class Backends:
     products_seen: ProductCache = field(default_factory=ProductCache)
 
     @classmethod
-    def over(cls, exchanges: dict[str, Exchange], product_ttl_s: float = PRODUCT_TTL_S) -> Backends:
+    def over(cls, exchanges: dict[str, Exchange]) -> Backends:
         clients = {name: AsyncServiceClient(name, exchanges[name]) for name in HEALTH_PATHS}
-        return cls(**clients, products_seen=ProductCache(product_ttl_s))
+        return cls(**clients, products_seen=ProductCache())
 
     async def close(self) -> None:
         for client in (self.catalog, self.carts, self.checkout, self.orders, self.assets):
