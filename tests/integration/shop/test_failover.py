@@ -129,11 +129,16 @@ def test_after_an_orders_failover_purchases_in_us_west_2_go_on_without_restarts_
 
     ours = [eventually(lambda o=o: order_api(deployment, WEST, o)) for o in (first, second, third, fourth)]  # type: ignore[misc]
     eventually(lambda: sales_grew_by(deployment, sales_before, [*ours, direct]), 30)
-    delivered = orders_writer(deployment).query(
-        "select o.payload, (select count(*) from order_event_consumed c where c.order_id = o.order_id) as consumed "
-        "from order_outbox o where o.order_id = any(%s::uuid[]) and o.delivered_at is not null",
-        ([o["id"] for o in [*ours, direct]],), dbname="orders")
-    assert sorted(r["consumed"] for r in delivered) == [1] * 5
+
+    def all_delivered() -> list[dict[str, Any]]:  # the relay marks an event after its consumer answered: a moment later
+        rows = orders_writer(deployment).query(
+            "select o.payload, (select count(*) from order_event_consumed c where c.order_id = o.order_id) "
+            "as consumed from order_outbox o where o.order_id = any(%s::uuid[]) and o.delivered_at is not null",
+            ([o["id"] for o in [*ours, direct]],), dbname="orders")
+        assert sorted(r["consumed"] for r in rows) == [1] * 5
+        return rows
+
+    delivered = eventually(all_delivered)
 
     again = httpx.post(deployment.service(WEST, "orders") + "/events/order-created", json=delivered[0]["payload"])
     assert again.json()["duplicate"] is True  # delivered once more (at least once): consumed still once
