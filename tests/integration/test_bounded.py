@@ -9,9 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from regionctl.globaldb.member import AgentMember
 from regionctl.reconcile import service
 from regionctl.runtime.network import deployment_network
 from tests.support.deploy import RunningDeployment, running_deployment
+from tests.support.poll import eventually
 from tests.support.workload import AckingWriter
 
 pytestmark = pytest.mark.integration
@@ -31,19 +33,33 @@ def acks_between(writer: AckingWriter, start: float, end: float) -> int:
     return sum(start <= at < end for at in writer.acked_at)
 
 
+def waits_for(member: AgentMember) -> str:
+    return str(member.scalar("show synchronous_standby_names", dbname="orders"))
+
+
 def test_commits_are_held_back_during_a_cut_and_resume_by_themselves_after_heal(bounded: RunningDeployment) -> None:
-    writer = AckingWriter(bounded.gdbs.cluster("orders").member(EAST).conninfo("orders"), "bounded_resume")
+    east = bounded.gdbs.cluster("orders").member(EAST)
+    writer = AckingWriter(east.conninfo("orders"), "bounded_resume")
     writer.create_table()
     writer.start().wait_for(50)
     bounded.link.partition("both")
     cut = time.time()
     time.sleep(BUDGET_S + LATE_S + 2.5)
+    assert waits_for(east), "the writer was not told to wait for the standby"
     healed = time.time()  # before the call: the standby may catch up and commits resume before it returns
     bounded.link.heal("both")
-    time.sleep(4)
-    writer.stop()
+    try:
+        # Asynchronous again while the writer keeps writing: commits never stop coming for a gap to release in.
+        eventually(lambda: _assert_equal(waits_for(east), ""), timeout_s=10)
+        time.sleep(max(0.0, healed + 4 - time.time()))
+    finally:
+        writer.stop()
     assert acks_between(writer, cut + BUDGET_S + LATE_S, healed) == 0, "commits were not held back"
     assert acks_between(writer, healed, healed + 4) > 20, "writes did not resume after heal"
+
+
+def _assert_equal(seen: str, expected: str) -> None:
+    assert seen == expected, f"synchronous_standby_names is {seen!r}, not {expected!r}"
 
 
 def test_a_failover_during_a_cut_loses_at_most_the_budget(
@@ -53,6 +69,8 @@ def test_a_failover_during_a_cut_loses_at_most_the_budget(
     writer = AckingWriter(cluster.member(EAST).conninfo("orders"), "bounded_loss")
     writer.create_table()
     writer.start().wait_for(50)
+    # Asynchronous when the cut starts (a writer still held back from an earlier cut would lose nothing).
+    eventually(lambda: _assert_equal(waits_for(cluster.member(EAST)), ""), timeout_s=10)
     bounded.link.partition("both")
     cut = time.time()
     try:

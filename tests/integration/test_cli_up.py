@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import psycopg
 import pytest
 
 from tests.support.deploy import scratch_root
+from tests.support.ports import deployment_base_port
 
 pytestmark = pytest.mark.integration
 REGIONCTL = str(Path(sys.executable).with_name("regionctl"))
@@ -75,7 +75,7 @@ def connect_writer(env: dict[str, str], root: Path, timeout: float = 20.0) -> ps
 def test_up_status_link_down_and_a_second_up_reusing_the_data() -> None:
     root = scratch_root("regionctl-cli-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGIONCTL_")}
-    env.update(REGIONCTL_DATA_DIR=str(root / "data"), REGIONCTL_BASE_PORT=str(random.randrange(40000, 50000, 100)),
+    env.update(REGIONCTL_DATA_DIR=str(root / "data"), REGIONCTL_BASE_PORT=str(deployment_base_port()),
                REGIONCTL_WORKLOAD__LAUNCHER="")  # the platform alone: the shared deployment runs the whole shop
     env.pop("ENV", None)
     try:

@@ -3,7 +3,6 @@ database and a switchover just like the embedded 18."""
 
 from __future__ import annotations
 
-import random
 import shutil
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from regionctl.runtime.postgres import PgBinaries
 from regionctl.runtime.topology import DirectNetwork
 from tests.support.agents import region_agents
 from tests.support.deploy import scratch_root
+from tests.support.ports import deployment_base_port
 
 pytestmark = pytest.mark.integration
 DEBIAN_PG = Path("/usr/lib/postgresql/15/bin")
@@ -29,7 +29,7 @@ def test_a_bin_dir_without_postgres_is_refused(tmp_path: Path) -> None:
 @pytest.mark.skipif(not (DEBIAN_PG / "postgres").exists(), reason="no Debian PostgreSQL 15 on this machine")
 def test_debian_postgres_15_runs_a_global_database_and_a_switchover() -> None:
     root = scratch_root("regionctl-pg15-")
-    settings = load_settings(data_dir=root / "data", base_port=random.randrange(50000, 55000, 50),
+    settings = load_settings(data_dir=root / "data", base_port=deployment_base_port(),
                              postgres={"bin_dir": str(DEBIAN_PG)})
     with region_agents(settings) as topo:
         _switchover_on_pg15(GlobalDatabases(topo, DirectNetwork(), ("orders",)))

@@ -6,7 +6,6 @@ One per test session (starting it costs seconds); tests that break it leave it h
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import tempfile
 import threading
@@ -22,6 +21,7 @@ from regionctl.runtime.link import LinkClient, link_client
 from regionctl.runtime.network import deployment_network
 from regionctl.runtime.supervisor import read_processes
 from regionctl.runtime.topology import Topology
+from tests.support.ports import deployment_base_port
 
 
 @dataclass
@@ -76,7 +76,7 @@ def running_deployment(latency_ms: float = 10.0, shop: bool = True,
     root = scratch_root("regionctl-it-")
     overrides: dict[str, object] = {} if shop else {"workload": {"launcher": ""}}
     overrides |= settings_overrides
-    settings = load_settings(data_dir=root / "data", base_port=random.randrange(20000, 40000, 100),
+    settings = load_settings(data_dir=root / "data", base_port=deployment_base_port(),
                              link={"latency_ms": latency_ms}, **overrides)
     topo = Topology(settings)
     deployment = Deployment(topo)

@@ -5,10 +5,11 @@ every commit waits for it, RPO 0. ``bounded``: asynchronous while the standby ke
 (``replication.check_interval_s``, 0.25 s) notes when it read the writer's WAL position; the newest noted
 position the standby has flushed says since when everything acknowledged is safe (a commit acknowledged before
 that moment was flushed before it). Once the next check would find that moment more than ``max_lag_s`` ago, the
-writer switches to synchronous replication, so new commits wait (held back) until the standby has everything,
-then switches back. A failover can then lose at most ``max_lag_s`` of acknowledged commits, plus however late a
-check runs and the moment the reload takes. The setting is changed with ALTER SYSTEM and a reload (no restart);
-every start of a member drops it again (``host.REPLICATION_KEYS``), so it never travels with a base backup.
+writer switches to synchronous replication, so new commits wait (held back) until the standby has all the
+writer had at the previous check, then switches back. A failover can then lose at most ``max_lag_s`` of
+acknowledged commits, plus however late a check runs and the moment the reload takes. The setting is changed
+with ALTER SYSTEM and a reload (no restart); every start of a member drops it again (``host.REPLICATION_KEYS``),
+so it never travels with a base backup.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def decide(mode: ReplicationMode, state: BoundState, now: float, standby_flush: 
     state.pending.append((now, current))
     while standby_flush is not None and state.pending and state.pending[0][1] <= standby_flush:
         state.caught_up_at = state.pending.popleft()[0]  # it has all the writer had at that moment
+    overrun = now + interval - state.caught_up_at > mode.max_lag_s  # waiting for the next check would overrun
     if state.held_since is not None:
-        return standby_flush is None or standby_flush < current  # release only once it has everything
-    return now + interval - state.caught_up_at > mode.max_lag_s  # waiting for the next check would overrun
+        # Release once it has all the writer had at the previous check. Not "all it has now": while held, every
+        # commit waits for the standby, so under steady writes the newest WAL is never all confirmed.
+        return standby_flush is None or len(state.pending) > 1 or overrun
+    return overrun
 
 
 class Bound:

@@ -24,6 +24,7 @@ from regionctl.routing.entry import COOKIE
 from regionctl.routing.model import AT_LEAST_ONE_REGION_RULE, AUTOMATION_GATE_RULE
 from regionctl.runtime.secrets import control_token
 from tests.integration.routing.harness import Plane, http_ok, wait_until
+from tests.support.ports import deployment_base_port
 
 pytestmark = pytest.mark.integration
 EAST, WEST = "us-east-1", "us-west-2"
@@ -36,7 +37,7 @@ ALL_RULES = [AT_LEAST_ONE_REGION_RULE, AUTOMATION_GATE_RULE]
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     root = tmp_path_factory.mktemp("global-plane")
     settings = load_settings(
-        data_dir=root, base_port=21000 + (os.getpid() % 400) * 20,
+        data_dir=root, base_port=deployment_base_port(),
         routing={"health_interval_s": INTERVAL_S, "health_timeout_s": 0.5, "failure_threshold": 1,
                  "control_poll_s": 0.25, "wait_period_s": WAIT_PERIOD_S},
     )

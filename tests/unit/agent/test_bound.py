@@ -52,6 +52,15 @@ def test_bounded_holds_commits_before_the_next_check_would_be_past_the_budget_th
     assert state.caught_up_at == 10.0
 
 
+def test_a_held_writer_releases_under_steady_writes_once_the_standby_has_the_previous_check() -> None:
+    state = BoundState(caught_up_at=0.0, seen_standby=True)
+    state.held_since = 1.0  # held during a cut; healed, commits wait for the standby and keep coming
+    assert decide(BOUNDED, state, 9.0, standby_flush=250, current=300, interval=CHECK)  # still catching up
+    # Every commit waits for the standby, so the newest WAL (the commit waiting now) is never all confirmed:
+    assert not decide(BOUNDED, state, 9.25, standby_flush=390, current=400, interval=CHECK)  # has what it had at 9.0
+    assert state.caught_up_at == 9.0
+
+
 def test_a_long_cut_keeps_a_bounded_number_of_positions() -> None:
     state = BoundState(caught_up_at=0.0, seen_standby=True)
     state.held_since = 1.0
