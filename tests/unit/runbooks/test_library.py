@@ -254,18 +254,20 @@ def test_recovery_counts_only_a_write_on_the_new_writer_served_by_a_region_stayi
     h = _h(tmp_path)
     dbs = _dbs(h)
     promote = dbs.failover
+    promoting: dict[str, float] = {}
 
     def slow_failover(database: str, to_region: str) -> Any:
         time.sleep(0.5)  # a promotion that waits for the old writer's lease
+        promoting[database] = time.time()  # the new writer takes writes from within the next call
         return promote(database, to_region)
 
     monkeypatch.setattr(dbs, "failover", slow_failover)
     ex = h.run("RegionFailover", {"region": PRIMARY})
     assert ex.status == J.SUCCEEDED, ex.error
     journal = h.journal()
-    promoted = next(r for r in journal.runs(ex.id) if r.step == "FailoverDatabases")
-    assert ex.recovered_at is not None and promoted.ended_at is not None and ex.started_at is not None
-    assert ex.recovered_at >= promoted.ended_at  # never shorter than the promotion
+    assert ex.recovered_at is not None and ex.started_at is not None
+    # Never before the promotion; it may come before the step has recorded its end (the probe runs alongside).
+    assert ex.recovered_at >= promoting["orders"] >= ex.started_at + 0.5
     notes = [e.message for e in journal.events(ex.id) if e.kind == "recovery"]
     assert any(f"does not count yet: written on {PRIMARY}, not on {STANDBY}" in n for n in notes), notes
     assert any(f"passed (served by {STANDBY}, written on {STANDBY})" in n for n in notes), notes
