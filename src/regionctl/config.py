@@ -506,7 +506,9 @@ class Settings(BaseSettings):
         "us-west-2", validation_alias=AliasChoices("standby_region", "STANDBY_REGION", "REGIONCTL_STANDBY_REGION")
     )
     data_dir: Path | None = Field(None, description="default ./.regionctl/<env>")
-    base_port: int = Field(17000, ge=1024, le=60000, description="first port tried when allocating")
+    base_port: int = Field(17000, ge=1024, le=60000, description=(
+        "first port tried when allocating; keep it below the kernel's ephemeral range (32768 on Linux), where "
+        "a client's connection can take a port first"))
     link: LinkSettings = LinkSettings()
     postgres: PostgresSettings = PostgresSettings()
     routing: RoutingSettings = RoutingSettings()

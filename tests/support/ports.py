@@ -11,24 +11,17 @@ below the ephemeral range, none used twice in one test process.
 from __future__ import annotations
 
 import random
-from pathlib import Path
+
+from regionctl.runtime.ports import ephemeral_ports
 
 SLOT = 100  # ports per deployment, per host: far more than one allocates
 LOWEST = 18000  # above the product's default base (17000), so a `make up` beside the tests keeps its ports
 _taken: set[int] = set()
 
 
-def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
-    """The first port the kernel may give an outgoing connection (32768 when it cannot be read)."""
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def deployment_base_port() -> int:
     """A base no other deployment of this test process has had, whose slot ends below the ephemeral range."""
-    free = [p for p in range(LOWEST, ephemeral_low() - SLOT + 1, SLOT) if p not in _taken]
+    free = [p for p in range(LOWEST, ephemeral_ports().start - SLOT + 1, SLOT) if p not in _taken]
     if not free:
         raise RuntimeError(f"no free slot of {SLOT} ports between {LOWEST} and the ephemeral range")
     port = random.choice(free)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import time
 from pathlib import Path
 
-from regionctl.runtime.ports import PortRegistry
+import pytest
+
+from regionctl.runtime.ports import PortRegistry, ephemeral_ports
 from regionctl.runtime.process import ProcessSpec, pid_alive
 from regionctl.runtime.supervisor import STABLE_AFTER_S, RegionMarks, Supervisor, kill_groups, read_processes
 
@@ -24,6 +27,19 @@ def test_ports_are_remembered_and_never_collide(tmp_path: Path) -> None:
     assert registry.get("us-west-2/ui", "127.0.2.1") == base  # another address: the same port is free
     registry.release("us-east-1/")
     assert set(registry.all()) == {"us-west-2/ui"}
+
+
+def test_a_port_in_the_kernels_ephemeral_range_is_warned_about(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    kernel = tmp_path / "ip_local_port_range"
+    kernel.write_text("32768\t60999\n")
+    assert ephemeral_ports(kernel) == range(32768, 61000)
+    assert ephemeral_ports(tmp_path / "absent") == range(32768, 61000)
+    with caplog.at_level(logging.WARNING, logger="regionctl.ports"):
+        PortRegistry(tmp_path / "low.json", 21000, ephemeral_ports(kernel)).get("us-east-1/ui", "127.0.1.1")
+        assert not caplog.records
+        PortRegistry(tmp_path / "high.json", 41000, ephemeral_ports(kernel)).get("us-east-1/ui", "127.0.1.1")
+    assert "us-east-1/ui gets port 41" in caplog.text and "set base_port below 32768" in caplog.text
 
 
 def sleeper(name: str, region: str) -> ProcessSpec:

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from regionctl.errors import ConflictError
+
+log = logging.getLogger("regionctl.ports")
+KERNEL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_ports(path: Path = KERNEL_PORT_RANGE) -> range:
+    """The ports the kernel hands to outgoing connections (Linux's default 32768-60999 when it cannot be read)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split()[:2])
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -25,9 +38,10 @@ def port_is_free(host: str, port: int) -> bool:
 class PortRegistry:
     """A JSON file mapping a component key (``us-east-1/pg/orders``) to its host and port."""
 
-    def __init__(self, path: Path, base_port: int) -> None:
+    def __init__(self, path: Path, base_port: int, ephemeral: range | None = None) -> None:
         self.path = path
         self.base_port = base_port
+        self.ephemeral = ephemeral if ephemeral is not None else ephemeral_ports()
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, dict[str, object]]]:
@@ -59,7 +73,11 @@ class PortRegistry:
                 if port > 65000:
                     raise ConflictError(f"no free port on {host} from {self.base_port}")
             table[key] = {"host": host, "port": port}
-            return port
+        if port in self.ephemeral:  # free now, but any client's connection may take it before the bind
+            log.warning("%s gets port %d, in the kernel's ephemeral range (%d-%d): an outgoing connection can take "
+                        "it before %s listens; set base_port below %d", key, port, self.ephemeral.start,
+                        self.ephemeral.stop - 1, key, self.ephemeral.start)
+        return port
 
     def release(self, prefix: str) -> None:
         with self._locked() as table:
