@@ -23,6 +23,7 @@ from regionctl.runbooks.client import RunbookClient
 from regionctl.runbooks.launch import process_spec
 from regionctl.runtime.ports import PortRegistry
 from regionctl.runtime.secrets import control_token
+from tests.support.ports import deployment_base_port
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[3]
@@ -51,9 +52,10 @@ steps:
 
 class Server:
     def __init__(self, root: Path) -> None:
-        self.settings = load_settings(data_dir=root, base_port=32000)
+        self.settings = load_settings(data_dir=root, base_port=deployment_base_port())
         paths = Paths(self.settings.root)
-        self.spec = process_spec(self.settings, PortRegistry(paths.state / "ports.json", 32000), paths)
+        self.spec = process_spec(self.settings, PortRegistry(paths.state / "ports.json", self.settings.base_port),
+                                 paths)
         self.journal = paths.state / "runbooks.sqlite"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -130,7 +132,7 @@ def test_a_killed_engine_resumes_and_runs_no_completed_step_twice(server: Server
 def test_the_cli_drives_the_engine(server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server.start()
     monkeypatch.setenv("REGIONCTL_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("REGIONCTL_BASE_PORT", "32000")
+    monkeypatch.setenv("REGIONCTL_BASE_PORT", str(server.settings.base_port))
     context.settings.cache_clear()
     try:
         runner = CliRunner()
