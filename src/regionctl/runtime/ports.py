@@ -41,7 +41,7 @@ class PortRegistry:
     def __init__(self, path: Path, base_port: int, ephemeral: range | None = None) -> None:
         self.path = path
         self.base_port = base_port
-        self.ephemeral = ephemeral if ephemeral is not None else ephemeral_ports()
+        self._ephemeral = ephemeral  # read from the kernel only when a port is allocated (most callers only look up)
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, dict[str, object]]]:
@@ -73,10 +73,11 @@ class PortRegistry:
                 if port > 65000:
                     raise ConflictError(f"no free port on {host} from {self.base_port}")
             table[key] = {"host": host, "port": port}
-        if port in self.ephemeral:  # free now, but any client's connection may take it before the bind
+        ephemeral = self._ephemeral if self._ephemeral is not None else ephemeral_ports()
+        if port in ephemeral:  # free now, but any client's connection may take it before the bind
             log.warning("%s gets port %d, in the kernel's ephemeral range (%d-%d): an outgoing connection can take "
-                        "it before %s listens; set base_port below %d", key, port, self.ephemeral.start,
-                        self.ephemeral.stop - 1, key, self.ephemeral.start)
+                        "it before %s listens; set base_port below %d", key, port, ephemeral.start,
+                        ephemeral.stop - 1, key, ephemeral.start)
         return port
 
     def release(self, prefix: str) -> None:
